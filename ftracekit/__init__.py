@@ -1,0 +1,81 @@
+"""ftracekit — record, parse and analyse Linux ftrace ``function_graph`` traces.
+
+>>> import ftracekit
+>>> trace = ftracekit.load("trace.txt")          # or .gz / .xz, a file object, "-" for stdin
+>>> trace.slowest("rtnetlink_rcv", n=5)          # pandas DataFrame, one row per call
+>>> print(trace.tree(trace.slowest("rtnetlink_rcv").index[0], min_us=10))
+>>> trace.top(20, by="self")
+
+See :class:`ftracekit.Trace` for the calls/events tables (the column contract).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._version import __version__
+from .errors import (
+    FtracekitError, InputError, NotATraceError, PermissionDeniedError, RecordError,
+    TracefsError, TracefsNotFoundError, TracerBusyError, TracerUnavailableError,
+    NotTraceableError, UnknownFunctionError,
+)
+from .textio import PathOrFile
+from .trace import Trace
+
+__all__ = [
+    "__version__",
+    "load",
+    "parse",
+    "Trace",
+    "FtracekitError",
+    "InputError",
+    "NotATraceError",
+    "UnknownFunctionError",
+    "TracefsError",
+    "TracefsNotFoundError",
+    "PermissionDeniedError",
+    "TracerUnavailableError",
+    "NotTraceableError",
+    "TracerBusyError",
+    "RecordError",
+]
+
+
+def _make_trace(recs: Any, meta: dict[str, Any]) -> Trace:
+    from .calltree import build_tables
+
+    calls, events, stats = build_tables(recs)
+    meta["tasks"] = stats["tasks"]
+    meta["calls"] = {k: v for k, v in stats.items() if k != "tasks"}
+    return Trace(calls, events, meta)
+
+
+def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
+    """Parse a function_graph trace into a :class:`Trace`.
+
+    ``src``: a path (plain, ``.gz`` or ``.xz`` — detected by content), ``"-"`` for stdin, or a
+    binary/text file object. Accepts ``trace`` (with header), ``trace_pipe``, per-CPU files and
+    ``trace-cmd report`` text. ``progress``: draw a progress line on stderr (default: only for
+    large files when stderr is a terminal). When a recorder sidecar (``trace.json`` next to
+    ``trace.txt``) exists, it is read into ``Trace.meta["recording"]``.
+
+    Raises :class:`InputError` / :class:`NotATraceError` for unusable input.
+    """
+    from .parse import parse_source
+    from .sidecar import read_sidecar
+
+    recs, meta = parse_source(src, progress=progress)
+    if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-":
+        side = read_sidecar(src)
+        if side is not None:
+            meta["recording"] = side
+    return _make_trace(recs, meta)
+
+
+def parse(text: str) -> Trace:
+    """Parse function_graph text held in a string (see :func:`load`)."""
+    from .parse import parse_text
+
+    recs, meta = parse_text(text)
+    return _make_trace(recs, meta)

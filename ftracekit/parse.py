@@ -1,0 +1,237 @@
+"""Text → :class:`~ftracekit.records.LineRecords`: streaming, layout detection, fast + exact paths.
+
+Pure apart from reading the stream it is given. The input is read in chunks cut at line
+boundaries; each chunk goes through the vectorised fast path (:mod:`ftracekit._fastparse`),
+which returns the lines it could not vouch for, and those go through the exact per-line
+parser (:class:`ftracekit.lineparse.LineParser`). A progress line is drawn on stderr for large
+inputs when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _fastparse
+from .errors import InputError, NotATraceError
+from .lineparse import Layout, LineParser, detect_layout, layout_from_header
+from .records import (
+    K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, K_LOST, KIND_NAMES, Interner, LineRecords,
+    concat_columns,
+)
+from .textio import CHUNK_BYTES, PathOrFile, open_source
+
+__all__ = ["parse_source", "parse_text"]
+
+_SNIFF_LINES = 3000
+_PROGRESS_MIN_BYTES = 32 << 20
+
+
+class _Progress:
+    """A one-line progress indicator on stderr (only on a terminal, only for big inputs)."""
+
+    def __init__(self, name: str, total: int | None, enabled: bool | None):
+        if enabled is None:
+            enabled = bool(total and total >= _PROGRESS_MIN_BYTES and sys.stderr.isatty())
+        self.enabled = enabled
+        self.name = name
+        self.total = total
+        self.last = 0.0
+        self.t0 = time.monotonic()
+
+    def update(self, done: int, lines: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.2:
+            return
+        self.last = now
+        pct = f"{100 * done / self.total:5.1f}% " if self.total else ""
+        rate = lines / max(now - self.t0, 1e-9) / 1e6
+        sys.stderr.write(f"\rparsing {self.name}: {pct}{lines / 1e6:.2f} M lines ({rate:.1f} M/s)")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 78 + "\r")
+            sys.stderr.flush()
+
+
+def _looks_binary(data: bytes) -> bool:
+    head = data[:65536]
+    if b"\x00" in head:
+        return True
+    if not head:
+        return False
+    ctrl = sum(1 for b in head[:4096] if b < 9 or 13 < b < 32)
+    return ctrl > len(head[:4096]) * 0.05
+
+
+def _kernel_hints(recs: LineRecords, parser: LineParser, marks_seen: set[str]) -> dict[str, Any]:
+    hints: dict[str, Any] = {}
+    has_ret = bool(recs["has_ret"].any())
+    if has_ret:
+        hints["retval"] = True
+    if recs.retaddr:
+        hints["retaddr"] = True
+        hints["kernel_at_least"] = "6.13"
+    if recs.args:
+        hints["args"] = True
+        hints["kernel_at_least"] = "6.16"
+    big = marks_seen & set("#*@$")
+    if big:
+        hints.setdefault("kernel_at_least", "4.0")
+    return hints
+
+
+def parse_source(src: PathOrFile, *, progress: bool | None = None,
+                 fast: bool = True) -> tuple[LineRecords, dict[str, Any]]:
+    """Parse a whole input into records and a ``meta`` dict (see :func:`ftracekit.load`).
+
+    ``fast=False`` forces the exact per-line parser for every line (slow; for testing).
+    """
+    source = open_source(src)
+    try:
+        return _parse_stream(source.name, source.chunks(), source.size, source.position,
+                             progress, fast)
+    finally:
+        source.close()
+
+
+def parse_text(text: str, *, fast: bool = True) -> tuple[LineRecords, dict[str, Any]]:
+    """Parse trace text held in a string."""
+    data = text.encode("utf-8", "surrogateescape")
+    return _parse_stream("<text>", iter([data]) if data else iter([]), len(data), lambda: None,
+                         False, fast)
+
+
+def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], int | None],
+                  progress: bool | None, fast: bool) -> tuple[LineRecords, dict[str, Any]]:
+    funcs, modules, comms = Interner(), Interner(), Interner()
+    bar = _Progress(name, size, progress)
+    parts: list[dict[str, np.ndarray]] = []
+    parser: LineParser | None = None
+    lineno = 0          # lines consumed so far
+    carry = b""
+    nbytes = 0
+    truncated_last: str | None = None
+    first = True
+    layout_source = "default"
+    n_sniff_matching = 0
+    fast_lines = 0
+
+    def run_block(block: bytes) -> None:
+        nonlocal lineno, fast_lines
+        assert parser is not None
+        n_lines = block.count(b"\n")
+        if fast:
+            cols, rejected = _fastparse.parse_block(block, lineno + 1, parser)
+            fast_lines += n_lines - len(rejected)
+            parser.feed(rejected)
+            slow = parser.take_columns()
+            if len(slow["line"]):
+                merged = concat_columns([cols, slow])
+                order = np.argsort(merged["line"], kind="stable")
+                cols = {k: v[order] for k, v in merged.items()}
+            parts.append(cols)
+        else:
+            text = block.decode("utf-8", "replace")
+            lines = text.split("\n")
+            lines.pop()  # block ends with "\n"
+            parser.feed((lineno + 1 + i, ln.rstrip("\r")) for i, ln in enumerate(lines))
+            parts.append(parser.take_columns())
+        lineno += n_lines
+
+    try:
+        for data in chunks:
+            nbytes += len(data)
+            if first:
+                if _looks_binary(data):
+                    raise InputError(f"{name}: binary data, not a function_graph trace text")
+                sniff = data[: 4 << 20].decode("utf-8", "replace").split("\n")[:_SNIFF_LINES]
+                layout = layout_from_header(sniff[:100])
+                layout_source = "header"
+                if layout is None:
+                    layout, n_sniff_matching = detect_layout(sniff)
+                    layout_source = "lines"
+                    if layout is None:
+                        layout, layout_source = Layout(), "default"
+                parser = LineParser(layout, funcs, modules, comms)
+                first = False
+            block = carry + data
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                carry = block
+                continue
+            carry = block[cut + 1:]
+            run_block(block[: cut + 1])
+            bar.update(position() or nbytes, lineno)
+        if carry:
+            # A last line without its newline: parse it if it is complete, else report it.
+            if parser is None:
+                if _looks_binary(carry):
+                    raise InputError(f"{name}: binary data, not a function_graph trace text")
+                sniff = carry.decode("utf-8", "replace").split("\n")
+                layout = layout_from_header(sniff) or detect_layout(sniff)[0] or Layout()
+                parser = LineParser(layout, funcs, modules, comms)
+            before = parser.skipped
+            run_block(carry + b"\n")
+            if parser.skipped > before:
+                truncated_last = carry.decode("utf-8", "replace")[:200]
+    finally:
+        bar.finish()
+
+    if nbytes == 0:
+        raise InputError(f"{name}: empty file")
+    assert parser is not None
+    cols = concat_columns(parts)
+    recs = LineRecords(cols=cols, funcs=funcs.names, modules=modules.names, comms=comms.names,
+                       comments=parser.comments, switches=parser.switches, lost=parser.lost,
+                       overruns=parser.overruns, args=parser.args, retaddr=parser.retaddr)
+    kinds = cols["kind"]
+    n_calls_lines = int(np.isin(kinds, (K_ENTRY, K_LEAF, K_EXIT)).sum())
+    tracer = None
+    for h in parser.header[:5]:
+        if h.startswith("# tracer:"):
+            tracer = h.split(":", 1)[1].strip()
+    if n_calls_lines == 0:
+        if tracer and tracer != "function_graph":
+            raise NotATraceError(f"{name}: recorded with the {tracer!r} tracer, not function_graph")
+        if tracer != "function_graph" and not len(kinds):
+            example = parser.skipped_examples[0][1] if parser.skipped_examples else ""
+            hint = f"; first line: {example[:60]!r}" if example else ""
+            raise NotATraceError(f"{name}: no function_graph lines in {lineno} lines{hint}")
+    lost_per_cpu: dict[int, int] = {}
+    lost_unknown = 0
+    cpu_of_line = dict(zip(cols["line"][kinds == K_LOST].tolist(), cols["cpu"][kinds == K_LOST].tolist()))
+    for ln, n in recs.lost.items():
+        cpu = cpu_of_line.get(ln, -1)
+        if n < 0:
+            lost_unknown += 1
+        else:
+            lost_per_cpu[cpu] = lost_per_cpu.get(cpu, 0) + n
+    counts = {KIND_NAMES[k]: int(v) for k, v in zip(*np.unique(kinds, return_counts=True))}
+    meta: dict[str, Any] = {
+        "source": name,
+        "bytes": nbytes,
+        "lines": lineno,
+        "layout": parser.layout.describe(),
+        "layout_from": layout_source,
+        "tracer": tracer or ("function_graph" if n_calls_lines else None),
+        "header": parser.header[:50],
+        "line_kinds": counts,
+        "lost_events": {"per_cpu": lost_per_cpu, "total": sum(lost_per_cpu.values()),
+                        "lines_without_count": lost_unknown},
+        "overruns": sum(recs.overruns.values()),
+        "skipped": {"count": parser.skipped, "examples": parser.skipped_examples},
+        "other_layout_lines": parser.other_layout_lines,
+        "truncated_last_line": truncated_last,
+        "buffer_started_cpus": parser.buffer_started,
+        "fast_path_lines": fast_lines,
+        "kernel_hints": _kernel_hints(recs, parser, set()),
+        "has_comments": bool((kinds == K_COMMENT).any()),
+    }
+    return recs, meta

@@ -1,0 +1,151 @@
+"""Text and HTML renderings of call trees and traces (for terminals and Jupyter)."""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trace import Trace
+
+__all__ = ["CallTree", "trace_html", "fmt_us"]
+
+
+def fmt_us(v: float | None, width: int = 0) -> str:
+    """Microseconds for humans: ``12.345``, ``1 234.5``; ``-`` when unknown."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        s = "-"
+    elif abs(v) >= 1000:
+        s = f"{v:,.1f}"
+    else:
+        s = f"{v:.3f}"
+    return s.rjust(width) if width else s
+
+
+@dataclass
+class _Node:
+    call: int
+    level: int
+    hidden: int = 0          # children hidden by min_us / max_depth (summary line)
+    hidden_us: float = 0.0
+
+
+class CallTree:
+    """The tree under one call; ``str()`` gives indented text, ``_repr_html_`` collapsible HTML.
+
+    Each line: duration (µs), self time (µs), then the function indented by depth, as in the
+    kernel's own output. Children shorter than ``min_us`` and levels below ``max_depth`` are
+    folded into a "… N more calls, X µs" line under their parent.
+    """
+
+    def __init__(self, trace: "Trace", call: int, *, max_depth: int | None = None,
+                 min_us: float = 0.0):
+        self.trace = trace
+        self.call = call
+        self.max_depth = max_depth
+        self.min_us = min_us
+
+    def _walk(self) -> Iterator[_Node]:
+        order, offsets = self.trace._child_idx()
+        dur = self.trace.calls["duration_us"]
+        stack = [(self.call, 0)]
+        while stack:
+            call, level = stack.pop()
+            kids = order[offsets[call]:offsets[call + 1]]
+            node = _Node(call, level)
+            if len(kids):
+                if self.max_depth is not None and level >= self.max_depth:
+                    node.hidden = len(kids)
+                    node.hidden_us = float(np.nansum(dur.loc[kids].to_numpy(dtype=float)))
+                    kids = kids[:0]
+                elif self.min_us > 0:
+                    kd = dur.loc[kids].to_numpy(dtype=float)
+                    small = ~(kd >= self.min_us)
+                    node.hidden = int(small.sum())
+                    node.hidden_us = float(np.nansum(kd[small]))
+                    kids = kids[~small]
+            yield node
+            for k in reversed(kids.tolist()):
+                stack.append((k, level + 1))
+
+    def rows(self) -> list[dict]:
+        """The visible nodes as dicts (call, level, func, duration_us, self_us, hidden, …)."""
+        c = self.trace.calls
+        out = []
+        for node in self._walk():
+            r = c.loc[node.call]
+            out.append({"call": node.call, "level": node.level, "func": str(r["func"]),
+                        "module": None if r["module"] != r["module"] else str(r["module"]),
+                        "duration_us": float(r["duration_us"]), "self_us": float(r["self_us"]),
+                        "status": str(r["status"]), "n_children": int(r["n_children"]),
+                        "hidden": node.hidden, "hidden_us": node.hidden_us})
+        return out
+
+    def __str__(self) -> str:
+        c = self.trace.calls
+        top = c.loc[self.call]
+        head = (f"call {self.call}: {top['func']}  task {top['comm']}-{top['pid']}  "
+                f"cpu {top['cpu']}  line {top['line']}")
+        if top["start_s"] == top["start_s"]:
+            head += f"  start {top['start_s']:.6f} s"
+        lines = [head, f"{'duration_us':>14} {'self_us':>12}  function"]
+        for r in self.rows():
+            name = r["func"] + (f" [{r['module']}]" if r["module"] else "")
+            mark = {"no-exit": "  (no exit)", "no-entry": "  (no entry)"}.get(r["status"], "")
+            lines.append(f"{fmt_us(r['duration_us'], 14)} {fmt_us(r['self_us'], 12)}  "
+                         f"{'  ' * r['level']}{name}{mark}")
+            if r["hidden"]:
+                lines.append(f"{fmt_us(r['hidden_us'], 14)} {'':>12}  {'  ' * (r['level'] + 1)}"
+                             f"… {r['hidden']} more call{'s' if r['hidden'] != 1 else ''}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        rows = self.rows()
+        if not rows:
+            return "<i>empty</i>"
+        top = rows[0]["duration_us"] or 1.0
+        parts = ["<div style='font-family:monospace;font-size:12px'>"]
+        depth_open = 0
+        for i, r in enumerate(rows):
+            while depth_open > r["level"]:
+                parts.append("</div></details>")
+                depth_open -= 1
+            name = html.escape(r["func"] + (f" [{r['module']}]" if r["module"] else ""))
+            pct = 100 * r["duration_us"] / top if top and r["duration_us"] == r["duration_us"] else 0
+            bar = (f"<span style='display:inline-block;width:{max(pct, 0.5):.1f}px;height:8px;"
+                   f"background:#d62728;margin-right:4px'></span>")
+            label = (f"{bar}<b>{name}</b> {fmt_us(r['duration_us'])} µs "
+                     f"<span style='color:#666'>(self {fmt_us(r['self_us'])})</span>")
+            has_kids = i + 1 < len(rows) and rows[i + 1]["level"] > r["level"]
+            extra = ""
+            if r["hidden"]:
+                extra = (f"<div style='margin-left:1.5em;color:#888'>… {r['hidden']} more calls, "
+                         f"{fmt_us(r['hidden_us'])} µs</div>")
+            if has_kids:
+                open_attr = " open" if r["level"] < 2 else ""
+                parts.append(f"<details{open_attr}><summary>{label}</summary>"
+                             f"<div style='margin-left:1.5em'>{extra}")
+                depth_open += 1
+            else:
+                parts.append(f"<div style='margin-left:1.1em'>{label}{extra}</div>")
+        parts.append("</div></details>" * depth_open)
+        parts.append("</div>")
+        return "".join(parts)
+
+
+def trace_html(trace: "Trace") -> str:
+    """Compact HTML summary of a trace: headline figures and the top functions."""
+    s = trace.summary()
+    head = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in s.items() if v is not None)
+    top = trace.top(10).to_html(float_format=lambda v: f"{v:,.3f}") if len(trace.calls) else ""
+    return (f"<div><b>ftracekit.Trace</b><table>{head}</table>"
+            f"<div><b>top functions by self time (µs)</b>{top}</div></div>")

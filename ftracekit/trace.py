@@ -1,0 +1,443 @@
+"""The user-facing :class:`Trace`: the calls and events tables plus the analyses on them.
+
+Pure pandas/numpy; plotting lives in :mod:`ftracekit.plot` (reached through ``Trace.plot``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .errors import FtracekitError, UnknownFunctionError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .render import CallTree
+
+__all__ = ["Trace", "TOP_COLUMNS", "base_name"]
+
+TOP_COLUMNS = ["count", "total_us", "self_us", "mean_us", "p50_us", "p90_us", "p99_us", "max_us"]
+
+_GCC_SUFFIX = re.compile(r"(\.(?:isra|constprop|part|cold|lto_priv|llvm)(?:\.\d+)?)+$")
+
+
+def base_name(func: str) -> str:
+    """``finish_task_switch.isra.0`` → ``finish_task_switch`` (GCC clone suffixes removed)."""
+    return _GCC_SUFFIX.sub("", func)
+
+
+class Trace:
+    """A parsed function_graph trace.
+
+    Attributes
+    ----------
+    calls : pandas.DataFrame
+        One row per call, index ``call`` (int, order of appearance). An entry or leaf line
+        starts a call; an exit line with no open entry is a call of its own. Columns:
+
+        ========== ================================================================================
+        func       function name (categorical), without ``()`` and without the module suffix
+        module     module from ``name [module]`` (categorical), NaN for built-in code
+        pid, comm  task (pid −1 / comm NaN when the trace does not say); comm as printed (≤ 7
+                   characters in kernel text, 16 in trace-cmd text)
+        cpu        CPU of the line that started the call (−1 when not printed)
+        exit_cpu   CPU of the exit line (−1 when there is none); differs from ``cpu`` after a
+                   migration
+        depth      depth as printed (0 = a ``set_graph_function`` root)
+        parent     ``call`` of the caller, −1 for none (always exactly one level up)
+        root       ``call`` of the outermost known ancestor (the depth-0 call normally; the call
+                   itself when it has no parent)
+        start_s    absolute time of the call's entry in seconds (funcgraph-abstime, trace-cmd;
+                   funcgraph-rel-time gives seconds since the buffer started), else NaN
+        end_s      absolute time of the exit in seconds, else NaN
+        duration_us duration in microseconds as printed by the kernel; NaN when the exit is missing
+        self_us    duration minus the durations of the direct children (µs)
+        n_children number of direct children
+        status     ``complete``, ``no-exit`` (entry seen, exit not), ``no-entry`` (exit seen,
+                   entry not)
+        in_irq     the call started inside an irq block (``==========>`` … ``<==========``)
+        retval     return value (funcgraph-retval), nullable Int64 holding the 64-bit value as
+                   signed (errors are negative); NA when not printed
+        line       1-based line number of the line that started the call
+        ========== ================================================================================
+
+    events : pandas.DataFrame
+        One row per comment/event line: ``line``, ``cpu``, ``pid``, ``comm``, ``ts_s``
+        (seconds or NaN), ``event`` (e.g. ``kfree_skb``; ``marker`` for trace_marker /
+        trace_printk text), ``text`` (the comment without ``/* */``), ``call`` (innermost call
+        open in that task at that point, −1 if none).
+    meta : dict
+        What was detected: ``source``, ``lines``, ``bytes``, ``layout`` (columns present),
+        ``tracer``, ``line_kinds`` (count per kind), ``lost_events`` (``per_cpu``, ``total``),
+        ``skipped`` (``count`` + first ``examples`` as ``(line, text)``), ``kernel_hints``,
+        ``tasks``, ``recording`` (the sidecar written by the recorder, when present), …
+    """
+
+    def __init__(self, calls: pd.DataFrame, events: pd.DataFrame, meta: dict[str, Any] | None = None):
+        self.calls = calls
+        self.events = events
+        self.meta: dict[str, Any] = dict(meta or {})
+        self._children_index: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- basics --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def __repr__(self) -> str:
+        src = self.meta.get("source", "?")
+        return (f"<Trace {src}: {len(self.calls):,} calls, {len(self.events):,} events, "
+                f"{self.n_tasks} tasks, {self.n_cpus} CPUs>")
+
+    @property
+    def n_tasks(self) -> int:
+        """Number of distinct tasks (pid, or per-CPU when the pid is unknown) with calls."""
+        c = self.calls
+        if not len(c):
+            return 0
+        return int(len(c[["pid", "cpu"]].assign(cpu=np.where(c["pid"] > 0, -2, c["cpu"]))
+                       .drop_duplicates()))
+
+    @property
+    def n_cpus(self) -> int:
+        """Number of distinct CPUs seen on call lines (0 when the trace has no CPU column)."""
+        cpus = self.calls["cpu"]
+        return int(cpus[cpus >= 0].nunique())
+
+    @property
+    def functions(self) -> list[str]:
+        """Names of the functions that have at least one call, sorted."""
+        f = self.calls["func"]
+        return sorted(str(x) for x in f.dropna().unique())
+
+    @property
+    def has_times(self) -> bool:
+        """Whether calls carry timestamps (``start_s``/``end_s``)."""
+        return bool(self.calls["start_s"].notna().any())
+
+    # -- selecting -----------------------------------------------------------------------------
+    def _match_funcs(self, func: str) -> list[str]:
+        """Function names matching ``func``: exact, else glob, else same name without GCC suffix."""
+        cats = list(self.calls["func"].cat.categories)
+        present = set(self.functions)
+        if func in present:
+            return [func]
+        if any(ch in func for ch in "*?["):
+            hits = [c for c in cats if c in present and fnmatch.fnmatchcase(c, func)]
+            if hits:
+                return hits
+        base = base_name(func)
+        hits = [c for c in cats if c in present and base_name(c) == base]
+        if hits:
+            return hits
+        raise UnknownFunctionError(func, sorted(present))
+
+    def calls_of(self, func: str) -> pd.DataFrame:
+        """All calls of ``func`` (exact name, a glob such as ``tcp_*``, or a name without its
+        GCC suffix such as ``finish_task_switch`` for ``finish_task_switch.isra.0``).
+
+        Raises :class:`~ftracekit.errors.UnknownFunctionError` (with close matches) if none.
+        """
+        names = self._match_funcs(func)
+        f = self.calls["func"]
+        mask = f == names[0] if len(names) == 1 else f.isin(names)
+        return self.calls[mask.to_numpy(dtype=bool, na_value=False)]
+
+    def roots(self, func: str | None = None) -> pd.DataFrame:
+        """Calls without a parent (graph roots, and calls whose callers were not recorded),
+        optionally only those of ``func``."""
+        c = self.calls if func is None else self.calls_of(func)
+        return c[c["parent"].to_numpy() < 0]
+
+    def slowest(self, func: str | None = None, n: int = 10) -> pd.DataFrame:
+        """The ``n`` longest calls of ``func`` (default: of the roots), longest first."""
+        c = self.roots() if func is None else self.calls_of(func)
+        return c.sort_values("duration_us", ascending=False, na_position="last", kind="stable").head(n)
+
+    def children(self, call: int) -> pd.DataFrame:
+        """Direct children of ``call``, in order of appearance."""
+        self._check_call(call)
+        order, offsets = self._child_idx()
+        ids = order[offsets[call]:offsets[call + 1]]
+        return self.calls.loc[ids] if len(ids) else self.calls.iloc[0:0]
+
+    def subtree(self, call: int) -> pd.DataFrame:
+        """``call`` and all its descendants, in order of appearance."""
+        self._check_call(call)
+        ids = self._subtree_ids(call)
+        return self.calls.loc[np.sort(ids)]
+
+    def _check_call(self, call: int) -> None:
+        if not isinstance(call, (int, np.integer)) or call not in self.calls.index:
+            raise FtracekitError(f"no call {call!r} in this trace (calls are numbered 0.."
+                                 f"{len(self.calls) - 1})")
+
+    def _child_idx(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR children index by call id: children of ``c`` are ``kids[offsets[c]:offsets[c+1]]``.
+
+        Works for filtered traces too (ids need not be dense; parents may be absent)."""
+        if self._children_index is None:
+            parent = self.calls["parent"].to_numpy()
+            index = self.calls.index.to_numpy()
+            n = int(max(index.max(), parent.max())) + 2 if len(index) else 1
+            has = parent >= 0
+            order = np.argsort(np.where(has, parent, n), kind="stable")[: int(has.sum())]
+            kids = index[order]
+            counts = np.bincount(parent[has], minlength=n)
+            offsets = np.concatenate(([0], np.cumsum(counts)))
+            self._children_index = (kids, offsets)
+        return self._children_index
+
+    def _subtree_ids(self, call: int) -> np.ndarray:
+        order, offsets = self._child_idx()
+        out = [np.array([call])]
+        frontier = np.array([call])
+        while len(frontier):
+            starts, ends = offsets[frontier], offsets[frontier + 1]
+            lens = ends - starts
+            if not lens.sum():
+                break
+            idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(lens.sum())
+            frontier = order[idx]
+            out.append(frontier)
+        return np.concatenate(out)
+
+    # -- aggregating ---------------------------------------------------------------------------
+    def top(self, n: int | None = 20, by: str = "self") -> pd.DataFrame:
+        """Per-function statistics, largest first.
+
+        ``by``: ``"self"`` (sum of self time), ``"total"`` (sum of durations; recursive
+        functions count nested time more than once), ``"count"`` or ``"max"``.
+        Columns: ``count`` (calls), ``total_us``, ``self_us`` (sums), ``mean_us``, ``p50_us``,
+        ``p90_us``, ``p99_us``, ``max_us`` (of durations; calls without a duration are
+        counted but not in the duration statistics). Index: ``func``.
+        """
+        keys = {"self": "self_us", "total": "total_us", "count": "count", "max": "max_us"}
+        if by not in keys:
+            raise FtracekitError(f"cannot sort by {by!r}; use one of: {', '.join(keys)}")
+        table = self._func_stats(self.calls)
+        table = table.sort_values([keys[by], "count"], ascending=False, kind="stable")
+        return table.head(n) if n is not None else table
+
+    @staticmethod
+    def _func_stats(calls: pd.DataFrame) -> pd.DataFrame:
+        if not len(calls):
+            return pd.DataFrame(columns=TOP_COLUMNS, index=pd.Index([], name="func"))
+        g = calls.groupby("func", observed=True, sort=False)
+        dur = g["duration_us"]
+        table = pd.DataFrame({
+            "count": g.size(),
+            "total_us": dur.sum(min_count=1),
+            "self_us": g["self_us"].sum(min_count=1),
+            "mean_us": dur.mean(),
+        })
+        q = dur.quantile([0.5, 0.9, 0.99]).unstack()
+        table["p50_us"] = q[0.5]
+        table["p90_us"] = q[0.9]
+        table["p99_us"] = q[0.99]
+        table["max_us"] = dur.max()
+        table.index = table.index.astype(str)
+        table.index.name = "func"
+        return table[TOP_COLUMNS]
+
+    def stats(self, func: str) -> pd.Series:
+        """Statistics of one function: counts by status, ``total_us``, ``self_us``, ``mean_us``,
+        ``std_us``, ``min_us``, ``p50_us``, ``p90_us``, ``p99_us``, ``max_us``, ``tasks``, ``cpus``,
+        ``roots`` (calls without a parent)."""
+        c = self.calls_of(func)
+        d = c["duration_us"]
+        st = c["status"].value_counts()
+        return pd.Series({
+            "count": len(c),
+            "complete": int(st.get("complete", 0)),
+            "no_exit": int(st.get("no-exit", 0)),
+            "no_entry": int(st.get("no-entry", 0)),
+            "total_us": d.sum(),
+            "self_us": c["self_us"].sum(),
+            "mean_us": d.mean(),
+            "std_us": d.std(),
+            "min_us": d.min(),
+            "p50_us": d.quantile(0.5),
+            "p90_us": d.quantile(0.9),
+            "p99_us": d.quantile(0.99),
+            "max_us": d.max(),
+            "tasks": int(c["pid"].nunique()),
+            "cpus": int(c["cpu"].nunique()),
+            "roots": int((c["parent"] < 0).sum()),
+        }, name=func)
+
+    def compare(self, other: "Trace", n: int | None = None, by: str = "total") -> pd.DataFrame:
+        """Per-function change from this trace (``a``) to ``other`` (``b``).
+
+        Columns: ``count_a``, ``count_b``, ``count_change``, ``total_us_a``, ``total_us_b``,
+        ``total_change_us``, ``total_change_pct``, ``p50_us_a``, ``p50_us_b``, ``p50_change_pct``,
+        ``p99_us_a``, ``p99_us_b``, ``p99_change_pct``. Functions missing on one side have count
+        0 there. Sorted by the absolute change of ``by`` (``total``, ``count``, ``p50``, ``p99``).
+        """
+        a = self._func_stats(self.calls)
+        b = self._func_stats(other.calls)
+        cols = ["count", "total_us", "p50_us", "p99_us"]
+        t = a[cols].join(b[cols], how="outer", lsuffix="_a", rsuffix="_b")
+        t["count_a"] = t["count_a"].fillna(0).astype(int)
+        t["count_b"] = t["count_b"].fillna(0).astype(int)
+        t["count_change"] = t["count_b"] - t["count_a"]
+        t["total_us_a"] = t["total_us_a"].fillna(0.0)
+        t["total_us_b"] = t["total_us_b"].fillna(0.0)
+        t["total_change_us"] = t["total_us_b"] - t["total_us_a"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t["total_change_pct"] = 100 * t["total_change_us"] / t["total_us_a"].replace(0, np.nan)
+            t["p50_change_pct"] = 100 * (t["p50_us_b"] - t["p50_us_a"]) / t["p50_us_a"].replace(0, np.nan)
+            t["p99_change_pct"] = 100 * (t["p99_us_b"] - t["p99_us_a"]) / t["p99_us_a"].replace(0, np.nan)
+        keys = {"total": "total_change_us", "count": "count_change", "p50": "p50_change_pct",
+                "p99": "p99_change_pct"}
+        if by not in keys:
+            raise FtracekitError(f"cannot sort by {by!r}; use one of: {', '.join(keys)}")
+        order = t[keys[by]].abs().sort_values(ascending=False, na_position="last", kind="stable").index
+        t = t.loc[order, ["count_a", "count_b", "count_change", "total_us_a", "total_us_b",
+                          "total_change_us", "total_change_pct", "p50_us_a", "p50_us_b",
+                          "p50_change_pct", "p99_us_a", "p99_us_b", "p99_change_pct"]]
+        t.index.name = "func"
+        return t.head(n) if n is not None else t
+
+    # -- one call ------------------------------------------------------------------------------
+    def critical_path(self, call: int) -> pd.DataFrame:
+        """The chain from ``call`` down through the heaviest child at each level.
+
+        Columns: ``call``, ``func``, ``depth``, ``duration_us``, ``self_us``, ``n_children``,
+        ``pct_of_top`` (duration as % of ``call``'s), ``share_of_parent`` (% of the parent's).
+        """
+        self._check_call(call)
+        order, offsets = self._child_idx()
+        dur = self.calls["duration_us"]
+        chain = [call]
+        cur = call
+        while True:
+            kids = order[offsets[cur]:offsets[cur + 1]]
+            if not len(kids):
+                break
+            kd = dur.loc[kids].to_numpy(dtype=float)
+            if np.all(np.isnan(kd)):
+                break
+            cur = int(kids[int(np.nanargmax(kd))])
+            chain.append(cur)
+        rows = self.calls.loc[chain, ["func", "depth", "duration_us", "self_us", "n_children"]].copy()
+        top = rows["duration_us"].iloc[0]
+        rows["pct_of_top"] = 100 * rows["duration_us"] / top if top else np.nan
+        parent_dur = rows["duration_us"].shift(1)
+        rows["share_of_parent"] = 100 * rows["duration_us"] / parent_dur
+        rows.insert(0, "call", rows.index)
+        return rows.reset_index(drop=True)
+
+    def tree(self, call: int, max_depth: int | None = None, min_us: float = 0.0) -> "CallTree":
+        """The call tree under ``call`` as an object that prints as indented text (durations
+        and self time in µs) and renders as collapsible HTML in Jupyter.
+
+        ``max_depth``: levels below ``call`` to show; ``min_us``: hide children shorter than
+        this (they are summarised per parent as "N more calls").
+        """
+        from .render import CallTree
+
+        self._check_call(call)
+        return CallTree(self, call, max_depth=max_depth, min_us=min_us)
+
+    # -- subsets -------------------------------------------------------------------------------
+    def filter(self, pid: int | Iterable[int] | None = None, comm: str | Iterable[str] | None = None,
+               cpu: int | Iterable[int] | None = None, start_s: float | None = None,
+               end_s: float | None = None, func: str | None = None) -> "Trace":
+        """A Trace with the calls (and events) of the given tasks / CPUs / time window.
+
+        ``comm`` accepts globs. ``start_s``/``end_s`` keep calls that start in
+        ``[start_s, end_s)`` (needs timestamps). ``func`` keeps whole subtrees rooted at calls
+        of that function. Call numbers are kept, so ``parent`` may name calls outside.
+        """
+        c = self.calls
+        e = self.events
+        mask = np.ones(len(c), dtype=bool)
+        emask = np.ones(len(e), dtype=bool)
+
+        def as_list(v: Any) -> list:
+            return [v] if isinstance(v, (int, str, np.integer)) else list(v)
+
+        if pid is not None:
+            p = as_list(pid)
+            mask &= c["pid"].isin(p).to_numpy()
+            emask &= e["pid"].isin(p).to_numpy()
+        if comm is not None:
+            pats = as_list(comm)
+            def comm_mask(series: pd.Series) -> np.ndarray:
+                s = series.astype(object).fillna("")
+                names = pd.unique(s)
+                keep = {n for n in names if any(fnmatch.fnmatchcase(str(n), pt) for pt in pats)}
+                return s.isin(keep).to_numpy()
+            mask &= comm_mask(c["comm"])
+            emask &= comm_mask(e["comm"])
+        if cpu is not None:
+            cp = as_list(cpu)
+            mask &= c["cpu"].isin(cp).to_numpy()
+            emask &= e["cpu"].isin(cp).to_numpy()
+        if start_s is not None or end_s is not None:
+            if not self.has_times:
+                raise FtracekitError("this trace has no timestamps (record with funcgraph-abstime) "
+                                     "so it cannot be cut by time")
+            st = c["start_s"].to_numpy()
+            ts = e["ts_s"].to_numpy()
+            if start_s is not None:
+                mask &= st >= start_s
+                emask &= ts >= start_s
+            if end_s is not None:
+                mask &= st < end_s
+                emask &= ts < end_s
+        if func is not None:
+            tops = self.calls_of(func).index.to_numpy()
+            keep = np.zeros(len(c), dtype=bool)
+            if len(tops):
+                ids = np.concatenate([self._subtree_ids(int(t)) for t in tops])
+                keep[np.isin(c.index.to_numpy(), ids)] = True
+            mask &= keep
+            emask &= e["call"].isin(c.index[keep]).to_numpy()
+        meta = dict(self.meta)
+        meta["filtered_from"] = self.meta.get("source")
+        return Trace(c[mask], e[emask], meta)
+
+    # -- summaries -----------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Headline figures: lines, calls by status, tasks, CPUs, events, time span, lost events."""
+        c = self.calls
+        st = c["status"].value_counts()
+        span = None
+        if self.has_times:
+            span = float(np.nanmax(c["end_s"].to_numpy(dtype=float, na_value=np.nan))
+                         - np.nanmin(c["start_s"].to_numpy(dtype=float, na_value=np.nan)))
+        lost = self.meta.get("lost_events", {})
+        rec_lost = (self.meta.get("recording") or {}).get("lost_events") or {}
+        return {
+            "source": self.meta.get("source"),
+            "lines": self.meta.get("lines"),
+            "calls": len(c),
+            "complete": int(st.get("complete", 0)),
+            "no_exit": int(st.get("no-exit", 0)),
+            "no_entry": int(st.get("no-entry", 0)),
+            "tasks": self.n_tasks,
+            "cpus": self.n_cpus,
+            "functions": int(c["func"].nunique()),
+            "events": len(self.events),
+            "span_s": span,
+            "lost_events": int(lost.get("total", 0) or 0),
+            "lost_event_lines_without_count": int(lost.get("lines_without_count", 0) or 0),
+            "recording_lost_events": rec_lost.get("total"),
+            "skipped_lines": int(self.meta.get("skipped", {}).get("count", 0)),
+        }
+
+    def _repr_html_(self) -> str:
+        from .render import trace_html
+
+        return trace_html(self)
+
+    @property
+    def plot(self) -> Any:
+        """Plots of this trace (:mod:`ftracekit.plot`), e.g. ``trace.plot.hist("netlink_dump")``."""
+        from .plot import TracePlots
+
+        return TracePlots(self)
