@@ -22,6 +22,9 @@ from .errors import (
 )
 from .textio import PathOrFile
 from .trace import Trace
+# The submodule ``parse`` is loaded here, before the function ``parse`` below is defined, so
+# that the package attribute ``ftracekit.parse`` ends up being the function.
+from . import parse as _parse_module  # noqa: E402  (isort: skip)
 
 __all__ = [
     "__version__",
@@ -62,10 +65,9 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
 
     Raises :class:`InputError` / :class:`NotATraceError` for unusable input.
     """
-    from .parse import parse_source
     from .sidecar import read_sidecar
 
-    recs, meta = parse_source(src, progress=progress)
+    recs, meta = _parse_module.parse_source(src, progress=progress)
     if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-":
         side = read_sidecar(src)
         if side is not None:
@@ -75,7 +77,5 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
 
 def parse(text: str) -> Trace:
     """Parse function_graph text held in a string (see :func:`load`)."""
-    from .parse import parse_text
-
-    recs, meta = parse_text(text)
+    recs, meta = _parse_module.parse_text(text)
     return _make_trace(recs, meta)

@@ -75,14 +75,14 @@ _RE_SWITCH = re.compile(r"^ *(?P<cpu>\d+)\) +(?P<from>.*?-\d+) +=> +(?P<to>.*?-\
 _RE_SWITCH_SEP = re.compile(r"^ -{20,}\s*$")
 _RE_LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?:(?P<n>\d+) )?EVENTS\]\s*$")
 _RE_OVERRUN = re.compile(r"^ ?\(Overruns: (?P<n>\d+)\)\s*$")
-_RE_IRQ = re.compile(r"^(?P<prefix>.*?) *(?P<arrow>==========>|<==========) \|\s*$")
+_RE_IRQ = re.compile(r"^(?P<prefix>.*?)(?P<arrow>==========>|<==========) \|\s*$")
 _RE_BUFFER_STARTED = re.compile(r"^#{3,} CPU (?P<cpu>\d+) buffer started #{3,}\s*$")
 _RE_PROC_SPLIT = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s*$")
 
 _RE_TRACECMD = re.compile(
     r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
     r"(?:(?P<lat>\S+)\s+)??(?P<abs>\d+\.\d+):\s+(?P<event>[\w:]+):\s?(?P<rest>.*)$")
-_RE_TRACECMD_FG = re.compile(_DUR + _TAIL)
+_RE_TRACECMD_FG = re.compile(r"\s*" + _DUR + _TAIL)
 _RE_TRACECMD_HDR = re.compile(r"^(?:cpus=\d+|version = \d+|CPU \d+ is empty|"
                               r"trace-cmd: .*|\s*$)")
 
@@ -319,7 +319,7 @@ class LineParser:
         if self.layout.reltime:
             m = re.match(_REL, rest)
             if m:
-                ts = int(m["rel"]) * 1e-6
+                ts = int(m["rel"]) / 1e6
                 rest = rest[m.end():]
         if self.layout.cpu:
             m = re.match(_CPU, rest)
@@ -352,7 +352,7 @@ class LineParser:
         if gd.get("abs") is not None:
             ts = float(gd["abs"])
         elif gd.get("rel") is not None:
-            ts = int(gd["rel"]) * 1e-6
+            ts = int(gd["rel"]) / 1e6
         dur = float(gd["dur"]) if gd.get("dur") is not None else np.nan
         indent = len(m["indent"])
         return self._body(lineno, body, indent, cpu, pid, comm, ts, dur)
