@@ -11,23 +11,27 @@ are kept apart per CPU.
 Within one task, in line order (``d`` = depth of the line):
 
 * entry / leaf at depth ``d``: open calls at depth ≥ ``d`` are closed without an exit
-  (``no-exit``); the new call's parent is the open call on top of the stack if that is at depth
-  ``d − 1``; an entry is then pushed, a leaf is complete at once.
+  (``no-exit``); the new call's parent is the open call on top of the stack (if any); an entry
+  is then pushed, a leaf is complete at once.
 * exit at depth ``d``: open calls deeper than ``d`` are closed (``no-exit``); if the top is at
-  depth ``d`` (and, when the exit names its function, has that function) it is completed by
-  this exit; otherwise the exit is a call of its own (``no-entry``: wrapped buffer, trace
-  started mid-call, ``tracing_thresh``), whose parent is found like an entry's.
-* calls still without a parent at depth ``d > 0`` get, in a backward pass, the ``no-entry``
-  call at depth ``d − 1`` that closes around them (so ``tracing_thresh`` traces and the
-  leading part of wrapped buffers still form trees).
-* an event/comment line belongs to the innermost call open in its task at that point.
+  depth ``d`` and, when the exit names its function, has that function, it is completed by
+  this exit; otherwise the top at depth ``d`` (if any) is closed as ``no-exit`` and the exit is
+  a call of its own (``no-entry``: wrapped buffer, trace started mid-call, ``tracing_thresh``)
+  whose parent is the new top of the stack.
+* calls still without a parent get, in a backward pass (the same algorithm run from the end,
+  where ``no-entry`` exits open scopes), the innermost ``no-entry`` call that closes around
+  them — so ``tracing_thresh`` traces and the start of wrapped buffers still form trees.
+* an event/comment line belongs to the innermost call open in its task at that point (found
+  the same two ways).
 
-A parent is always exactly one level up: ``depth(parent) == depth − 1``.
+A parent is shallower than its child: usually ``depth − 1``, but real kernels skip levels
+where an untraced frame sits between them (e.g. an interrupt taken inside ``netlink_rcv_skb``
+at depth 1 shows ``irq_enter_rcu`` at depth 3: the entry stub at depth 2 is not traced). Such
+calls are children of the interrupted call, whose duration includes them.
 
-Most tasks in real traces are *regular* (every step between consecutive lines is one a
-well-formed function_graph output can take); those are resolved with vectorised numpy
-look-ups. Tasks with irregular steps (lost events, thresholds, mangled input) go through the
-sequential stack algorithm above, which defines the semantics; the tests check both agree.
+The vectorised implementation (:func:`link_records`) answers these with nearest-smaller-depth
+look-ups by pointer jumping; :func:`_link_sequential` is the stack algorithm itself, kept as
+the definition and checked against the vectorised one in the tests.
 """
 
 from __future__ import annotations
@@ -148,13 +152,13 @@ def _link_sequential(idx: np.ndarray, kind: np.ndarray, depth: np.ndarray, func:
                     ex[e] = p
                     continue
             start[p] = True
-            if stack and depths[stack[-1]] == d - 1:
+            if stack:
                 par[p] = stack[-1]
         else:
             while stack and depths[stack[-1]] >= d:
                 stack.pop()
             start[p] = True
-            if stack and depths[stack[-1]] == d - 1:
+            if stack:
                 par[p] = stack[-1]
             if k == K_ENTRY:
                 stack.append(p)
@@ -168,7 +172,7 @@ def _link_sequential(idx: np.ndarray, kind: np.ndarray, depth: np.ndarray, func:
         d = depths[p]
         while rstack and depths[rstack[-1]] >= d:
             rstack.pop()
-        if start[p] and par[p] < 0 and rstack and depths[rstack[-1]] == d - 1:
+        if start[p] and par[p] < 0 and rstack:
             par[p] = rstack[-1]
         if k == K_EXIT and start[p]:
             rstack.append(p)
@@ -186,170 +190,155 @@ def _link_sequential(idx: np.ndarray, kind: np.ndarray, depth: np.ndarray, func:
             exit_of[r] = ridx[ex[p]]
 
 
-def _regular_steps(K: np.ndarray, D: np.ndarray, same_task: np.ndarray) -> np.ndarray:
-    """For consecutive call records of one task: is the step one well-formed output can take?"""
-    pk, nk = K[:-1], K[1:]
-    pd_, nd = D[:-1].astype(np.int32), D[1:].astype(np.int32)
-    n_call = nk != K_EXIT
-    ok = np.where(pk == K_ENTRY,
-                  np.where(n_call, nd == pd_ + 1, nd == pd_),
-                  np.where(n_call, nd == pd_, nd == pd_ - 1))
-    return ok | ~same_task
+def _prev_smaller(D: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """For each position, the previous position (same task) with a strictly smaller depth, or -1.
+
+    Pointer jumping: ``cand`` starts at the predecessor and jumps to the candidate of any
+    candidate that is not smaller. Invariant: everything strictly between ``cand[i]`` and ``i``
+    is at depth ≥ ``D[i]``. Converges in about log(run length) rounds.
+    """
+    m = len(D)
+    cand = np.arange(-1, m - 1, dtype=np.int64)
+    cand[first] = -1
+    active = np.flatnonzero(cand >= 0)
+    while active.size:
+        c = cand[active]
+        jump = D[c] >= D[active]
+        active = active[jump]
+        cand[active] = cand[c[jump]]
+        active = active[cand[active] >= 0]
+    return cand
+
+
+def _next_smaller(D: np.ndarray, last: np.ndarray, strict: bool) -> np.ndarray:
+    """For each position, the next position (same task) with depth < ``D[i]`` (``strict``) or
+    ≤ ``D[i]`` (not strict), or -1. Same pointer jumping as :func:`_prev_smaller`."""
+    m = len(D)
+    cand = np.arange(1, m + 1, dtype=np.int64)
+    cand[last] = -1
+    active = np.flatnonzero(cand >= 0)
+    while active.size:
+        c = cand[active]
+        jump = (D[c] >= D[active]) if strict else (D[c] > D[active])
+        active = active[jump]
+        cand[active] = cand[c[jump]]
+        active = active[cand[active] >= 0]
+    return cand
+
+
+def _resolve(first_hop: np.ndarray, hop: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """Follow ``x → hop[x]`` from ``first_hop`` until ``done[x]`` or -1 (chains are short:
+    depth strictly decreases along them)."""
+    x = first_hop.copy()
+    active = np.flatnonzero(x >= 0)
+    active = active[~done[x[active]]]
+    while active.size:
+        x[active] = hop[x[active]]
+        active = active[x[active] >= 0]
+        active = active[~done[x[active]]]
+    return x
 
 
 def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: np.ndarray,
                  task: np.ndarray, *, force_sequential: bool = False) -> Links:
-    """Link records into calls (see module docstring). Arrays are per record, in line order."""
+    """Link records into calls (see module docstring). Arrays are per record, in line order.
+
+    The vectorised algorithm computes, per task, the stack algorithm's answers with
+    nearest-smaller-depth look-ups: an entry is closed by the next record at depth ≤ its own
+    (its exit if that is an exit at the same depth with a matching name); the parent of a call
+    is the innermost open entry when it starts, i.e. the "top of stack" after the previous
+    record of smaller depth; the backward pass mirrors this with the next record of smaller
+    depth. ``force_sequential`` runs the defining Python stack algorithm instead (for tests).
+    """
     n = len(kind)
     out = Links(n)
     relevant = np.flatnonzero((kind == K_ENTRY) | (kind == K_LEAF) | (kind == K_EXIT)
                               | (kind == K_COMMENT))
     if not len(relevant):
         return out
-    # Records of each task together, in line order.
+    # Records of each task together (sorted by task key), in line order within a task.
     order = relevant[np.argsort(task[relevant], kind="stable")]
     T_all = task[order]
+    if force_sequential:
+        bounds = np.concatenate(([0], np.flatnonzero(np.diff(T_all)) + 1, [len(order)]))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            _link_sequential(order[lo:hi], kind, depth, func, module, out)
+        return out
+
     is_call = kind[order] != K_COMMENT
     calls = order[is_call]
+    m = len(calls)
     T = T_all[is_call]
     K = kind[calls]
-    D = depth[calls].astype(np.int64)
-    bounds = np.flatnonzero(np.diff(T)) + 1 if len(T) else np.array([], dtype=np.int64)
-    if force_sequential:
-        irregular_tasks = np.unique(T_all)
+    D = depth[calls].astype(np.int32)
+    pos = np.arange(m, dtype=np.int64)
+    if m:
+        new_task = np.empty(m, dtype=bool)
+        new_task[0] = True
+        np.not_equal(T[1:], T[:-1], out=new_task[1:])
+        end_task = np.empty(m, dtype=bool)
+        end_task[-1] = True
+        end_task[:-1] = new_task[1:]
     else:
-        same = np.ones(max(len(T) - 1, 0), dtype=bool)
-        same[bounds - 1] = False
-        ok = _regular_steps(K, D, same) if len(T) > 1 else np.ones(0, dtype=bool)
-        bad = (~ok) | (D[1:] < 0) if len(T) > 1 else np.zeros(0, dtype=bool)
-        irregular_tasks = np.unique(T[1:][bad])
-        if len(D) and D[0] < 0:
-            irregular_tasks = np.union1d(irregular_tasks, T[:1])
-    reg_mask_calls = ~np.isin(T, irregular_tasks)
-    if reg_mask_calls.any():
-        bad_names = _link_regular(calls[reg_mask_calls], T[reg_mask_calls], K[reg_mask_calls],
-                                  D[reg_mask_calls], kind, func, module, out)
-        if len(bad_names):
-            irregular_tasks = np.union1d(irregular_tasks, bad_names)
-            # Undo what the vectorised pass wrote for those tasks; they are redone below.
-            redo = calls[np.isin(T, bad_names)]
-            out.is_start[redo] = False
-            out.exit_of[redo] = -1
-            out.parent[redo] = -1
-    # Comments of regular tasks.
-    comments = order[~is_call]
-    if len(comments):
-        Tc = T_all[~is_call]
-        reg_c = ~np.isin(Tc, irregular_tasks)
-        if reg_c.any():
-            _owners_regular(comments[reg_c], Tc[reg_c], calls, T, kind, out)
-    # ``order`` is sorted by task key (stable, so line order within a task).
-    for t in irregular_tasks:
-        lo = np.searchsorted(T_all, t, side="left")
-        hi = np.searchsorted(T_all, t, side="right")
-        _link_sequential(order[lo:hi], kind, depth, func, module, out)
-    return out
+        new_task = end_task = np.zeros(0, dtype=bool)
 
+    # Entries and their exits.
+    close = _next_smaller(D, end_task, strict=False)
+    ent = np.flatnonzero(K == K_ENTRY)
+    x = close[ent]
+    ok = x >= 0
+    xv = np.where(ok, x, 0)
+    ok &= (K[xv] == K_EXIT) & (D[xv] == D[ent])
+    ok &= _names_ok(func, module, calls[ent], calls[xv])
+    ent_m, exit_m = ent[ok], xv[ok]
+    out.exit_of[calls[ent_m]] = calls[exit_m]
+    start = np.ones(m, dtype=bool)
+    start[exit_m] = False
+    out.is_start[calls[start]] = True
+    call_start = pos.copy()              # matched exit → its entry
+    call_start[exit_m] = ent_m
 
-def _link_regular(rec: np.ndarray, T: np.ndarray, K: np.ndarray, D: np.ndarray,
-                  kind: np.ndarray, func: np.ndarray, module: np.ndarray, out: Links) -> np.ndarray:
-    """Vectorised linking of regular tasks. Returns the task keys whose exit names disagree."""
-    m = len(rec)
-    s = np.arange(m, dtype=np.int64)
-    # Dense task ids so the group key stays small.
-    _, Tid = np.unique(T, return_inverse=True)
-    Tid = Tid.astype(np.int64)
-    width = int(D.max()) + 2 if m else 2
-    G = Tid * width + (D + 1)
-    o = np.argsort(G, kind="stable")         # grouped by (task, depth), line order within
-    Go = G[o]
-    key = Go * (m + 1) + s[o]                # sorted ascending
-    # Next record at the same depth in the same task.
-    nxt = np.full(m, -1, dtype=np.int64)
-    same_next = Go[1:] == Go[:-1]
-    nxt[o[:-1][same_next]] = o[1:][same_next]
+    # Forward parent: top of stack after the previous record of smaller depth.
+    pse = _prev_smaller(D, new_task)
     is_entry = K == K_ENTRY
-    ent = np.flatnonzero(is_entry)
-    nx = nxt[ent]
-    has = nx >= 0
-    matched_e = ent[has]
-    matched_x = nx[has]
-    # In a regular task the next record at an entry's depth is always its exit.
-    ok_names = _names_ok(func, module, rec[matched_e], rec[matched_x])
-    bad = ~ok_names
-    bad_tasks = np.unique(T[matched_e[bad]]) if bad.any() else np.array([], dtype=T.dtype)
-    exit_matched = np.zeros(m, dtype=bool)
-    exit_matched[matched_x] = True
-    start = (K != K_EXIT) | ~exit_matched
-    out.exit_of[rec[matched_e]] = rec[matched_x]
-    out.is_start[rec[start]] = True
-    # Forward parent: the last record one level up before it, if that is an entry.
-    st = np.flatnonzero(start & (D > 0))
-    if len(st):
-        gup = Tid[st] * width + D[st]      # group (task, depth - 1)
-        q = gup * (m + 1) + s[st]
-        p = np.searchsorted(key, q, side="left") - 1
-        valid = p >= 0
-        pv = np.where(valid, p, 0)
-        valid &= Go[pv] == gup
-        cand = o[pv]
-        fwd = valid & (K[cand] == K_ENTRY)
-        out.parent[rec[st[fwd]]] = rec[cand[fwd]]
-        # Backward parent: the next record one level up after it, if that is a no-entry exit.
-        rest = st[~fwd]
-        if len(rest):
-            gup = Tid[rest] * width + D[rest]
-            q = gup * (m + 1) + s[rest]
-            p = np.searchsorted(key, q, side="right")
-            valid = p < m
-            pv = np.where(valid, p, 0)
-            valid &= Go[pv] == gup
-            cand = o[pv]
-            back = valid & (K[cand] == K_EXIT) & start[cand]
-            out.parent[rec[rest[back]]] = rec[cand[back]]
-    return bad_tasks
+    hop = pse[call_start]                # from a non-entry record to the next candidate down
+    fwd = _resolve(pse, hop, is_entry)   # per record: innermost open entry when it starts
 
+    # Backward parent: the no-entry exit that closes around, for calls without a forward one.
+    orphan_exit = (K == K_EXIT) & start
+    ns = _next_smaller(D, end_task, strict=True)
+    bwd = _resolve(ns, ns, orphan_exit)
 
-def _owners_regular(crec: np.ndarray, Tc: np.ndarray, calls: np.ndarray, T: np.ndarray,
-                    kind: np.ndarray, out: Links) -> None:
-    """Innermost open call of each comment record (regular tasks)."""
-    # Position of each comment among its task's call records: last call record before it.
-    ckey_calls = np.lexsort((calls, T))
-    Ts = T[ckey_calls]
-    Rs = calls[ckey_calls]
-    # Search by (task, record index).
-    tk = np.unique(np.concatenate([Ts, Tc]), return_inverse=True)[1]
-    tk_calls = tk[: len(Ts)].astype(np.int64)
-    tk_com = tk[len(Ts):].astype(np.int64)
-    big = int(max(Rs.max() if len(Rs) else 0, crec.max()) + 1)
-    key = tk_calls * big + Rs
-    qk = tk_com * big + crec
-    p = np.searchsorted(key, qk) - 1
-    has_prev = (p >= 0)
-    pv = np.where(has_prev, p, 0)
-    has_prev &= tk_calls[pv] == tk_com
-    prev = Rs[pv]
-    pk = kind[prev]
-    # Forward owner: prev itself if an entry; else the parent of prev's call.
-    prev_call = np.where((pk == K_EXIT) & ~out.is_start[prev], -1, prev)
-    # For a matched exit, the call is its entry: find it through exit_of.
-    matched_exit = has_prev & (pk == K_EXIT) & ~out.is_start[prev]
-    if matched_exit.any():
-        entries = np.flatnonzero(out.exit_of >= 0)
-        ex_to_entry = dict(zip(out.exit_of[entries].tolist(), entries.tolist()))
-        prev_call[matched_exit] = [ex_to_entry[int(x)] for x in prev[matched_exit]]
-    fwd_owner = np.where(pk == K_ENTRY, prev, out.parent[np.maximum(prev_call, 0)])
-    fwd_owner = np.where(has_prev, fwd_owner, -1)
-    # Backward owner when nothing is open going forward.
-    nxt_p = p + 1
-    has_next = nxt_p < len(Rs)
-    nv = np.where(has_next, nxt_p, 0)
-    has_next &= tk_calls[nv] == tk_com
-    nxt = Rs[nv]
-    nk = kind[nxt]
-    back_owner = np.where((nk == K_EXIT) & out.is_start[nxt], nxt, out.parent[nxt])
-    back_owner = np.where(has_next, back_owner, -1)
-    out.owner[crec] = np.where(fwd_owner >= 0, fwd_owner, back_owner)
+    parent = np.where(start, np.where(fwd >= 0, fwd, bwd), -1)
+    has = parent >= 0
+    out.parent[calls[has]] = calls[parent[has]]
+
+    # Comments: innermost call open in their task at that point.
+    if (~is_call).any():
+        ncall_before = np.cumsum(is_call) - 1          # index in call-space of last call <= here
+        cpos = np.flatnonzero(~is_call)
+        q = ncall_before[cpos]                          # last call record before the comment
+        Tc = T_all[cpos]
+        qv = np.maximum(q, 0)
+        has_prev = (q >= 0) & (m > 0)
+        if m:
+            has_prev &= T[np.minimum(qv, m - 1)] == Tc
+        nq = q + 1
+        has_next = nq < m
+        nqv = np.minimum(nq, max(m - 1, 0))
+        if m:
+            has_next &= T[nqv] == Tc
+        own = np.full(len(cpos), -1, dtype=np.int64)
+        if m:
+            f_owner = np.where(is_entry[qv], qv, fwd[call_start[qv]])
+            own = np.where(has_prev, f_owner, -1)
+            b_owner = np.where(orphan_exit[nqv], nqv, bwd[nqv])
+            need = (own < 0) & has_next
+            own = np.where(need, b_owner, own)
+        good = own >= 0
+        crec = order[cpos]
+        out.owner[crec[good]] = calls[call_start[own[good]]]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -76,18 +76,16 @@ class _TextToBytes(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
-        if size is None or size < 0:
-            data = self._pending + self._text.read().encode("utf-8", "surrogateescape")
-            self._pending = b""
-            return data
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        size = len(buf)
         while len(self._pending) < size:
             text = self._text.read(max(size, 1 << 16))
             if not text:
                 break
             self._pending += text.encode("utf-8", "surrogateescape")
         data, self._pending = self._pending[:size], self._pending[size:]
-        return data
+        buf[: len(data)] = data
+        return len(data)
 
 
 def _wrap_compressed(name: str, raw: BinaryIO, head: bytes) -> tuple[BinaryIO, bool]:
