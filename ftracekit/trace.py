@@ -279,7 +279,7 @@ class Trace:
         a = self._func_stats(self.calls)
         b = self._func_stats(other.calls)
         cols = ["count", "total_us", "p50_us", "p99_us"]
-        t = a[cols].join(b[cols], how="outer", lsuffix="_a", rsuffix="_b")
+        t = a[cols].add_suffix("_a").join(b[cols].add_suffix("_b"), how="outer")
         t["count_a"] = t["count_a"].fillna(0).astype(int)
         t["count_b"] = t["count_b"].fillna(0).astype(int)
         t["count_change"] = t["count_b"] - t["count_a"]
