@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -446,3 +446,80 @@ def event_name(text: str) -> str:
     """``kfree_skb`` for ``kfree_skb: skbaddr=…``; ``marker`` for trace_marker/printk text."""
     m = _EVENT_PREFIX.match(text)
     return m["event"] if m else "marker"
+
+
+_RX_MARK = re.compile(r"[|)] ([+!#*@$]) \d")
+_RX_BIGMARK = re.compile(r"[|)] ([#*@$]) \d")
+_RX_NAMED_EXIT = re.compile(r"\} /\* \S")
+_RX_ENTRY = re.compile(r"\) \{$|\) \{ /\*", re.M)
+_RX_RET_NEW = re.compile(r"(?:\(\);|\} /\* \S+(?: \[\S+\])?) ?/?\*? ?(?:<-\S+ )?ret=")
+_RX_RET_OLD = re.compile(r"(?:\(\); /\* = |\} /\* \S+(?: \[\S+\])? = )")
+_RX_RETADDR = re.compile(r"/\* <-\S+")
+_RX_ARGS = re.compile(r"\w\((?:\w+=[^,)]*)(?:, \w+=[^,)]*)*\) \{|\w\((?:\w+=[^,)]*)(?:, \w+=[^,)]*)*\);")
+_RX_OLD_TAIL = re.compile(r"\} \([\w.]+\)$", re.M)
+
+
+def sniff_options(lines: list[str], layout: Layout) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Options and kernel-version hints visible in sample lines.
+
+    Returns ``(options, hints)``: ``options`` maps tracefs option names to True/False, or None
+    where the sample cannot tell; ``hints`` holds ``kernel_at_least`` / ``kernel_at_most`` and
+    the evidence.
+    """
+    text = "\n".join(lines)
+    has_cols = layout.abstime or layout.reltime or layout.cpu or layout.proc or layout.duration
+    marks = bool(_RX_MARK.search(text))
+    options: dict[str, Any] = {
+        "context-info": bool(has_cols),
+        "funcgraph-abstime": layout.abstime,
+        "funcgraph-rel-time": layout.reltime,
+        "funcgraph-cpu": layout.cpu,
+        "funcgraph-proc": layout.proc,
+        "latency-format": layout.lat,
+        "funcgraph-duration": layout.duration,
+        "funcgraph-overhead": True if marks else None,
+        "funcgraph-tail": None,
+        "funcgraph-retval": None,
+        "funcgraph-retaddr": True if _RX_RETADDR.search(text) else None,
+        "funcgraph-args": True if _RX_ARGS.search(text) else None,
+        "funcgraph-overrun": True if "(Overruns:" in text else None,
+        "funcgraph-irqs": True if ("==========>" in text or "<==========" in text) else None,
+    }
+    ret_new = bool(_RX_RET_NEW.search(text))
+    ret_old = bool(_RX_RET_OLD.search(text))
+    if ret_new or ret_old:
+        options["funcgraph-retval"] = True
+    elif _RX_ENTRY.search(text) and not layout.tracecmd:
+        options["funcgraph-retval"] = False
+    if _RX_ENTRY.search(text) and not (ret_new or ret_old):
+        # Return values force names on every exit, so tail is only visible without them.
+        named = len(_RX_NAMED_EXIT.findall(text))
+        exits = len(re.findall(r"(?:^|\|  | )\}(?: |$)", text, re.M))
+        if exits:
+            options["funcgraph-tail"] = named >= exits
+    hints: dict[str, Any] = {}
+    evidence: list[str] = []
+    if layout.tracecmd:
+        evidence.append("trace-cmd report text")
+    if ret_new or options["funcgraph-retaddr"]:
+        hints["kernel_at_least"] = "6.13"
+        evidence.append("'ret=' return values / return addresses (6.13+)")
+    elif ret_old:
+        hints["kernel_at_least"] = "6.5"
+        hints["kernel_at_most"] = "6.12"
+        evidence.append("'/* = value */' return values (6.5-6.12)")
+    if options["funcgraph-args"]:
+        hints["kernel_at_least"] = "6.16"
+        evidence.append("function arguments (6.16+)")
+    if layout.reltime:
+        hints.setdefault("kernel_at_least", "6.11")
+        evidence.append("funcgraph-rel-time column")
+    if _RX_BIGMARK.search(text):
+        hints.setdefault("kernel_at_least", "4.0")
+        evidence.append("overhead marks beyond '+'/'!' (about 4.0+)")
+    if _RX_OLD_TAIL.search(text):
+        hints["kernel_at_most"] = "3.x"
+        evidence.append("'} (func)' exits (very old kernels)")
+    if evidence:
+        hints["evidence"] = evidence
+    return options, hints

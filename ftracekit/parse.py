@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _fastparse
 from .errors import InputError, NotATraceError
-from .lineparse import Layout, LineParser, detect_layout, layout_from_header
+from .lineparse import Layout, LineParser, detect_layout, layout_from_header, sniff_options
 from .records import (
     K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, K_LOST, KIND_NAMES, Interner, LineRecords,
     concat_columns,
@@ -70,23 +70,6 @@ def _looks_binary(data: bytes) -> bool:
     return ctrl > len(head[:4096]) * 0.05
 
 
-def _kernel_hints(recs: LineRecords, parser: LineParser, marks_seen: set[str]) -> dict[str, Any]:
-    hints: dict[str, Any] = {}
-    has_ret = bool(recs["has_ret"].any())
-    if has_ret:
-        hints["retval"] = True
-    if recs.retaddr:
-        hints["retaddr"] = True
-        hints["kernel_at_least"] = "6.13"
-    if recs.args:
-        hints["args"] = True
-        hints["kernel_at_least"] = "6.16"
-    big = marks_seen & set("#*@$")
-    if big:
-        hints.setdefault("kernel_at_least", "4.0")
-    return hints
-
-
 def parse_source(src: PathOrFile, *, progress: bool | None = None,
                  fast: bool = True) -> tuple[LineRecords, dict[str, Any]]:
     """Parse a whole input into records and a ``meta`` dict (see :func:`ftracekit.load`).
@@ -121,6 +104,7 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
     first = True
     layout_source = "default"
     n_sniff_matching = 0
+    sniffed: list[str] = []
     fast_lines = 0
 
     def run_block(block: bytes) -> None:
@@ -152,6 +136,7 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
                 if _looks_binary(data):
                     raise InputError(f"{name}: binary data, not a function_graph trace text")
                 sniff = data[: 4 << 20].decode("utf-8", "replace").split("\n")[:_SNIFF_LINES]
+                sniffed = sniff
                 layout = layout_from_header(sniff[:100])
                 layout_source = "header"
                 if layout is None:
@@ -175,6 +160,7 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
                 if _looks_binary(carry):
                     raise InputError(f"{name}: binary data, not a function_graph trace text")
                 sniff = carry.decode("utf-8", "replace").split("\n")
+                sniffed = sniff
                 layout = layout_from_header(sniff) or detect_layout(sniff)[0] or Layout()
                 parser = LineParser(layout, funcs, modules, comms)
             before = parser.skipped
@@ -204,6 +190,13 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
             example = parser.skipped_examples[0][1] if parser.skipped_examples else ""
             hint = f"; first line: {example[:60]!r}" if example else ""
             raise NotATraceError(f"{name}: no function_graph lines in {lineno} lines{hint}")
+    options, hints = sniff_options(sniffed, parser.layout)
+    if recs.retaddr:
+        options["funcgraph-retaddr"] = True
+    if recs.args:
+        options["funcgraph-args"] = True
+    if bool(cols["has_ret"].any()):
+        options["funcgraph-retval"] = True
     lost_per_cpu: dict[int, int] = {}
     lost_unknown = 0
     cpu_of_line = dict(zip(cols["line"][kinds == K_LOST].tolist(), cols["cpu"][kinds == K_LOST].tolist()))
@@ -231,7 +224,8 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
         "truncated_last_line": truncated_last,
         "buffer_started_cpus": parser.buffer_started,
         "fast_path_lines": fast_lines,
-        "kernel_hints": _kernel_hints(recs, parser, set()),
+        "options": options,
+        "kernel_hints": hints,
         "has_comments": bool((kinds == K_COMMENT).any()),
     }
     return recs, meta

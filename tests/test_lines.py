@@ -53,6 +53,10 @@ def test_default_layout_entry_leaf_exit():
     assert t.meta["layout"] == ["cpu", "duration"]
     assert t.meta["layout_from"] == "header"
     assert c.index.name == "call"
+    opts = t.meta["options"]
+    assert opts["funcgraph-proc"] is False and opts["funcgraph-cpu"] is True
+    assert opts["funcgraph-tail"] is False and opts["funcgraph-retval"] is False
+    assert opts["funcgraph-overhead"] is True
 
 
 PROC_ABS = """\
@@ -225,10 +229,12 @@ def test_tail_exit_and_old_style_tail():
             " 0)   5.000 us    |  } /* a */\n"
             " 0)               |  b() {\n"
             " 0)   6.000 us    |  } (b)\n")
-    c = calls(text)
+    t = ftracekit.parse(text)
+    c = t.calls
     assert list(c["func"]) == ["a", "b"]
     assert list(c["status"]) == ["complete", "complete"]
     assert list(c["duration_us"]) == [5.0, 6.0]
+    assert t.meta["kernel_hints"]["kernel_at_most"] == "3.x"
 
 
 def test_orphan_exits_are_calls_with_names_and_nest():
@@ -292,6 +298,8 @@ def test_retval_6_5_format():
     c = t.calls
     assert c["retval"].tolist() == [-2, 0xffff888003e6c000 - (1 << 64), -2]
     assert str(c["retval"].dtype) == "Int64"
+    assert t.meta["kernel_hints"]["kernel_at_least"] == "6.5"
+    assert t.meta["kernel_hints"]["kernel_at_most"] == "6.12"
     assert list(c["status"]) == ["complete"] * 3
 
 
@@ -317,7 +325,9 @@ def test_retaddr_on_entries_and_leaves():
     c = t.calls
     assert list(c["func"]) == ["f", "g"]
     assert c["retval"].tolist() == [0, 1]
-    assert t.meta["kernel_hints"].get("retaddr") is True
+    assert t.meta["options"]["funcgraph-retaddr"] is True
+    assert t.meta["options"]["funcgraph-retval"] is True
+    assert t.meta["kernel_hints"]["kernel_at_least"] == "6.13"
 
 
 def test_args_6_16():
@@ -326,7 +336,8 @@ def test_args_6_16():
             " 0)   9.000 us    |  }\n")
     t = ftracekit.parse(text)
     assert list(t.calls["func"]) == ["tcp_sendmsg", "lock_sock_nested"]
-    assert t.meta["kernel_hints"].get("args") is True
+    assert t.meta["options"]["funcgraph-args"] is True
+    assert t.meta["kernel_hints"]["kernel_at_least"] == "6.16"
 
 
 def test_module_suffix_and_gcc_suffixes():
