@@ -59,7 +59,8 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
 
     ``src``: a path (plain, ``.gz`` or ``.xz`` — detected by content), ``"-"`` for stdin, or a
     binary/text file object. Accepts ``trace`` (with header), ``trace_pipe``, per-CPU files and
-    ``trace-cmd report`` text. ``progress``: draw a progress line on stderr (default: only for
+    ``trace-cmd report`` text; a directory written by ``ftracekit record --raw`` (binary
+    ring-buffer pages, see :mod:`ftracekit.rawtrace`) is decoded too. ``progress``: draw a progress line on stderr (default: only for
     large files when stderr is a terminal). When a recorder sidecar (``trace.json`` next to
     ``trace.txt``) exists, it is read into ``Trace.meta["recording"]``.
 
@@ -67,6 +68,12 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
     """
     from .sidecar import read_sidecar
 
+    if isinstance(src, (str, os.PathLike)) and os.path.isdir(src):
+        from .rawtrace import is_capture, load_capture
+
+        if is_capture(src):
+            recs, meta = load_capture(src)
+            return _make_trace(recs, meta)
     recs, meta = _parse_module.parse_source(src, progress=progress)
     if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-":
         side = read_sidecar(src)
