@@ -1,0 +1,153 @@
+"""Binary capture while recording: per-CPU ``trace_pipe_raw`` readers and the capture directory.
+
+The kernel formats ``trace_pipe`` text one event at a time; under a busy graph it cannot keep
+up and the ring buffer overwrites what was not read. Reading ``per_cpu/cpuN/trace_pipe_raw``
+moves whole ring-buffer pages instead (what trace-cmd does), one reader thread per CPU. The
+result is a *capture directory* (layout in :mod:`ftracekit.rawtrace`), decoded afterwards into
+the same calls table. Knows nothing about parsing; all tracefs access goes through
+:class:`~ftracekit.tracefs.TraceFS`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import select
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .errors import RecordError
+from .rawtrace import CAPTURE_META
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .tracefs import TraceFS
+
+__all__ = ["RawReaders", "write_capture_files", "page_size_of"]
+
+_POLL_MS = 100
+
+
+class _CpuReader(threading.Thread):
+    """Copies one CPU's ``trace_pipe_raw`` pages into ``cpuN.raw``."""
+
+    def __init__(self, cpu: int, fd: int, path: Path, page_size: int):
+        super().__init__(name=f"ftracekit-raw-cpu{cpu}", daemon=True)
+        self.cpu = cpu
+        self.fd = fd
+        self.page_size = page_size
+        self.out = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in stop()
+        self.bytes = 0
+        self.error: BaseException | None = None
+        self._stop_event = threading.Event()
+
+    def drain(self) -> None:
+        read = os.read
+        fd = self.fd
+        size = self.page_size
+        write = self.out.write
+        while True:
+            try:
+                chunk = read(fd, size)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            write(chunk)
+            self.bytes += len(chunk)
+
+    def run(self) -> None:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        try:
+            while not self._stop_event.is_set():
+                poller.poll(_POLL_MS)
+                self.drain()
+        except BaseException as err:  # surfaced by stop()
+            self.error = err
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+        try:
+            if self.error is None:
+                self.drain()
+        finally:
+            self.out.close()
+            os.close(self.fd)
+
+
+def page_size_of(header_page: str) -> int:
+    """Ring-buffer page size from ``events/header_page`` (data offset + data size)."""
+    m = re.search(r"field: char data;\s*offset:(\d+);\s*size:(\d+);", header_page)
+    return int(m.group(1)) + int(m.group(2)) if m else 4096
+
+
+class RawReaders:
+    """One reader thread per CPU, started on construction; :meth:`stop` after tracing_on=0."""
+
+    def __init__(self, tfs: "TraceFS", outdir: Path):
+        page_size = page_size_of(tfs.read("events/header_page"))
+        self.page_size = page_size
+        self.outdir = Path(outdir)
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        self.readers: list[_CpuReader] = []
+        try:
+            for cpu in tfs.cpus():
+                fd = tfs.open_raw(cpu)
+                r = _CpuReader(cpu, fd, self.outdir / f"cpu{cpu}.raw", page_size)
+                self.readers.append(r)
+                r.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.readers)
+
+    def stop(self) -> None:
+        errors = []
+        for r in self.readers:
+            r.stop()
+            if r.error is not None:
+                errors.append(f"cpu{r.cpu}: {r.error}")
+        self.readers = []
+        if errors:
+            raise RecordError("reading trace_pipe_raw failed: " + "; ".join(errors))
+
+
+def _kallsyms_text() -> str:
+    try:
+        with open("/proc/kallsyms", encoding="utf-8", errors="replace") as fh:
+            return "".join(line for line in fh if len(line) > 19 and line[17] in "tTwW")
+    except OSError:
+        return ""
+
+
+def write_capture_files(tfs: "TraceFS", outdir: Path, events: Iterable[str],
+                        info: dict[str, Any]) -> Path:
+    """Save what decoding needs next to the ``cpuN.raw`` files: event formats (ftrace's
+    funcgraph_entry/exit and print, plus each ``SYSTEM/EVENT`` in ``events``), kallsyms,
+    saved_cmdlines, and ``capture.json`` (``info`` plus the page size)."""
+    outdir = Path(outdir)
+    fdir = outdir / "formats"
+    wanted = ["ftrace/funcgraph_entry", "ftrace/funcgraph_exit", "ftrace/print", *events]
+    for ev in dict.fromkeys(wanted):
+        text = tfs.read(f"events/{ev}/format")
+        dest = fdir / ev / "format"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text)
+    header_page = tfs.read("events/header_page")
+    (fdir / "header_page").write_text(header_page)
+    (outdir / "saved_cmdlines").write_text(tfs.read("saved_cmdlines"))
+    syms = _kallsyms_text()
+    with gzip.open(outdir / "kallsyms.gz", "wt", compresslevel=3) as fh:
+        fh.write(syms)
+    info = dict(info)
+    info["page_size"] = page_size_of(header_page)
+    info["kallsyms_symbols"] = syms.count("\n")
+    (outdir / CAPTURE_META).write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    return outdir
