@@ -1,0 +1,130 @@
+"""``ftracekit plot`` and ``ftracekit export``: files written, figures right, bad input → one
+line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import ftracekit
+from ftracekit import export as ex
+from ftracekit.cli import main
+
+sys.path.insert(0, str(Path(__file__).parent))
+import fabricate  # noqa: E402
+
+DATA = Path(__file__).parent / "data" / "shared"
+PIPE = str(DATA / "rtnl_trace_pipe.txt")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def fab_path(tmp_path_factory) -> str:
+    p = tmp_path_factory.mktemp("fab") / "fab.txt"
+    p.write_text(fabricate.rtnl_like())
+    return str(p)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("kind,extra", [
+    ("hist", ["--func", "rtnetlink_rcv_msg"]),
+    ("time", ["--func", "rtnetlink_rcv_msg"]),
+    ("timeline", []),
+    ("flame", ["--func", "rtnetlink_rcv"]),
+    ("flame", ["--func", "rtnetlink_rcv", "--nth", "1", "--max-depth", "4"]),
+    ("top", ["-n", "8", "--rank", "total"]),
+    ("compare", ["--against", str(DATA / "rtnl_depth3_markers.txt")]),
+])
+def test_plot_kinds_write_png(capsys, tmp_path, kind, extra):
+    out = tmp_path / f"{kind}.png"
+    code, _, err = run(capsys, "plot", PIPE, "--kind", kind, "-o", str(out), *extra)
+    assert code == 0, err
+    assert out.read_bytes()[:8] == PNG
+    assert err.strip() == f"wrote {out}"
+
+
+@pytest.mark.parametrize("ext,magic", [("svg", b"<?xml"), ("pdf", b"%PDF")])
+def test_plot_svg_pdf(capsys, tmp_path, fab_path, ext, magic):
+    out = tmp_path / f"t.{ext}"
+    code, _, err = run(capsys, "plot", fab_path, "--kind", "time", "--func", "rtnetlink_rcv",
+                       "-o", str(out))
+    assert code == 0, err
+    assert out.read_bytes()[: len(magic)] == magic
+
+
+def test_plot_default_output_name(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "plot", PIPE, "--kind", "top")
+    assert code == 0, err
+    assert (tmp_path / "rtnl_trace_pipe_top.png").read_bytes()[:8] == PNG
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--kind", "hist"], "--kind hist needs --func FUNC"),
+    (["--kind", "hist", "--func", "rtnetlink_rvc"], "no function 'rtnetlink_rvc' in this trace; did you mean 'rtnetlink_rcv'"),
+    (["--kind", "compare"], "--kind compare needs --against OTHER_TRACE"),
+    (["--kind", "top", "-o", "x.txt"], "use a .png, .svg or .pdf file name"),
+    (["--kind", "top", "-o", "/nonexistent/dir/x.png"], "directory /nonexistent/dir does not exist"),
+    (["--kind", "flame", "--func", "rtnetlink_rcv", "--nth", "9"], "--nth 9 is out of range: rtnetlink_rcv has 4 calls (0..3)"),
+    (["--kind", "flame", "--call", "99999"], "no call 99999 in this trace"),
+])
+def test_plot_errors_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, msg):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "plot", PIPE, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("ftracekit: error: ")
+    assert msg in err
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_plot_missing_trace_file(capsys, tmp_path):
+    code, _, err = run(capsys, "plot", str(tmp_path / "nope.txt"), "--kind", "top")
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_export_folded_stdout_equals_api(capsys):
+    code, out, err = run(capsys, "export", PIPE, "--format", "folded")
+    assert code == 0 and err == ""
+    assert out == ex.to_folded(ftracekit.load(PIPE))
+    code, out, _ = run(capsys, "export", PIPE, "-F", "folded", "--unit", "ns", "--tasks")
+    lines = out.splitlines()
+    assert all(line.split(";")[0] in ("<...>-398", "<...>-400") for line in lines)
+    total = sum(int(line.rsplit(" ", 1)[1]) for line in lines)
+    t = ftracekit.load(PIPE)
+    assert total == pytest.approx(t.calls["self_us"].clip(lower=0).sum() * 1000, abs=len(lines))
+
+
+def test_export_chrome(capsys, tmp_path, fab_path):
+    out = tmp_path / "t.json"
+    code, _, err = run(capsys, "export", fab_path, "-F", "chrome", "-o", str(out))
+    assert code == 0
+    assert err.strip() == (f"wrote {out}: 435 slices, 5 events, 2 tasks (abstime clock); open it "
+                           f"in ui.perfetto.dev or chrome://tracing")
+    doc = json.loads(out.read_text())
+    assert sum(e["ph"] == "X" for e in doc["traceEvents"]) == 435
+    code, _, err = run(capsys, "export", fab_path, "-F", "chrome", "-o", str(out), "--no-events")
+    assert sum(e["ph"] == "i" for e in json.loads(out.read_text())["traceEvents"]) == 0
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_export_tables(capsys, tmp_path, fmt):
+    code, _, err = run(capsys, "export", PIPE, "-F", fmt, "-o", str(tmp_path / "run"))
+    assert code == 0, err
+    calls = tmp_path / f"run.calls.{fmt}"
+    assert err.strip() == f"wrote {calls} and {tmp_path / f'run.events.{fmt}'}"
+    df = pd.read_parquet(calls) if fmt == "parquet" else pd.read_csv(calls)
+    assert len(df) == 3715
+
+
+def test_export_needs_output(capsys):
+    code, _, err = run(capsys, "export", PIPE, "-F", "chrome")
+    assert code == 2 and "--format chrome needs -o PATH" in err

@@ -1,0 +1,231 @@
+"""Plots: what is drawn equals the calls table (bar widths, point counts, box widths), units on
+the axes, headless rendering, lazy matplotlib import, speed on a million calls."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+
+import ftracekit  # noqa: E402
+from ftracekit import plot as P  # noqa: E402
+from ftracekit.errors import FtracekitError, UnknownFunctionError  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+import fabricate  # noqa: E402
+
+DATA = Path(__file__).parent / "data" / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def pipe() -> ftracekit.Trace:
+    return ftracekit.load(DATA / "rtnl_trace_pipe.txt")
+
+
+@pytest.fixture(scope="module")
+def fab() -> ftracekit.Trace:
+    return ftracekit.parse(fabricate.rtnl_like())
+
+
+def test_import_ftracekit_does_not_import_matplotlib():
+    code = ("import sys, ftracekit; t = ftracekit.load(sys.argv[1]); t.top(); t.plot; "
+            "import ftracekit.export, ftracekit.plot; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    r = subprocess.run([sys.executable, "-c", code, str(DATA / "rtnl_depth3_markers.txt")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_hist(pipe, tmp_path):
+    ah, ae = pipe.plot.hist("rtnetlink_rcv_msg")
+    d = pipe.calls_of("rtnetlink_rcv_msg")["duration_us"].to_numpy()
+    (stairs,) = [p for p in ah.patches]
+    assert stairs.get_data().values.sum() == len(d) == 4
+    assert ah.get_xscale() == "log" and "µs" in ah.get_xlabel()
+    assert ae.get_ylabel().startswith("fraction")
+    # p50 and p99 marked on both axes
+    lines = [ln.get_xdata()[0] for ln in ah.get_lines()]
+    assert lines == pytest.approx(list(np.percentile(d, [50, 99])))
+    x, y = ae.get_lines()[0].get_data()
+    assert list(x) == sorted(d) and y[-1] == 1.0
+    assert "4 calls" in ah.get_title(loc="left")
+    ah.figure.savefig(tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_hist_into_given_axes_and_linear(fab):
+    fig, axes = plt.subplots(1, 2)
+    ah, ae = P.plot_hist(fab, "ip_rcv_core", axes, log=False)
+    assert (ah, ae) == tuple(axes)
+    assert ah.get_xscale() == "linear"
+
+
+def test_unknown_function_suggests(pipe):
+    with pytest.raises(UnknownFunctionError, match="rtnetlink_rcv"):
+        pipe.plot.hist("rtnetlink_rvc")
+
+
+def test_time_with_timestamps(fab):
+    ax = fab.plot.time("rtnetlink_rcv", label=3)
+    calls = fab.calls_of("rtnetlink_rcv")
+    x, y = ax.get_lines()[0].get_data()
+    assert len(x) == len(calls) == 40
+    assert list(y) == list(calls["duration_us"])
+    assert np.allclose(x, (calls["start_s"] - 100.0) * 1e3)      # ms since the trace start
+    assert ax.get_xlabel() == "time since trace start (ms)"
+    assert "µs" in ax.get_ylabel()
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 3 and all("ip-407" in t and "930 µs" in t for t in texts)
+
+
+def test_time_without_timestamps_uses_line_numbers(pipe):
+    ax = pipe.plot.time("rtnetlink_rcv_msg")
+    x, _ = ax.get_lines()[0].get_data()
+    assert list(x) == list(pipe.calls_of("rtnetlink_rcv_msg")["line"])
+    assert "line number" in ax.get_xlabel() and "funcgraph-abstime" in ax.get_xlabel()
+
+
+def _bars(ax):
+    out = []
+    for coll in ax.collections:
+        if isinstance(coll, PolyCollection):
+            for path in coll.get_paths():
+                v = path.vertices
+                out.append((v[:, 0].min(), v[:, 0].max(), (v[:, 1].min() + v[:, 1].max()) / 2))
+    return out
+
+
+def test_timeline_by_task(fab):
+    ax = fab.plot.timeline()
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["ip-407", "ping-512"]
+    bars = _bars(ax)
+    # every root call is a bar (none closer than 1/2000 of the span here)
+    assert len(bars) == len(fab.roots())
+    ip = sorted(b for b in bars if b[2] == 0)
+    roots = fab.roots("rtnetlink_rcv")
+    assert np.allclose([b[0] for b in ip], (roots["start_s"] - 100.0) * 1e3)
+    assert np.allclose([b[1] - b[0] for b in ip], roots["duration_us"] / 1e3)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["rtnetlink_rcv", "ip_rcv"]
+    assert "ms" in ax.get_xlabel()
+
+
+def test_timeline_by_cpu_and_func(fab, pipe):
+    ax = fab.plot.timeline(by="cpu", func="ip_rcv")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["CPU 1"]
+    ax = pipe.plot.timeline()
+    assert "line number" in ax.get_xlabel()
+    # 4 root calls, back to back in each task: merged into one bar per task
+    assert sorted((b[0], b[2]) for b in _bars(ax)) == [(1, 0), (2361, 1)]
+    with pytest.raises(FtracekitError, match="task"):
+        pipe.plot.timeline(by="irq")
+
+
+def test_flame_boxes_are_the_calls(pipe):
+    call = int(pipe.slowest("rtnetlink_rcv", 1).index[0])
+    ax = pipe.plot.flame(call, min_frac=0.0)
+    sub = pipe.subtree(call)
+    bars = _bars(ax)
+    assert len(bars) == len(sub)
+    widths = sorted(b[1] - b[0] for b in bars)
+    # width = duration in ms (5.4 ms call), packed layout loses ≤ a few ns per box
+    assert np.allclose(widths, sorted(sub["duration_us"] / 1e3), atol=5e-5)
+    assert ax.get_xlim() == pytest.approx((0, 5.404684))
+    assert "ms" in ax.get_xlabel()
+    labels = {t.get_text() for t in ax.texts}
+    assert "rtnetlink_rcv" in labels and "netlink_dump" in labels
+    # default: boxes under 0.1% of the call are not drawn
+    assert len(_bars(pipe.plot.flame(call))) < len(sub)
+
+
+def test_flame_labels_fit_their_boxes(pipe, tmp_path):
+    call = int(pipe.slowest("rtnetlink_rcv", 1).index[0])
+    ax = pipe.plot.flame(call)
+    fig = ax.figure
+    fig.savefig(tmp_path / "f.png")
+    renderer = fig.canvas.get_renderer()
+    boxes = {}
+    for x0, x1, y in _bars(ax):
+        boxes.setdefault(round(y), []).append((x0, x1))
+    for t in ax.texts:
+        bb = t.get_window_extent(renderer).transformed(ax.transData.inverted())
+        row = [b for b in boxes[round(t.get_position()[1])] if b[0] <= t.get_position()[0] <= b[1]]
+        assert row, t.get_text()
+        assert bb.x0 >= row[0][0] - 1e-9 and bb.x1 <= row[0][1] + 1e-9, t.get_text()
+
+
+def test_flame_abstime_places_children_at_their_start(fab):
+    call = int(fab.slowest("rtnetlink_rcv", 1).index[0])
+    ax = fab.plot.flame(call)
+    sub = fab.subtree(call)
+    starts = sorted(b[0] for b in _bars(ax))
+    assert np.allclose(starts, sorted((sub["start_s"] - sub["start_s"].min()) * 1e6), atol=1e-3)
+    assert ax.get_xlabel() == "time since the call started (µs)"
+
+
+def test_top(pipe):
+    ax = pipe.plot.top(10)
+    t = pipe.top(10)
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == pytest.approx(list(t["self_us"]))       # < 2 ms: µs
+    assert [x.get_text() for x in ax.get_yticklabels()] == list(t.index)
+    assert ax.get_xlabel() == "self time (µs)"
+    ax = pipe.plot.top(5, by="total")
+    assert [p.get_width() for p in ax.patches] == pytest.approx(list(pipe.top(5, by="total")["total_us"] / 1e3))
+    assert ax.get_xlabel() == "total time (ms)"
+
+
+def test_compare(pipe):
+    other = ftracekit.load(DATA / "rtnl_depth3_markers.txt")
+    ax = pipe.plot.compare(other, 5, labels=("pipe", "depth3"))
+    names = [x.get_text() for x in ax.get_yticklabels()]
+    assert names[0] == "rtnetlink_rcv_msg"      # 1678.568 µs self in depth3: the largest
+    a = [p.get_width() for p in ax.patches[: len(names)]]
+    b = [p.get_width() for p in ax.patches[len(names):]]
+    ta, tb = pipe.top(None)["self_us"], other.top(None)["self_us"]
+    assert a == pytest.approx([ta.get(n, 0.0) for n in names])
+    assert b == pytest.approx([tb.get(n, 0.0) for n in names])
+    texts = [t.get_text().strip() for t in ax.texts]
+    assert texts[0] == f"{100 * (tb['rtnetlink_rcv_msg'] / ta['rtnetlink_rcv_msg'] - 1):+.0f}%"
+    assert "only in pipe" in texts
+
+
+def test_no_calls_with_duration_is_an_error():
+    t = ftracekit.parse("""\
+ 0)               |  f() {
+ 0)               |    g() {
+""")
+    with pytest.raises(FtracekitError, match="no call with a duration"):
+        P.plot_hist(t, "f")
+
+
+def test_million_calls_plot_fast():
+    t = ftracekit.load(DATA / "rtnl_trace_pipe.txt")
+    big = fabricate.replicate(t, 270)
+    assert len(big) > 1_000_000
+    start = time.perf_counter()
+    big.plot.hist("__rcu_read_lock")
+    big.plot.time("__rcu_read_lock")
+    big.plot.timeline()
+    big.plot.top()
+    ax = big.plot.flame(int(big.slowest("rtnetlink_rcv", 1).index[0]))
+    ax.figure.savefig(Path("/dev/null"), format="png")
+    elapsed = time.perf_counter() - start
+    assert elapsed < 15, elapsed
