@@ -257,17 +257,19 @@ def task_ids(pid: np.ndarray, cpu: np.ndarray) -> np.ndarray:
 
 
 def task_names(pid: np.ndarray, cpu: np.ndarray, comm: Any) -> np.ndarray:
-    """Name of each row's task: ``comm-pid`` (the comm first printed for that task: the kernel's
-    comm cache may print ``<...>`` first and the real name later), ``<idle>-0 (cpu N)`` or
-    ``cpu N`` for per-CPU pseudo tasks."""
+    """Name of each row's task: ``comm-pid`` with the first comm printed for that task other
+    than ``<...>`` (the kernel prints ``<...>`` until its comm cache knows the name),
+    ``<idle>-0 (cpu N)`` or ``cpu N`` for per-CPU pseudo tasks."""
     pid = np.asarray(pid)
     cpu = np.asarray(cpu)
     key = task_keys(pid, cpu)
     codes, uniq = pd.factorize(key)
     if not len(key):
         return np.zeros(0, dtype=object)
-    first = pd.Series(np.arange(len(key))).groupby(codes).first().to_numpy()
     comm_s = pd.Series(comm).astype(object).to_numpy()
+    unknown = pd.isna(comm_s) | (comm_s == "<...>")
+    order = np.lexsort((np.arange(len(key)), unknown, codes))
+    first = pd.Series(order).groupby(codes[order]).first().to_numpy()
     names = []
     for i in first:                 # one per task, not per row
         p, c, cm = int(pid[i]), int(cpu[i]), comm_s[i]

@@ -218,24 +218,45 @@ def plot_time(trace: "Trace", func: str, ax: "Axes | None" = None, *, label: int
         top = slow if len(slow) else top[:1]
         ax.plot(xs[top], ys[top], linestyle="none", marker="o", markersize=6,
                 markerfacecolor="none", markeredgecolor="#c44e52")
-        # stagger labels by rank so close neighbours do not overlap
         xmid = np.nanmedian(xs) if len(xs) else 0
-        order = top[np.argsort(xs[top], kind="stable")]
-        for k, i in enumerate(order):
+        texts = []
+        for i in top[np.argsort(xs[top], kind="stable")]:
             r = sub.iloc[int(i)]
             text = f"#{sub.index[int(i)]} {_task_label(r['comm'], int(r['pid']))} {_fmt_us(ys[i])}"
-            right = xs[i] <= xmid if len(order) > 1 else True
-            dy = 14 + 12 * (k % 3)
-            ax.annotate(text, xy=(xs[i], ys[i]), xytext=(10 if right else -10, -dy + 28),
-                        textcoords="offset points", fontsize=8, color="#8c2d2f",
-                        ha="left" if right else "right", va="center",
-                        arrowprops=dict(arrowstyle="-", color="#c44e52", lw=0.6))
+            right = xs[i] <= xmid if len(top) > 1 else True
+            texts.append(ax.annotate(
+                text, xy=(xs[i], ys[i]), xytext=(10 if right else -10, 12),
+                textcoords="offset points", fontsize=8, color="#8c2d2f",
+                ha="left" if right else "right", va="center",
+                arrowprops=dict(arrowstyle="-", color="#c44e52", lw=0.6)))
         ymax = ys.max()
         if ax.get_yscale() == "log":
             ax.set_ylim(top=ymax * 3)
         else:
             ax.set_ylim(top=ymax * 1.15)
+        _declutter(ax, texts)
     return ax
+
+
+def _declutter(ax: "Axes", texts: list[Any]) -> None:
+    """Move annotation labels up/down (in steps of their height) until none overlaps another
+    (a handful of labels: a small loop over labels, not over calls)."""
+    if len(texts) < 2:
+        return
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for t in sorted(texts, key=lambda a: -a.xy[1]):
+        bb = t.get_window_extent(renderer)
+        step = (bb.height + 2) * 72 / fig.dpi
+        x0, y0 = t.xyann
+        for k in range(1, 12):
+            if not any(bb.overlaps(p) for p in placed):
+                break
+            dy = step * ((k + 1) // 2) * (1 if k % 2 else -1)
+            t.xyann = (x0, y0 + dy)
+            bb = t.get_window_extent(renderer)
+        placed.append(bb)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -130,13 +130,15 @@ def check_chrome(trace: ftracekit.Trace, doc: dict, summary: dict) -> pd.DataFra
     mod = c["module"].astype(object)
     want = [f if m != m else f"{f} [{m}]" for f, m in zip(c["func"].astype(str), mod)]
     assert list(s["name"]) == want
-    # one track per task, named comm-pid (the comm first printed for it)
-    seen = {}
+    # one track per task, named comm-pid (the first comm printed for it other than <...>)
+    seen: dict[int, str] = {}
     for pid, comm, tid in zip(c["pid"], c["comm"], s["tid"]):
         if pid > 0:
             assert tid == pid
-            seen.setdefault(pid, f"{comm if isinstance(comm, str) else '?'}-{pid}")
-    assert all(names[pid] == n for pid, n in seen.items())
+            comm = comm if isinstance(comm, str) else "?"
+            if pid not in seen or (seen[pid] in ("<...>", "?") and comm not in ("<...>", "?")):
+                seen[pid] = comm
+    assert all(names[pid] == f"{n}-{pid}" for pid, n in seen.items())
     # nesting: a child lies inside its parent, siblings do not overlap (in doubles, as read)
     has = c["parent"].isin(c.index).to_numpy()
     ch = s[has]
