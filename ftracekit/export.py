@@ -507,7 +507,8 @@ def to_chrome(trace: "Trace", path: PathLike | IO[str], *, clock: str = "auto",
     body = ",\n".join(recs)
     text = head + body + "\n]}\n"
     _write_text(text, path)
-    summary["path"] = path if isinstance(path, str) else getattr(path, "name", None)
+    summary["path"] = (os.fspath(path) if isinstance(path, (str, os.PathLike))
+                       else getattr(path, "name", None))
     return summary
 
 

@@ -145,6 +145,7 @@ def plot_hist(trace: "Trace", func: str, ax: "Sequence[Axes] | None" = None, *, 
     else:
         ah, ae = ax
     p50, p99 = np.percentile(dd, [50, 99])
+    bins = int(np.clip(2 * np.sqrt(len(dd)), 10, bins))     # few calls: few, wider bins
     lo, hi = float(dd.min()), float(dd.max())
     if log:
         if hi <= lo:
@@ -172,9 +173,13 @@ def plot_hist(trace: "Trace", func: str, ax: "Sequence[Axes] | None" = None, *, 
     for v, name, style in ((p50, "p50", "--"), (p99, "p99", ":")):
         for a in (ah, ae):
             a.axvline(v, color="#c44e52", linestyle=style, linewidth=1.2)
-        ah.text(v, 0.98, f" {name} {_fmt_us(v)}", transform=trans, rotation=90, ha="right",
-                va="top", fontsize=8, color="#c44e52")
+        ah.text(v, 0.98, f"{name} {_fmt_us(v)}", transform=trans, rotation=90, ha="right",
+                va="top", fontsize=8, color="#c44e52",
+                bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.85))
     ah.set_ylabel("calls")
+    from matplotlib.ticker import MaxNLocator
+
+    ah.yaxis.set_major_locator(MaxNLocator(integer=True))
     ae.set_ylabel("fraction of calls ≤ duration")
     ae.set_ylim(0, 1.02)
     n_missing = int((~ok).sum())
@@ -243,19 +248,26 @@ def _declutter(ax: "Axes", texts: list[Any]) -> None:
     (a handful of labels: a small loop over labels, not over calls)."""
     if len(texts) < 2:
         return
+    from matplotlib.text import Text
+
     fig = ax.figure
+    fig.canvas.draw()          # settle the layout first: positions below are final pixels
     renderer = fig.canvas.get_renderer()
+
+    def box(t: Any) -> Any:    # the text alone, not its arrow
+        return Text.get_window_extent(t, renderer).expanded(1.0, 1.15)
+
     placed: list[Any] = []
     for t in sorted(texts, key=lambda a: -a.xy[1]):
-        bb = t.get_window_extent(renderer)
+        bb = box(t)
         step = (bb.height + 2) * 72 / fig.dpi
         x0, y0 = t.xyann
-        for k in range(1, 12):
+        for k in range(1, 16):
             if not any(bb.overlaps(p) for p in placed):
                 break
             dy = step * ((k + 1) // 2) * (1 if k % 2 else -1)
             t.xyann = (x0, y0 + dy)
-            bb = t.get_window_extent(renderer)
+            bb = box(t)
         placed.append(bb)
 
 
@@ -440,7 +452,7 @@ def plot_flame(trace: "Trace", call: int, ax: "Axes | None" = None, *,
     uniq, inv = np.unique(names, return_inverse=True)
     palette = np.array([_flame_color(u) for u in uniq])
     ax.add_collection(PolyCollection(verts, facecolors=palette[inv], edgecolors="white",
-                                     linewidths=0.4))
+                                     linewidths=np.where(w > top_dur / scale / 500, 0.4, 0.0)))
     ax.set_xlim(0, top_dur / scale)
     ax.set_ylim(n_levels - 0.5, -0.5)
     ax.set_yticks([])

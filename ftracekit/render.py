@@ -140,12 +140,63 @@ class CallTree:
         return "".join(parts)
 
 
-def trace_html(trace: "Trace") -> str:
-    """Compact HTML summary of a trace: headline figures and the top functions."""
+_CELL = "padding:1px 8px;text-align:right;white-space:nowrap"
+_CELL_L = "padding:1px 8px;text-align:left;white-space:nowrap"
+
+
+def _html_table(rows: list[list[str]], header: list[str], left: set[int]) -> str:
+    """A small table: header row, cells already escaped/formatted; ``left``: left-aligned cols."""
+    th = "".join(f"<th style='{_CELL_L if i in left else _CELL}'>{h}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f"<td style='{_CELL_L if i in left else _CELL}'>{c}</td>"
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return (f"<table style='border-collapse:collapse;font-size:12px;margin:2px 0 8px 0'>"
+            f"<thead><tr style='border-bottom:1px solid #aaa'>{th}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def trace_html(trace: "Trace", top: int = 10, slowest: int = 5) -> str:
+    """Compact HTML summary of a trace (Jupyter): one headline, warnings when something was
+    lost or skipped, the slowest root calls and the top functions by self time."""
     s = trace.summary()
-    head = "".join(
-        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in s.items() if v is not None)
-    top = trace.top(10).to_html(float_format=lambda v: f"{v:,.3f}") if len(trace.calls) else ""
-    return (f"<div><b>ftracekit.Trace</b><table>{head}</table>"
-            f"<div><b>top functions by self time (µs)</b>{top}</div></div>")
+    esc = html.escape
+    bits = [f"{s['calls']:,} calls", f"{s['functions']:,} functions",
+            f"{s['tasks']} task{'s' if s['tasks'] != 1 else ''}",
+            f"{s['cpus']} CPU{'s' if s['cpus'] != 1 else ''}", f"{s['events']:,} events"]
+    if s["span_s"] is not None:
+        bits.append(f"span {s['span_s']:.6f} s")
+    else:
+        bits.append("no timestamps")
+    warn = []
+    if s["no_exit"] or s["no_entry"]:
+        warn.append(f"{s['no_exit']:,} calls without exit, {s['no_entry']:,} without entry")
+    if s["lost_events"] or s["lost_event_lines_without_count"]:
+        warn.append(f"{s['lost_events']:,} events lost")
+    if s.get("recording_lost_events"):
+        warn.append(f"{s['recording_lost_events']:,} events lost while recording")
+    if s["skipped_lines"]:
+        warn.append(f"{s['skipped_lines']:,} lines skipped")
+    parts = [f"<div style='font-size:13px'><b>ftracekit.Trace</b> "
+             f"<code>{esc(str(s['source']))}</code><br>{esc(' · '.join(bits))}"]
+    if warn:
+        parts.append(f"<br><span style='color:#b35900'>⚠ {esc('; '.join(warn))}</span>")
+    parts.append("</div>")
+    c = trace.calls
+    if len(c):
+        roots = trace.roots().sort_values("duration_us", ascending=False, na_position="last",
+                                          kind="stable").head(slowest)
+        rows = []
+        for call, r in roots.iterrows():
+            comm = r["comm"] if isinstance(r["comm"], str) else "?"
+            task = f"{comm}-{r['pid']}" if r["pid"] >= 0 else comm
+            when = (f"{r['start_s']:.6f}" if r["start_s"] == r["start_s"] else f"line {r['line']}")
+            rows.append([str(call), esc(str(r["func"])), fmt_us(float(r["duration_us"])),
+                         fmt_us(float(r["self_us"])), esc(task), when])
+        parts.append(f"<div style='font-size:12px;margin-top:6px'><b>slowest root calls</b> (µs)</div>")
+        parts.append(_html_table(rows, ["call", "function", "duration", "self", "task", "start"],
+                                 {1, 4}))
+        t = trace.top(top)
+        rows = [[esc(str(f)), f"{int(r['count']):,}", fmt_us(r["self_us"]), fmt_us(r["total_us"]),
+                 fmt_us(r["p50_us"]), fmt_us(r["p99_us"]), fmt_us(r["max_us"])]
+                for f, r in t.iterrows()]
+        parts.append(f"<div style='font-size:12px'><b>top {len(t)} functions by self time</b> (µs)</div>")
+        parts.append(_html_table(rows, ["function", "calls", "self", "total", "p50", "p99", "max"], {0}))
+    return "<div>" + "".join(parts) + "</div>"

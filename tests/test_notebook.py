@@ -38,3 +38,21 @@ def test_notebook_executes(tmp_path):
     assert "'clock'" in text and "'slices'" in text           # the export summary
     # the executed copy can be inspected when the test fails
     nbformat.write(nb, tmp_path / "executed.ipynb")
+
+
+def test_trace_html_is_compact_and_escaped():
+    import ftracekit
+
+    data = Path(__file__).resolve().parent / "data" / "shared"
+    t = ftracekit.load(data / "rtnl_trace_pipe.txt")
+    h = t._repr_html_()
+    assert "3,715 calls · 218 functions · 2 tasks · 1 CPU · 0 events · no timestamps" in h
+    assert h.count("<table") == 2 and "slowest root calls" in h and "top 10 functions" in h
+    assert "5,404.7" in h                      # the slowest root call, µs
+    assert "⚠" not in h                        # nothing lost or skipped
+    thr = ftracekit.load(data / "rtnl_thresh50.txt")
+    assert "⚠ 0 calls without exit, 53 without entry" in thr._repr_html_()
+    odd = ftracekit.parse(" 0)   1.000 us    |  a<b>();\n")
+    assert "a&lt;b&gt;" in odd._repr_html_()
+    tree = t.tree(int(t.slowest("rtnetlink_rcv", 1).index[0]), min_us=100)._repr_html_()
+    assert tree.startswith("<div") and "<details" in tree and "rtnetlink_rcv" in tree

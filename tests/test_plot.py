@@ -229,3 +229,18 @@ def test_million_calls_plot_fast():
     ax.figure.savefig(Path("/dev/null"), format="png")
     elapsed = time.perf_counter() - start
     assert elapsed < 15, elapsed
+
+
+def test_time_labels_do_not_overlap(tmp_path):
+    n = fabricate.Node
+    roots = [n("f", 100e6 + k * 100, 500.0 if k in (3, 4, 5) else 10.0) for k in range(20)]
+    t = ftracekit.parse(fabricate.render([(0, "worker", 42, roots)]))
+    ax = t.plot.time("f", label=3)
+    fig = ax.figure
+    fig.savefig(tmp_path / "t.png")
+    r = fig.canvas.get_renderer()
+    from matplotlib.text import Text
+
+    boxes = [Text.get_window_extent(a, r) for a in ax.texts]     # the text, not its arrow
+    assert len(boxes) == 3
+    assert not any(boxes[i].overlaps(boxes[j]) for i in range(3) for j in range(i + 1, 3))
