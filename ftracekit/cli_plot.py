@@ -32,7 +32,8 @@ def _pick_call(trace: Any, func: str, nth: int | None, call: int | None) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    out = args.output or f"{Path(args.trace).name.split('.')[0] or 'trace'}_{args.kind}.png"
+    stem = "stdin" if args.trace == "-" else (Path(args.trace).name.split(".")[0] or "trace")
+    out = args.output or f"{stem}_{args.kind}.png"
     if not out.lower().endswith(_IMAGE_EXT):
         raise FtracekitError(f"-o {out}: use a .png, .svg or .pdf file name")
     parent = os.path.dirname(out)

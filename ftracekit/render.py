@@ -197,6 +197,7 @@ def trace_html(trace: "Trace", top: int = 10, slowest: int = 5) -> str:
         rows = [[esc(str(f)), f"{int(r['count']):,}", fmt_us(r["self_us"]), fmt_us(r["total_us"]),
                  fmt_us(r["p50_us"]), fmt_us(r["p99_us"]), fmt_us(r["max_us"])]
                 for f, r in t.iterrows()]
-        parts.append(f"<div style='font-size:12px'><b>top {len(t)} functions by self time</b> (µs)</div>")
+        parts.append(f"<div style='font-size:12px'><b>top functions by self time</b> "
+                     f"(µs; {len(t)} of {s['functions']:,})</div>")
         parts.append(_html_table(rows, ["function", "calls", "self", "total", "p50", "p99", "max"], {0}))
     return "<div>" + "".join(parts) + "</div>"
