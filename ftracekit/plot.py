@@ -70,9 +70,12 @@ def _fmt_us(v: float) -> str:
     return f"{v:.3g} µs"
 
 
-def _task_label(comm: Any, pid: int) -> str:
+def _task_label(comm: Any, pid: int, cpu: int | None = None) -> str:
+    """``comm-pid``; ``cpu N`` when the trace does not say which task (no funcgraph-proc)."""
+    if pid < 0:
+        return f"cpu {cpu}" if cpu is not None and cpu >= 0 else "unknown task"
     comm = comm if isinstance(comm, str) else "?"
-    return f"{comm}-{pid}" if pid >= 0 else comm
+    return f"{comm}-{pid}"
 
 
 def _short_num(v: float, _pos: Any = None) -> str:
@@ -227,7 +230,8 @@ def plot_time(trace: "Trace", func: str, ax: "Axes | None" = None, *, label: int
         texts = []
         for i in top[np.argsort(xs[top], kind="stable")]:
             r = sub.iloc[int(i)]
-            text = f"#{sub.index[int(i)]} {_task_label(r['comm'], int(r['pid']))} {_fmt_us(ys[i])}"
+            task = _task_label(r["comm"], int(r["pid"]), int(r["cpu"]))
+            text = f"#{sub.index[int(i)]} {task} {_fmt_us(ys[i])}"
             right = xs[i] <= xmid if len(top) > 1 else True
             texts.append(ax.annotate(
                 text, xy=(xs[i], ys[i]), xytext=(10 if right else -10, 12),
@@ -386,8 +390,8 @@ def plot_timeline(trace: "Trace", ax: "Axes | None" = None, *, by: str = "task",
             i = int(np.flatnonzero(row_codes == r)[0])
             row = labels_src.iloc[i]
             pid = int(row["pid"])
-            base = _task_label(row["comm"], pid)
-            lab.append(base if pid > 0 else f"{base} cpu{int(row['cpu'])}")
+            base = _task_label(row["comm"], pid, int(row["cpu"]))
+            lab.append(base if pid != 0 else f"{base} (cpu {int(row['cpu'])})")
     else:
         lab = [f"CPU {int(row_uniq[r])}" if int(row_uniq[r]) >= 0 else "CPU ?" for r in keep_rows]
     ax.set_yticklabels(lab, fontsize=8)
@@ -463,7 +467,7 @@ def plot_flame(trace: "Trace", call: int, ax: "Axes | None" = None, *,
         ax.spines[s].set_visible(False)
     r = sub.loc[call]
     ax.set_title(f"call {call}: {r['func']} ({_fmt_us(float(r['duration_us']))}), task "
-                 f"{_task_label(r['comm'], int(r['pid']))}; width = duration",
+                 f"{_task_label(r['comm'], int(r['pid']), int(r['cpu']))}; width = duration",
                  loc="left", fontsize=10)
     # labels where they fit: estimate character width from the axes size in pixels
     fig = ax.figure
