@@ -158,6 +158,16 @@ def check_chrome(trace: ftracekit.Trace, doc: dict, summary: dict) -> pd.DataFra
     tol = 0.003 if summary["clock"] == "synthetic" else 1.01
     assert (diff <= tol).sum() >= ok.sum() - ex.layout(c).attrs["adjusted"]
     assert (c.loc[~ok, "status"] == "no-exit").all()
+    # an event inside a call is drawn inside that call's slice, on its track
+    inst = pd.DataFrame({"call": [e["args"]["call"] for e in ins], "ts": [e["ts"] for e in ins],
+                         "tid": [e["tid"] for e in ins]})
+    inst = inst[inst["call"].isin(c.index)]
+    if len(inst):
+        sl = s.loc[inst["call"].to_numpy()]
+        tol = 1e-9 if summary["clock"] == "synthetic" else 1.0
+        assert (inst["ts"].to_numpy() >= sl["ts"].to_numpy() - tol).all()
+        assert (inst["ts"].to_numpy() <= (sl["ts"] + sl["dur"]).to_numpy() + tol).all()
+        assert (inst["tid"].to_numpy() == sl["tid"].to_numpy()).all()
     return s
 
 
