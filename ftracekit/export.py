@@ -91,7 +91,11 @@ def layout(calls: pd.DataFrame, clock: str = "auto") -> pd.DataFrame:
       while durations have ns, so a call that overlaps its previous sibling by up to 1 µs is
       moved to start after it; a call whose printed duration runs further into its next
       sibling (timestamps and duration disagree) is cut where the next one starts; every call
-      is clamped into its parent. Root calls are siblings per task.
+      is clamped into its parent. Root calls are siblings per task. A call's start is its
+      exit time minus its duration when, started at its entry line's time, it would outlast
+      its parent but not so (an entry line printed late, after interrupts that ran inside
+      the call); an interrupt attached more than one level below
+      its parent that starts inside a sibling is nested in that sibling.
     * ``"synthetic"`` — for traces without timestamps: root calls are laid end to end in
       order of appearance (all tasks on one clock starting at 0) and children are packed from
       their parent's start in order, so a parent's self time shows as a gap at its end.
@@ -146,7 +150,20 @@ def layout(calls: pd.DataFrame, clock: str = "auto") -> pd.DataFrame:
             ts[lv] = base + _group_excl_cumsum(eff[lv], grp)
         out_dur = eff
     else:
-        raw = np.where(np.isfinite(start), start, end - dur / 1e6)
+        # A call starts at its entry line's time. Real traces also have entry lines printed
+        # late (after interrupts that ran inside the call) and exit lines printed late; when
+        # the call, started at its entry time, would outlast its parent's exit but, started
+        # at its exit time minus its duration, would not, the latter is the right start.
+        alt = end - dur / 1e6
+        pp = np.maximum(ppos, 0)
+        p_end = np.where(np.isfinite(end[pp]), end[pp], start[pp] + dur[pp] / 1e6)
+        slack = 1.5e-6                                    # µs timestamps vs ns durations
+        late_entry = (ppos >= 0) & (start + dur / 1e6 > p_end + slack) & \
+            (alt + dur / 1e6 <= p_end + slack) & (alt >= start[pp] - slack)
+        use_alt = np.isfinite(alt) & (np.isnan(start) | late_entry)
+        raw = np.where(use_alt, alt, start)
+        depth = calls["depth"].to_numpy()
+        deep = np.where(ppos >= 0, depth > depth[np.maximum(ppos, 0)] + 1, depth > 0)
         t0 = float(np.nanmin(raw))
         raw_us = (raw - t0) * 1e6
         last = np.where(np.isfinite(end), (end - t0) * 1e6, raw_us + np.nan_to_num(dur))
@@ -159,7 +176,7 @@ def layout(calls: pd.DataFrame, clock: str = "auto") -> pd.DataFrame:
             c = np.nan_to_num(raw_us[lv], nan=-np.inf)
             if g:
                 c = np.maximum(c, ts[p])
-            t, e = _place_siblings(grp, c, eff[lv], tol=1.0)
+            t, e = _place_siblings(grp, c, eff[lv], tol=1.0, deep=deep[lv])
             if g:
                 p_end = ts[p] + out_dur[p]
                 t = np.minimum(t, p_end)
@@ -181,24 +198,39 @@ def _sorted_groups(grp: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return o, grp[o]
 
 
-def _place_siblings(grp: np.ndarray, c: np.ndarray, d: np.ndarray, tol: float
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def _place_siblings(grp: np.ndarray, c: np.ndarray, d: np.ndarray, tol: float,
+                    deep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Start/end of siblings (rows of one tree level, grouped by parent) from their own start
-    times ``c`` and durations ``d``, so that they do not overlap.
+    times ``c`` and durations ``d``, so that they nest.
 
-    In time order within a group: a row whose printed duration runs more than ``tol`` past the
-    next sibling's start is cut at that start (the timestamps disagree with the duration; the
-    start times win). Smaller overlaps are rounding (µs timestamps, ns durations): the next
-    row is moved to start when this one ends, ``ts_i = max(c_i, ts_{i−1} + d_{i−1})``,
-    computed as ``D_i + cummax(c_i − D_i)`` with ``D`` the running sum of durations.
+    ``deep`` rows sit more than one level below their parent (an interrupt printed before the
+    entry line of the function it interrupted): one that starts inside an earlier sibling keeps
+    its time and ends inside that sibling, so that readers nest it there. Among the other
+    rows, in time order: a row whose printed duration runs more than ``tol`` past the next
+    sibling's start is cut at that start (the timestamps disagree with the duration; the start
+    times win); smaller overlaps are rounding (µs timestamps, ns durations), so the next row
+    is moved to start when this one ends, ``ts_i = max(c_i, ts_{i−1} + d_{i−1})``, computed as
+    ``D_i + cummax(c_i − D_i)`` with ``D`` the running sum of durations.
     """
     o, g = _sorted_groups(grp, c)
     cs, ds = c[o], d[o].copy()
-    nxt = pd.Series(cs).groupby(g).shift(-1).to_numpy()
-    cut = np.isfinite(nxt) & (cs + ds > nxt + tol)
-    ds[cut] = np.maximum(nxt[cut] - cs[cut], 0.0)
-    D = _group_excl_cumsum(ds, g)
-    t = D + pd.Series(cs - D).groupby(g).cummax().to_numpy()
+    inside = np.zeros(len(o), dtype=bool)
+    if deep is not None and deep.any():
+        ends = pd.Series(np.where(deep[o], -np.inf, cs + ds))
+        prev_end = ends.groupby(g).cummax().groupby(g).shift(1).to_numpy()
+        inside = deep[o] & np.isfinite(prev_end) & (cs < prev_end - tol)
+        enc = np.where(inside, prev_end, np.nan)
+    out = ~inside
+    t = cs.copy()
+    go, co, do = g[out], cs[out], ds[out]
+    nxt = pd.Series(co).groupby(go).shift(-1).to_numpy()
+    cut = np.isfinite(nxt) & (co + do > nxt + tol)
+    do[cut] = np.maximum(nxt[cut] - co[cut], 0.0)
+    D = _group_excl_cumsum(do, go)
+    t[out] = D + pd.Series(co - D).groupby(go).cummax().to_numpy()
+    ds[out] = do
+    if inside.any():
+        ds[inside] = np.maximum(np.minimum(cs[inside] + ds[inside], enc[inside]) - cs[inside], 0.0)
     ts = np.empty_like(t)
     te = np.empty_like(t)
     ts[o] = t

@@ -431,9 +431,9 @@ def plot_flame(trace: "Trace", call: int, ax: "Axes | None" = None, *,
     trace._check_call(call)
     sub = trace.subtree(call)
     lay = layout(sub, clock=clock)
-    lvl = sub["depth"].to_numpy() - int(sub.loc[call, "depth"])
-    # orphan depths aside, the generation is the row
-    lvl = lay["gen"].to_numpy()
+    # the row is the depth below the call; an interrupt attached more than one level below
+    # its parent (laid out inside the sibling it interrupted) keeps its printed depth
+    lvl = np.maximum(lay["gen"].to_numpy(), sub["depth"].to_numpy() - int(sub.loc[call, "depth"]))
     top_dur = float(lay.loc[call, "dur_us"]) or 1.0
     t0 = float(lay.loc[call, "ts_us"])
     keep = lay["dur_us"].to_numpy() >= min_frac * top_dur

@@ -145,11 +145,23 @@ def check_chrome(trace: ftracekit.Trace, doc: dict, summary: dict) -> pd.DataFra
     par = s.loc[c.loc[has, "parent"].to_numpy()]
     assert (ch["tid"].to_numpy() == par["tid"].to_numpy()).all()
     assert (ch["ts"].to_numpy() >= par["ts"].to_numpy()).all()
-    assert (ch["ts"].to_numpy() + ch["dur"].to_numpy() < par["ts"].to_numpy() + par["dur"].to_numpy()).all()
+    ch_end = ch["ts"].to_numpy() + ch["dur"].to_numpy()
+    par_end = par["ts"].to_numpy() + par["dur"].to_numpy()
+    # ends strictly inside (≥ 1 ns apart), except zero-length slices squeezed to the very end
+    assert ((ch_end < par_end) | ((ch["dur"].to_numpy() == 0) & (ch_end <= par_end))).all()
+    # siblings: disjoint, or (an interrupt attached below the function it interrupted) inside
+    # an earlier sibling
     sib = s.assign(parent=c["parent"].to_numpy())[has].sort_values(["parent", "ts"], kind="stable")
-    nxt = sib.groupby("parent")["ts"].shift(-1)
     end = sib["ts"] + sib["dur"]
-    assert ((end < nxt) | ((sib["dur"] == 0) & (end <= nxt)) | nxt.isna()).all()
+    prev_end = end.groupby(sib["parent"]).cummax().groupby(sib["parent"]).shift(1)
+    nested = (sib["ts"] < prev_end) & (end < prev_end)
+    outer = sib[~nested]
+    nxt = outer.groupby("parent")["ts"].shift(-1)
+    oend = outer["ts"] + outer["dur"]
+    assert ((oend < nxt) | ((outer["dur"] == 0) & (oend <= nxt)) | nxt.isna()).all()
+    depth = c["depth"]
+    pdepth = depth.reindex(c["parent"]).to_numpy()
+    assert (depth.loc[nested[nested].index].to_numpy() > pdepth[has][nested.reindex(c.index[has]).to_numpy()] + 1).all()
     # durations: as printed, except calls without an exit, parents stretched around children
     # longer than themselves (synthetic clock) and the ≤ 1 µs clamping of µs timestamps
     d = c["duration_us"].to_numpy(dtype=float, na_value=np.nan)
