@@ -190,12 +190,155 @@ def _link_sequential(idx: np.ndarray, kind: np.ndarray, depth: np.ndarray, func:
             exit_of[r] = ridx[ex[p]]
 
 
-def _prev_smaller(D: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """For each position, the previous position (same task) with a strictly smaller depth, or -1.
+def _prev_smaller(D: np.ndarray, first: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
+    """For each position (or the positions ``at``), the previous position (same task) with a
+    strictly smaller depth, or -1.
 
-    Pointer jumping: ``cand`` starts at the predecessor and jumps to the candidate of any
-    candidate that is not smaller. Invariant: everything strictly between ``cand[i]`` and ``i``
-    is at depth ≥ ``D[i]``. Converges in about log(run length) rounds.
+    Equivalent to a stack scan; computed in O(n) by :func:`_level_search` (pointer jumping,
+    :func:`_prev_smaller_jump`, for pathological depth sequences).
+    """
+    m = len(D)
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
+    D = D.astype(np.int32, copy=False)
+    # An up-step into k (D[k-1] < D[k]) starts, for every level in (D[k-1], D[k]], the run of
+    # positions at depth ≥ that level containing k: pse(i) = (last such k ≤ i at level D[i]) - 1.
+    # Only positions after a down-step need the search: after an up-step it is i - 1, and a
+    # position at the depth of its predecessor shares the predecessor's answer.
+    step = np.zeros(m, dtype=np.int8)
+    np.sign(D[1:] - D[:-1], out=step[1:], casting="unsafe")
+    step[first] = 2
+    ev = np.flatnonzero(step == 1)
+    down = np.flatnonzero(step == -1)
+    k = _level_search(D, first, ev, D[ev - 1], D[ev], down, D[down], forward=False)
+    if k is None:
+        out = _prev_smaller_jump(D, first)
+        return out if at is None else out[at]
+    res = np.full(m, -1, dtype=np.int64)
+    res[ev] = ev - 1
+    res[down] = np.where(k >= 0, k - 1, -1)
+    head = np.where(step == 0, 0, np.arange(m, dtype=np.int64))
+    np.maximum.accumulate(head, out=head)
+    res = res[head]
+    return res if at is None else res[at]
+
+
+def _next_smaller(D: np.ndarray, last: np.ndarray, strict: bool,
+                  at: np.ndarray | None = None) -> np.ndarray:
+    """For each position (or the positions ``at``), the next position (same task) with depth
+    < ``D[i]`` (``strict``) or ≤ ``D[i]`` (not strict), or -1. O(n) like :func:`_prev_smaller`."""
+    m = len(D)
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
+    D = D.astype(np.int32, copy=False)
+    first = np.empty(m, dtype=bool)
+    first[0] = True
+    first[1:] = last[:-1]
+    qp = np.arange(m) if at is None else at
+    ev = np.flatnonzero(~last[:-1] & (D[1:] < D[:-1]))
+    # A down-step after k (D[k+1] < D[k]) ends, for every level in (D[k+1], D[k]], the run at
+    # depth ≥ that level containing k: ns(i) = (first such k ≥ i at level D[i]) + 1; not strict
+    # is the same at level D[i] + 1, or simply i + 1 when D[i+1] ≤ D[i].
+    if strict:
+        k = _level_search(D, first, ev, D[ev + 1], D[ev], qp, D[qp], forward=True)
+        if k is None:
+            out = _next_smaller_jump(D, last, strict)
+            return out if at is None else out[at]
+        return np.where(k >= 0, k + 1, -1)
+    nxt = np.minimum(qp + 1, m - 1)
+    step = ~last[qp] & (D[nxt] <= D[qp])
+    out = np.where(step, qp + 1, -1)
+    rest = np.flatnonzero(~step)
+    k = _level_search(D, first, ev, D[ev + 1], D[ev], qp[rest], D[qp[rest]] + 1, forward=True)
+    if k is None:
+        full = _next_smaller_jump(D, last, strict)
+        return full if at is None else full[at]
+    out[rest] = np.where(k >= 0, k + 1, -1)
+    return out
+
+
+def _level_search(D: np.ndarray, first: np.ndarray, ev: np.ndarray, ev_lo: np.ndarray,
+                  ev_hi: np.ndarray, qp: np.ndarray, ql: np.ndarray, forward: bool):
+    """Events at positions ``ev`` (ascending, at most one per position) cover the levels
+    ``(ev_lo, ev_hi]``. For each query (position ``qp[j]``, ascending, level ``ql[j]``): the last
+    event at or before the position (``forward=False``) or the first at or after it
+    (``forward=True``) covering the level, in the same task (tasks are the runs started by
+    ``first``); its position, or -1.
+
+    One stable radix sort of events and queries by (level, task); None if the events would be
+    too many (huge depth jumps) or the key too wide, so the caller falls back to pointer jumping.
+    """
+    m = len(D)
+    nq = len(qp)
+    if not nq:
+        return np.zeros(0, dtype=np.int64)
+    s = (ev_hi - ev_lo).astype(np.int64)
+    E = int(s.sum())
+    if E > 8 * m + 4096:
+        return None
+    lo = int(ql.min())
+    hi = int(ql.max())
+    if len(ev):
+        lo = min(lo, int(ev_lo.min()) + 1)
+        hi = max(hi, int(ev_hi.max()))
+    tstart = np.flatnonzero(first)
+    n_tasks = len(tstart)
+    width = hi - lo + 1
+    if width * n_tasks >= 1 << 32:
+        return None
+    kdt = np.uint16 if width * n_tasks < 1 << 16 else np.uint32   # uint16 sorts by radix
+    # Items in position order: at a position, events then the query going backward, the query
+    # then events going forward (so an event at the query's own position counts).
+    cs = np.cumsum(s)
+    nb = np.searchsorted(ev, qp, side="left" if forward else "right")
+    qitem = np.arange(nq, dtype=np.int64)
+    qitem[nb > 0] += cs[nb[nb > 0] - 1]
+    N = nq + E
+    key = np.empty(N, dtype=kdt)
+    pos = np.empty(N, dtype=np.int64)
+    is_ev = np.zeros(N, dtype=bool)
+    key[qitem] = (ql - lo) * n_tasks + (np.searchsorted(tstart, qp, side="right") - 1)
+    pos[qitem] = qp
+    if E:
+        first_ev = np.searchsorted(qp, ev, side="right" if forward else "left") + (cs - s)
+        ramp = np.arange(E, dtype=np.int64) - np.repeat(cs - s, s)
+        items = np.repeat(first_ev, s) + ramp
+        ev_tid = np.searchsorted(tstart, ev, side="right") - 1
+        key[items] = (np.repeat(ev_lo + 1 - lo, s) + ramp) * n_tasks + np.repeat(ev_tid, s)
+        pos[items] = np.repeat(ev, s)
+        is_ev[items] = True
+    o = np.argsort(key, kind="stable")
+    ks = key[o]
+    es = is_ev[o]
+    idx = np.arange(N, dtype=np.int64)
+    if forward:
+        end = np.empty(N, dtype=bool)
+        end[-1] = True
+        np.not_equal(ks[1:], ks[:-1], out=end[:-1])
+        found = np.minimum.accumulate(np.where(es, idx, N)[::-1])[::-1]
+        bound = np.minimum.accumulate(np.where(end, idx, N)[::-1])[::-1]
+        hit = found <= bound
+    else:
+        brk = np.empty(N, dtype=bool)
+        brk[0] = True
+        np.not_equal(ks[1:], ks[:-1], out=brk[1:])
+        found = np.maximum.accumulate(np.where(es, idx, -1))
+        bound = np.maximum.accumulate(np.where(brk, idx, 0))
+        hit = found >= bound
+    qsel = np.flatnonzero(~es)
+    ps = pos[o[np.where(hit[qsel], found[qsel], qsel)]]
+    # Queries come out grouped by key; back to query order (their items ascend with qp).
+    res = np.empty(nq, dtype=np.int64)
+    qrank = np.empty(N, dtype=np.int64)
+    qrank[qitem] = np.arange(nq)
+    res[qrank[o[qsel]]] = np.where(hit[qsel], ps, -1)
+    return res
+
+
+def _prev_smaller_jump(D: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """:func:`_prev_smaller` by pointer jumping: ``cand`` starts at the predecessor and jumps to
+    the candidate of any candidate that is not smaller. Invariant: everything strictly between
+    ``cand[i]`` and ``i`` is at depth ≥ ``D[i]``. Converges in about log(run length) rounds.
     """
     m = len(D)
     cand = np.arange(-1, m - 1, dtype=np.int64)
@@ -210,9 +353,8 @@ def _prev_smaller(D: np.ndarray, first: np.ndarray) -> np.ndarray:
     return cand
 
 
-def _next_smaller(D: np.ndarray, last: np.ndarray, strict: bool) -> np.ndarray:
-    """For each position, the next position (same task) with depth < ``D[i]`` (``strict``) or
-    ≤ ``D[i]`` (not strict), or -1. Same pointer jumping as :func:`_prev_smaller`."""
+def _next_smaller_jump(D: np.ndarray, last: np.ndarray, strict: bool) -> np.ndarray:
+    """:func:`_next_smaller` by pointer jumping (see :func:`_prev_smaller_jump`)."""
     m = len(D)
     cand = np.arange(1, m + 1, dtype=np.int64)
     cand[last] = -1
@@ -283,9 +425,8 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
         new_task = end_task = np.zeros(0, dtype=bool)
 
     # Entries and their exits.
-    close = _next_smaller(D, end_task, strict=False)
     ent = np.flatnonzero(K == K_ENTRY)
-    x = close[ent]
+    x = _next_smaller(D, end_task, strict=False, at=ent)
     ok = x >= 0
     xv = np.where(ok, x, 0)
     ok &= (K[xv] == K_EXIT) & (D[xv] == D[ent])
@@ -306,10 +447,22 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
 
     # Backward parent: the no-entry exit that closes around, for calls without a forward one.
     orphan_exit = (K == K_EXIT) & start
-    ns = _next_smaller(D, end_task, strict=True)
-    bwd = _resolve(ns, ns, orphan_exit)
+    have_orphans = bool(orphan_exit.any())
+    ns_cache: list[np.ndarray] = []
 
-    parent = np.where(start, np.where(fwd >= 0, fwd, bwd), -1)
+    def bwd_at(sel: np.ndarray) -> np.ndarray:
+        """The backward parent of the positions ``sel`` (only needed where there is no forward
+        one; -1 everywhere when no exit is a call of its own)."""
+        if not have_orphans or not len(sel):
+            return np.full(len(sel), -1, dtype=np.int64)
+        if not ns_cache:
+            ns_cache.append(_next_smaller(D, end_task, strict=True))
+        ns = ns_cache[0]
+        return _resolve(ns[sel], ns, orphan_exit)
+
+    parent = np.where(start, fwd, -1)
+    need = np.flatnonzero(start & (fwd < 0))
+    parent[need] = bwd_at(need)
     has = parent >= 0
     out.parent[calls[has]] = calls[parent[has]]
 
@@ -332,7 +485,7 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
         if m:
             f_owner = np.where(is_entry[qv], qv, fwd[call_start[qv]])
             own = np.where(has_prev, f_owner, -1)
-            b_owner = np.where(orphan_exit[nqv], nqv, bwd[nqv])
+            b_owner = np.where(orphan_exit[nqv], nqv, bwd_at(nqv))
             need = (own < 0) & has_next
             own = np.where(need, b_owner, own)
         good = own >= 0
@@ -366,6 +519,18 @@ def _in_irq(kind: np.ndarray, cpu: np.ndarray) -> np.ndarray:
         good = k >= 0
         out[sel[good]] = st[k[good]]
     return out
+
+
+def _count_distinct(keys: np.ndarray) -> int:
+    """Number of distinct values of an integer array (a bitmap when the range is small)."""
+    if not len(keys):
+        return 0
+    lo, hi = int(keys.min()), int(keys.max())
+    if hi - lo < 1 << 26:
+        seen = np.zeros(hi - lo + 1, dtype=bool)
+        seen[keys - lo] = True
+        return int(np.count_nonzero(seen))
+    return int(len(np.unique(keys)))
 
 
 def _categorical(codes: np.ndarray, names: list[str]) -> pd.Categorical:
@@ -445,7 +610,7 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False
         "in_irq": in_irq,
         "retval": retval,
         "line": cols["line"][S],
-    })
+    }, copy=False)   # fresh arrays: no copies, no consolidation
     calls.index.name = "call"
 
     C = np.flatnonzero(kind == K_COMMENT)
@@ -467,6 +632,6 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False
         "complete": int((status == 0).sum()),
         "no_exit": int((status == 1).sum()),
         "no_entry": int((status == 2).sum()),
-        "tasks": int(len(np.unique(task[(kind == K_ENTRY) | (kind == K_LEAF) | (kind == K_EXIT)]))),
+        "tasks": _count_distinct(task[S]),   # every task with call lines starts a call
     }
     return calls, events, stats

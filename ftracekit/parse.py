@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
@@ -27,6 +29,35 @@ from .textio import CHUNK_BYTES, PathOrFile, open_source
 __all__ = ["parse_source", "parse_text"]
 
 _SNIFF_LINES = 3000
+_SCAN_BYTES = 1 << 20     # fast-path block size (fits the L2 cache with its temporaries)
+_WORKERS = 2              # scanning threads
+
+
+class _Done:
+    """A finished result with the interface of a future (single-threaded path)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+    def cancel(self) -> bool:
+        return False
+
+
+def _split_block(block: bytes, size: int):
+    """``block`` (ending with a newline) in pieces of about ``size`` bytes cut after newlines."""
+    n = len(block)
+    pos = 0
+    while n - pos > size + (size >> 1):
+        cut = block.rfind(b"\n", pos, pos + size)
+        if cut < 0:
+            cut = block.find(b"\n", pos + size)
+        yield block[pos:cut + 1]
+        pos = cut + 1
+    if pos < n:
+        yield block[pos:] if pos else block
 _PROGRESS_MIN_BYTES = 32 << 20
 
 
@@ -107,27 +138,47 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
     sniffed: list[str] = []
     fast_lines = 0
 
-    def run_block(block: bytes) -> None:
+    # Fast path: blocks are scanned on worker threads (numpy releases the GIL) while this
+    # thread finishes them in order (interning, exact parsing of rejected lines).
+    pool: ThreadPoolExecutor | None = None
+    pending: deque = deque()
+
+    def finish_one() -> None:
         nonlocal lineno, fast_lines
         assert parser is not None
-        n_lines = block.count(b"\n")
+        scan = pending.popleft().result()
+        cols, n_fast = _fastparse.finish_block(scan, lineno + 1, parser)
+        fast_lines += n_fast
+        parts.append(cols)
+        lineno += len(scan.starts)
+
+    def drain() -> None:
+        while pending:
+            finish_one()
+
+    def run_block(block: bytes, wait: bool = False) -> None:
+        nonlocal lineno, pool
+        assert parser is not None
         if fast:
-            cols, rejected = _fastparse.parse_block(block, lineno + 1, parser)
-            fast_lines += n_lines - len(rejected)
-            parser.feed(rejected)
-            slow = parser.take_columns()
-            if len(slow["line"]):
-                merged = concat_columns([cols, slow])
-                order = np.argsort(merged["line"], kind="stable")
-                cols = {k: v[order] for k, v in merged.items()}
-            parts.append(cols)
+            for sub in _split_block(block, _SCAN_BYTES):
+                if pool is None and _WORKERS > 1 and len(block) >= _SCAN_BYTES:
+                    pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="ftracekit-scan")
+                if pool is not None:
+                    pending.append(pool.submit(_fastparse.scan_block, sub, parser))
+                else:
+                    pending.append(_Done(_fastparse.scan_block(sub, parser)))
+                while len(pending) > 2 * _WORKERS:
+                    finish_one()
+            if wait:
+                drain()
         else:
+            n_lines = block.count(b"\n")
             text = block.decode("utf-8", "replace")
             lines = text.split("\n")
             lines.pop()  # block ends with "\n"
             parser.feed((lineno + 1 + i, ln.rstrip("\r")) for i, ln in enumerate(lines))
             parts.append(parser.take_columns())
-        lineno += n_lines
+            lineno += n_lines
 
     try:
         for data in chunks:
@@ -154,6 +205,7 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
             carry = block[cut + 1:]
             run_block(block[: cut + 1])
             bar.update(position() or nbytes, lineno)
+        drain()
         if carry:
             # A last line without its newline: parse it if it is complete, else report it.
             if parser is None:
@@ -164,10 +216,14 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
                 layout = layout_from_header(sniff) or detect_layout(sniff)[0] or Layout()
                 parser = LineParser(layout, funcs, modules, comms)
             before = parser.skipped
-            run_block(carry + b"\n")
+            run_block(carry + b"\n", wait=True)
             if parser.skipped > before:
                 truncated_last = carry.decode("utf-8", "replace")[:200]
     finally:
+        if pool is not None:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True)
         bar.finish()
 
     if nbytes == 0:
