@@ -48,7 +48,7 @@ __all__ = [
 def _make_trace(recs: Any, meta: dict[str, Any]) -> Trace:
     from .calltree import build_tables
 
-    calls, events, stats = build_tables(recs)
+    calls, events, stats = build_tables(recs, consume=True)   # recs is not used afterwards
     meta["tasks"] = stats["tasks"]
     meta["calls"] = {k: v for k, v in stats.items() if k != "tasks"}
     return Trace(calls, events, meta)

@@ -49,6 +49,7 @@ __all__ = ["parse_block", "scan_block", "finish_block"]
 
 _U = np.uint64
 _PAD = 320                     # zero bytes appended to a block so gathers never overrun
+_PAD_BYTES = bytes(_PAD)
 _MAX_INDENT = 512              # deeper lines go to the exact parser
 _MAX_BODY = 128                # longer bodies go to the exact parser
 _TABLE_BITS = 16
@@ -514,6 +515,7 @@ class BlockScan:
     block: bytes
     starts: np.ndarray
     ends: np.ndarray
+    nbytes: int                       # length of the block
     acc: np.ndarray                   # line indices (within the block) accepted, sorted
     cols: dict[str, np.ndarray]       # record columns for ``acc`` (codes still to assign)
     refs: tuple[np.ndarray, np.ndarray, np.ndarray]  # comm/func/module name ids (-1: none)
@@ -598,10 +600,10 @@ def _EXT_VIEW(mem: bytes) -> np.ndarray:
 _EMPTY_COLS = ("kind", "cpu", "pid", "ts", "dur", "depth", "retval", "has_ret")
 
 
-def scan_block(block: bytes, parser) -> BlockScan:
+def scan_block(block, parser) -> BlockScan:
     """Vectorised pass over a block (no interning; safe to run on a worker thread)."""
     state = _state(parser)
-    mem = block + bytes(_PAD)
+    mem = b"".join((block, _PAD_BYTES))      # block may be a memoryview
     buf = np.frombuffer(mem, dtype=np.uint8)
     nl = np.flatnonzero(buf[: len(block)] == 10)
     n = len(nl)
@@ -617,7 +619,7 @@ def scan_block(block: bytes, parser) -> BlockScan:
         tpl = getattr(state, "last_template", None)
         for attempt in range(_MAX_TEMPLATES):
             if tpl is None or attempt:
-                tpl = _find_template(block, starts, ends, remaining, state)
+                tpl = _find_template(mem, starts, ends, remaining, state)
                 if tpl is None:
                     break
             res, mismatch = _scan_template(mem, buf, starts, ends, remaining, tpl, state)
@@ -643,7 +645,7 @@ def scan_block(block: bytes, parser) -> BlockScan:
         acc = np.zeros(0, dtype=np.int64)
         cols = {k: np.zeros(0, dtype=COLUMNS[k]) for k in _EMPTY_COLS}
         refs = (np.zeros(0, dtype=np.int64),) * 3
-    return BlockScan(block=block, starts=starts, ends=ends, acc=acc, cols=cols,
+    return BlockScan(block=mem, starts=starts, ends=ends, nbytes=len(block), acc=acc, cols=cols,
                      refs=refs)  # type: ignore[arg-type]
 
 

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._memory import release_memory as _release_memory
 from .lineparse import event_name
 from .records import (
     K_COMMENT, K_ENTRY, K_EXIT, K_IRQ_ENTER, K_IRQ_EXIT, K_LEAF, K_SWITCH, LineRecords,
@@ -62,13 +63,16 @@ EVENT_COLUMNS = ["line", "cpu", "pid", "comm", "ts_s", "event", "text", "call"]
 def fill_tasks(recs: LineRecords) -> tuple[np.ndarray, np.ndarray]:
     """pid and comm code of every record, filling unknown ones from task-switch blocks."""
     cols = recs.cols
-    pid = cols["pid"].astype(np.int32, copy=True)
-    comm = cols["comm"].astype(np.int32, copy=True)
+    pid = cols["pid"]
+    comm = cols["comm"]
     kind = cols["kind"]
     cpu = cols["cpu"]
     unknown = (pid < 0) & (kind != K_SWITCH)
     if not unknown.any() or not recs.switches:
-        return pid, comm
+        # Nothing to fill: the columns themselves (no copies; may be read-only views).
+        return pid.astype(np.int32, copy=False), comm.astype(np.int32, copy=False)
+    pid = pid.astype(np.int32, copy=True)
+    comm = comm.astype(np.int32, copy=True)
     sw_idx = np.flatnonzero(kind == K_SWITCH)
     comm_codes: dict[str, int] = {name: i for i, name in enumerate(recs.comms)}
     lines = cols["line"]
@@ -105,13 +109,15 @@ def task_keys(pid: np.ndarray, cpu: np.ndarray) -> np.ndarray:
 class Links:
     """Result of linking, indexed by record: see :func:`link_records`."""
 
-    __slots__ = ("is_start", "exit_of", "parent", "owner")
+    __slots__ = ("is_start", "exit_of", "parent", "owner", "n_tasks")
 
     def __init__(self, n: int):
+        idx = np.int32 if n < 2**31 else np.int64        # record indices
         self.is_start = np.zeros(n, dtype=bool)      # record starts a call
-        self.exit_of = np.full(n, -1, dtype=np.int64)  # entry record → its exit record
-        self.parent = np.full(n, -1, dtype=np.int64)   # start record → parent's start record
-        self.owner = np.full(n, -1, dtype=np.int64)    # comment record → innermost call's start
+        self.exit_of = np.full(n, -1, dtype=idx)     # entry record → its exit record
+        self.parent = np.full(n, -1, dtype=idx)      # start record → parent's start record
+        self.owner = np.full(n, -1, dtype=idx)       # comment record → innermost call's start
+        self.n_tasks = 0                             # tasks with call records
 
 
 def _names_ok(func: np.ndarray, module: np.ndarray, e, x) -> Any:
@@ -214,10 +220,13 @@ def _prev_smaller(D: np.ndarray, first: np.ndarray, at: np.ndarray | None = None
     if k is None:
         out = _prev_smaller_jump(D, first)
         return out if at is None else out[at]
-    res = np.full(m, -1, dtype=np.int64)
+    it = np.int32 if m < 2**31 else np.int64
+    res = np.full(m, -1, dtype=it)
     res[ev] = ev - 1
     res[down] = np.where(k >= 0, k - 1, -1)
-    head = np.where(step == 0, 0, np.arange(m, dtype=np.int64))
+    del k, ev, down
+    head = np.where(step == 0, 0, np.arange(m, dtype=it))
+    del step
     np.maximum.accumulate(head, out=head)
     res = res[head]
     return res if at is None else res[at]
@@ -291,11 +300,13 @@ def _level_search(D: np.ndarray, first: np.ndarray, ev: np.ndarray, ev_lo: np.nd
     # then events going forward (so an event at the query's own position counts).
     cs = np.cumsum(s)
     nb = np.searchsorted(ev, qp, side="left" if forward else "right")
-    qitem = np.arange(nq, dtype=np.int64)
-    qitem[nb > 0] += cs[nb[nb > 0] - 1]
     N = nq + E
+    it = np.int32 if N < 2**31 - 1 else np.int64
+    qitem = np.arange(nq, dtype=it)
+    qitem[nb > 0] += cs[nb[nb > 0] - 1].astype(it)
+    del nb
     key = np.empty(N, dtype=kdt)
-    pos = np.empty(N, dtype=np.int64)
+    pos = np.empty(N, dtype=it)
     is_ev = np.zeros(N, dtype=bool)
     key[qitem] = (ql - lo) * n_tasks + (np.searchsorted(tstart, qp, side="right") - 1)
     pos[qitem] = qp
@@ -309,29 +320,35 @@ def _level_search(D: np.ndarray, first: np.ndarray, ev: np.ndarray, ev_lo: np.nd
         is_ev[items] = True
     o = np.argsort(key, kind="stable")
     ks = key[o]
+    del key
     es = is_ev[o]
-    idx = np.arange(N, dtype=np.int64)
+    del is_ev
+    idx = np.arange(N, dtype=it)
     if forward:
         end = np.empty(N, dtype=bool)
         end[-1] = True
         np.not_equal(ks[1:], ks[:-1], out=end[:-1])
-        found = np.minimum.accumulate(np.where(es, idx, N)[::-1])[::-1]
-        bound = np.minimum.accumulate(np.where(end, idx, N)[::-1])[::-1]
+        found = np.minimum.accumulate(np.where(es, idx, it(N))[::-1])[::-1]
+        bound = np.minimum.accumulate(np.where(end, idx, it(N))[::-1])[::-1]
         hit = found <= bound
     else:
         brk = np.empty(N, dtype=bool)
         brk[0] = True
         np.not_equal(ks[1:], ks[:-1], out=brk[1:])
-        found = np.maximum.accumulate(np.where(es, idx, -1))
-        bound = np.maximum.accumulate(np.where(brk, idx, 0))
+        found = np.maximum.accumulate(np.where(es, idx, it(-1)))
+        bound = np.maximum.accumulate(np.where(brk, idx, it(0)))
         hit = found >= bound
+    del bound, idx, ks
     qsel = np.flatnonzero(~es)
-    ps = pos[o[np.where(hit[qsel], found[qsel], qsel)]]
+    del es
+    hq = hit[qsel]
+    ps = pos[o[np.where(hq, found[qsel], qsel)]]
+    del found, hit
     # Queries come out grouped by key; back to query order (their items ascend with qp).
     res = np.empty(nq, dtype=np.int64)
-    qrank = np.empty(N, dtype=np.int64)
-    qrank[qitem] = np.arange(nq)
-    res[qrank[o[qsel]]] = np.where(hit[qsel], ps, -1)
+    qrank = np.empty(N, dtype=it)
+    qrank[qitem] = np.arange(nq, dtype=it)
+    res[qrank[o[qsel]]] = np.where(hq, ps, -1)
     return res
 
 
@@ -372,12 +389,12 @@ def _resolve(first_hop: np.ndarray, hop: np.ndarray, done: np.ndarray) -> np.nda
     """Follow ``x → hop[x]`` from ``first_hop`` until ``done[x]`` or -1 (chains are short:
     depth strictly decreases along them)."""
     x = first_hop.copy()
-    active = np.flatnonzero(x >= 0)
-    active = active[~done[x[active]]]
+    not_done = ~done
+    active = np.flatnonzero((x >= 0) & not_done[x])   # (x = -1 reads the last item: masked)
     while active.size:
-        x[active] = hop[x[active]]
-        active = active[x[active] >= 0]
-        active = active[~done[x[active]]]
+        xa = hop[x[active]]
+        x[active] = xa
+        active = active[(xa >= 0) & not_done[xa]]
     return x
 
 
@@ -399,21 +416,25 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     if not len(relevant):
         return out
     # Records of each task together (sorted by task key), in line order within a task.
-    order = relevant[np.argsort(task[relevant], kind="stable")]
-    T_all = task[order]
+    order = relevant[_stable_argsort(task[relevant])]
+    del relevant
     if force_sequential:
+        T_all = task[order]
+        out.n_tasks = _count_distinct(T_all[kind[order] != K_COMMENT])
         bounds = np.concatenate(([0], np.flatnonzero(np.diff(T_all)) + 1, [len(order)]))
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             _link_sequential(order[lo:hi], kind, depth, func, module, out)
         return out
 
     is_call = kind[order] != K_COMMENT
-    calls = order[is_call]
+    has_comments = not is_call.all()
+    calls = order[is_call] if has_comments else order
+    if not has_comments:
+        del order
     m = len(calls)
-    T = T_all[is_call]
+    T = task[calls]
     K = kind[calls]
     D = depth[calls].astype(np.int32)
-    pos = np.arange(m, dtype=np.int64)
     if m:
         new_task = np.empty(m, dtype=bool)
         new_task[0] = True
@@ -423,6 +444,11 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
         end_task[:-1] = new_task[1:]
     else:
         new_task = end_task = np.zeros(0, dtype=bool)
+    out.n_tasks = int(new_task.sum())
+    task_of_calls = T if has_comments else None
+    if has_comments:
+        Tc = task[order[~is_call]]
+    del T, task   # (the caller may pass a temporary: it is freed here)
 
     # Entries and their exits.
     ent = np.flatnonzero(K == K_ENTRY)
@@ -432,18 +458,21 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     ok &= (K[xv] == K_EXIT) & (D[xv] == D[ent])
     ok &= _names_ok(func, module, calls[ent], calls[xv])
     ent_m, exit_m = ent[ok], xv[ok]
+    del ent, x, ok, xv
     out.exit_of[calls[ent_m]] = calls[exit_m]
     start = np.ones(m, dtype=bool)
     start[exit_m] = False
     out.is_start[calls[start]] = True
-    call_start = pos.copy()              # matched exit → its entry
+    call_start = np.arange(m, dtype=np.int32 if m < 2**31 else np.int64)  # exit → its entry
     call_start[exit_m] = ent_m
+    del ent_m, exit_m
 
     # Forward parent: top of stack after the previous record of smaller depth.
     pse = _prev_smaller(D, new_task)
     is_entry = K == K_ENTRY
     hop = pse[call_start]                # from a non-entry record to the next candidate down
     fwd = _resolve(pse, hop, is_entry)   # per record: innermost open entry when it starts
+    del pse, hop
 
     # Backward parent: the no-entry exit that closes around, for calls without a forward one.
     orphan_exit = (K == K_EXIT) & start
@@ -463,15 +492,19 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     parent = np.where(start, fwd, -1)
     need = np.flatnonzero(start & (fwd < 0))
     parent[need] = bwd_at(need)
-    has = parent >= 0
-    out.parent[calls[has]] = calls[parent[has]]
+    del need
+    for lo in range(0, m, _CHUNK):     # in pieces: bounded temporaries
+        par = parent[lo:lo + _CHUNK]
+        has = par >= 0
+        out.parent[calls[lo:lo + _CHUNK][has]] = calls[par[has]]
+    del parent
 
     # Comments: innermost call open in their task at that point.
-    if (~is_call).any():
+    if has_comments:
         ncall_before = np.cumsum(is_call) - 1          # index in call-space of last call <= here
         cpos = np.flatnonzero(~is_call)
         q = ncall_before[cpos]                          # last call record before the comment
-        Tc = T_all[cpos]
+        T = task_of_calls
         qv = np.maximum(q, 0)
         has_prev = (q >= 0) & (m > 0)
         if m:
@@ -521,6 +554,31 @@ def _in_irq(kind: np.ndarray, cpu: np.ndarray) -> np.ndarray:
     return out
 
 
+_CHUNK = 1 << 18
+
+
+def _stable_argsort(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")``, by radix sort on dense ids when there are few
+    distinct keys spread over a small range (task keys: pids and small negative numbers)."""
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo, hi = int(keys.min()), int(keys.max())
+    if lo == hi:
+        return np.arange(n, dtype=np.int64)
+    if hi - lo < 1 << 23:
+        off = keys - lo
+        seen = np.zeros(hi - lo + 1, dtype=bool)
+        seen[off] = True
+        distinct = np.flatnonzero(seen)
+        del seen
+        if len(distinct) < 1 << 16:
+            table = np.zeros(hi - lo + 1, dtype=np.uint16)
+            table[distinct] = np.arange(len(distinct), dtype=np.uint16)
+            return np.argsort(table[off], kind="stable")
+    return np.argsort(keys, kind="stable")
+
+
 def _count_distinct(keys: np.ndarray) -> int:
     """Number of distinct values of an integer array (a bitmap when the range is small)."""
     if not len(keys):
@@ -537,101 +595,122 @@ def _categorical(codes: np.ndarray, names: list[str]) -> pd.Categorical:
     return pd.Categorical.from_codes(codes.astype(np.int32, copy=False), categories=pd.Index(names, dtype=object))
 
 
-def build_tables(recs: LineRecords, *, force_sequential: bool = False
+def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: bool = False
                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The calls table, the events table and linking statistics from parsed records.
 
-    See :class:`ftracekit.Trace` for the columns and their units.
+    See :class:`ftracekit.Trace` for the columns and their units. ``consume``: release the
+    record columns as soon as they are no longer needed (``recs.cols`` is emptied), which
+    keeps the peak memory of :func:`ftracekit.load` low.
     """
     cols = recs.cols
+    take = cols.pop if consume else cols.get
     kind = cols["kind"]
-    cpu = cols["cpu"]
-    depth = cols["depth"]
-    func = cols["func"]
-    module = cols["module"]
     pid, comm = fill_tasks(recs)
-    task = task_keys(pid, cpu)
-    links = link_records(kind, depth, func, module, task, force_sequential=force_sequential)
+    if consume:
+        cols.pop("pid")
+        cols.pop("comm")
+    links = link_records(kind, cols["depth"], cols["func"], cols["module"],
+                         task_keys(pid, cols["cpu"]), force_sequential=force_sequential)
+    _release_memory()
 
     S = np.flatnonzero(links.is_start)
     n_calls = len(S)
-    call_id = np.full(len(kind), -1, dtype=np.int64)
-    call_id[S] = np.arange(n_calls, dtype=np.int64)
+    n_tasks = links.n_tasks
+    links.is_start = None  # type: ignore[assignment]
+    call_id = np.full(len(kind), -1, dtype=np.int32 if n_calls < 2**31 else np.int64)
+    call_id[S] = np.arange(n_calls)
+
+    # Events first (they need a few record columns that are released below).
+    C = np.flatnonzero(kind == K_COMMENT)
+    lines_c = cols["line"][C]
+    texts = [recs.comments.get(int(ln), "") for ln in lines_c]
+    owner = links.owner[C]
+    links.owner = None  # type: ignore[assignment]
+    events = pd.DataFrame({
+        "line": lines_c,
+        "cpu": cols["cpu"][C],
+        "pid": pid[C],
+        "comm": _categorical(comm[C], recs.comms),
+        "ts_s": cols["ts"][C],
+        "event": pd.Categorical([event_name(t) for t in texts]),
+        "text": pd.array(texts, dtype=object),
+        "call": np.where(owner >= 0, call_id[np.maximum(owner, 0)], -1).astype(np.int64),
+    })
+    del C, lines_c, texts, owner
+
+    # Call columns, each record column released after its last use.
+    data: dict[str, Any] = {}
+    data["func"] = _categorical(take("func")[S], recs.funcs)
+    data["module"] = _categorical(take("module")[S], recs.modules)
+    data["depth"] = take("depth")[S]
+    data["line"] = take("line")[S]
+    data["pid"] = pid[S]
+    data["comm"] = _categorical(comm[S], recs.comms)
+    del pid, comm
     k_s = kind[S]
     exit_rec = np.where(k_s == K_ENTRY, links.exit_of[S], S)
+    links.exit_of = None  # type: ignore[assignment]
     has_exit = exit_rec >= 0
     xr = np.where(has_exit, exit_rec, 0)
+    del exit_rec
+    cpu = take("cpu")
+    data["cpu"] = cpu[S]
+    data["exit_cpu"] = np.where(has_exit, cpu[xr], -1).astype(np.int16)
+    data["in_irq"] = _in_irq(kind, cpu)[S]
+    del cpu
     status = np.where(k_s == K_EXIT, 2, np.where(has_exit, 0, 1)).astype(np.int8)
-    dur = np.where(has_exit, cols["dur"][xr], np.nan)
-    ts = cols["ts"]
-    start_s = np.where(k_s == K_EXIT, ts[S] - dur * 1e-6, ts[S])
+    data["status"] = pd.Categorical.from_codes(status, categories=STATUSES)
+    dur = np.where(has_exit, take("dur")[xr], np.nan)
+    ts = take("ts")
+    ts_s = ts[S]
+    start_s = np.where(k_s == K_EXIT, ts_s - dur * 1e-6, ts_s)
     end_s = np.where(k_s == K_ENTRY, np.where(has_exit, ts[xr], np.nan),
-                     np.where(k_s == K_EXIT, ts[S], ts[S] + dur * 1e-6))
+                     np.where(k_s == K_EXIT, ts_s, ts_s + dur * 1e-6))
+    del ts_s, ts, k_s
     # The exit line of a complete call may lack a timestamp the entry had (mixed layouts).
     fix = np.isnan(end_s) & has_exit
     end_s[fix] = start_s[fix] + dur[fix] * 1e-6
+    del fix
+    has_ret = has_exit & take("has_ret")[xr]
+    retval = pd.arrays.IntegerArray(np.where(has_ret, take("retval")[xr], 0), ~has_ret)
+    del has_ret, xr, has_exit
     parent_rec = links.parent[S]
-    parent = np.where(parent_rec >= 0, call_id[np.maximum(parent_rec, 0)], -1)
-    exit_cpu = np.where(has_exit, cpu[xr], -1).astype(np.int16)
-    has_ret = has_exit & cols["has_ret"][xr]
-    retval = pd.arrays.IntegerArray(np.where(has_ret, cols["retval"][xr], 0),
-                                    ~has_ret)
+    links.parent = None  # type: ignore[assignment]
+    del S
+    parent = np.where(parent_rec >= 0, call_id[np.maximum(parent_rec, 0)], -1).astype(np.int64)
+    del parent_rec, call_id
     # Children: counts and summed durations.
     has_parent = parent >= 0
     pidx = parent[has_parent]
     n_children = np.bincount(pidx, minlength=n_calls).astype(np.int32)
     child_sum = np.bincount(pidx, weights=np.nan_to_num(dur[has_parent]), minlength=n_calls)
+    del pidx
     self_us = dur - child_sum
+    del child_sum
     # Root: follow parents up (pointer jumping).
     root = np.where(has_parent, parent, np.arange(n_calls))
+    del has_parent
     while True:
         nr = root[root]
         if np.array_equal(nr, root):
             break
         root = nr
-    in_irq = _in_irq(kind, cpu)[S]
-
-    calls = pd.DataFrame({
-        "func": _categorical(func[S], recs.funcs),
-        "module": _categorical(module[S], recs.modules),
-        "pid": pid[S],
-        "comm": _categorical(comm[S], recs.comms),
-        "cpu": cpu[S],
-        "exit_cpu": exit_cpu,
-        "depth": depth[S],
-        "parent": parent,
-        "root": root,
-        "start_s": start_s,
-        "end_s": end_s,
-        "duration_us": dur,
-        "self_us": self_us,
-        "n_children": n_children,
-        "status": pd.Categorical.from_codes(status, categories=STATUSES),
-        "in_irq": in_irq,
-        "retval": retval,
-        "line": cols["line"][S],
-    }, copy=False)   # fresh arrays: no copies, no consolidation
+    del nr
+    data.update(parent=parent, root=root, start_s=start_s, end_s=end_s, duration_us=dur,
+                self_us=self_us, n_children=n_children, retval=retval)
+    del parent, root, start_s, end_s, dur, self_us, n_children, retval
+    calls = pd.DataFrame({name: data.pop(name) for name in CALL_COLUMNS},
+                         copy=False)   # fresh arrays: no copies, no consolidation
     calls.index.name = "call"
-
-    C = np.flatnonzero(kind == K_COMMENT)
-    lines_c = cols["line"][C]
-    texts = [recs.comments.get(int(ln), "") for ln in lines_c]
-    owner = links.owner[C]
-    events = pd.DataFrame({
-        "line": lines_c,
-        "cpu": cpu[C],
-        "pid": pid[C],
-        "comm": _categorical(comm[C], recs.comms),
-        "ts_s": ts[C],
-        "event": pd.Categorical([event_name(t) for t in texts]),
-        "text": pd.array(texts, dtype=object),
-        "call": np.where(owner >= 0, call_id[np.maximum(owner, 0)], -1),
-    })
+    if consume:
+        cols.clear()
+    _release_memory()
     stats = {
         "calls": n_calls,
         "complete": int((status == 0).sum()),
         "no_exit": int((status == 1).sum()),
         "no_entry": int((status == 2).sum()),
-        "tasks": _count_distinct(task[S]),   # every task with call lines starts a call
+        "tasks": n_tasks,
     }
     return calls, events, stats

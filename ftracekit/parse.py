@@ -18,18 +18,22 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _fastparse
+from ._memory import release_memory
 from .errors import InputError, NotATraceError
 from .lineparse import Layout, LineParser, detect_layout, layout_from_header, sniff_options
 from .records import (
-    K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, K_LOST, KIND_NAMES, Interner, LineRecords,
-    concat_columns,
+    K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, K_LOST, KIND_NAMES, ColumnBuilder, Interner,
+    LineRecords, concat_columns,
 )
 from .textio import CHUNK_BYTES, PathOrFile, open_source
 
 __all__ = ["parse_source", "parse_text"]
 
 _SNIFF_LINES = 3000
+_PROGRESS_MIN_BYTES = 32 << 20
 _SCAN_BYTES = 1 << 20     # fast-path block size (fits the L2 cache with its temporaries)
+_READ_BYTES = 1 << 20     # read size after the first _SNIFF_BYTES
+_SNIFF_BYTES = 4 << 20    # the first bytes read at once (layout detection)
 _WORKERS = 2              # scanning threads
 
 
@@ -46,19 +50,19 @@ class _Done:
         return False
 
 
-def _split_block(block: bytes, size: int):
-    """``block`` (ending with a newline) in pieces of about ``size`` bytes cut after newlines."""
-    n = len(block)
+def _split_block(data: bytes, end: int, size: int):
+    """``data[:end]`` (ending with a newline) in pieces of about ``size`` bytes cut after
+    newlines, as memoryviews (no copies)."""
+    view = memoryview(data)
     pos = 0
-    while n - pos > size + (size >> 1):
-        cut = block.rfind(b"\n", pos, pos + size)
-        if cut < 0:
-            cut = block.find(b"\n", pos + size)
-        yield block[pos:cut + 1]
+    while end - pos > size + (size >> 1):
+        cut = data.rfind(b"\n", pos, pos + size)
+        if cut < pos:
+            cut = data.find(b"\n", pos + size, end)
+        yield view[pos:cut + 1]
         pos = cut + 1
-    if pos < n:
-        yield block[pos:] if pos else block
-_PROGRESS_MIN_BYTES = 32 << 20
+    if pos < end:
+        yield view[pos:end]
 
 
 class _Progress:
@@ -109,7 +113,7 @@ def parse_source(src: PathOrFile, *, progress: bool | None = None,
     """
     source = open_source(src)
     try:
-        return _parse_stream(source.name, source.chunks(), source.size, source.position,
+        return _parse_stream(source.name, source.chunks(_READ_BYTES), source.size, source.position,
                              progress, fast)
     finally:
         source.close()
@@ -126,7 +130,7 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
                   progress: bool | None, fast: bool) -> tuple[LineRecords, dict[str, Any]]:
     funcs, modules, comms = Interner(), Interner(), Interner()
     bar = _Progress(name, size, progress)
-    parts: list[dict[str, np.ndarray]] = []
+    parts: ColumnBuilder | None = None   # created once the first block tells the line length
     parser: LineParser | None = None
     lineno = 0          # lines consumed so far
     carry = b""
@@ -149,19 +153,30 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
         scan = pending.popleft().result()
         cols, n_fast = _fastparse.finish_block(scan, lineno + 1, parser)
         fast_lines += n_fast
-        parts.append(cols)
+        add_records(cols, len(scan.starts), scan.nbytes)
         lineno += len(scan.starts)
+
+    def add_records(cols: dict[str, np.ndarray], n_lines: int, n_bytes: int) -> None:
+        nonlocal parts
+        if parts is None:
+            # Guess the number of records from the first block's bytes per line.
+            guess = 0
+            if size and n_lines:
+                guess = int(size / max(n_bytes / n_lines, 1.0) * 1.02) + 1024
+            parts = ColumnBuilder(guess)
+        parts.append(cols)
 
     def drain() -> None:
         while pending:
             finish_one()
 
-    def run_block(block: bytes, wait: bool = False) -> None:
+    def run_block(data: bytes, end: int, wait: bool = False) -> None:
+        """Parse ``data[:end]`` (whole lines)."""
         nonlocal lineno, pool
         assert parser is not None
         if fast:
-            for sub in _split_block(block, _SCAN_BYTES):
-                if pool is None and _WORKERS > 1 and len(block) >= _SCAN_BYTES:
+            for sub in _split_block(data, end, _SCAN_BYTES):
+                if pool is None and _WORKERS > 1 and end >= _SCAN_BYTES:
                     pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="ftracekit-scan")
                 if pool is not None:
                     pending.append(pool.submit(_fastparse.scan_block, sub, parser))
@@ -172,39 +187,58 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
             if wait:
                 drain()
         else:
+            block = data[:end]
             n_lines = block.count(b"\n")
             text = block.decode("utf-8", "replace")
             lines = text.split("\n")
             lines.pop()  # block ends with "\n"
             parser.feed((lineno + 1 + i, ln.rstrip("\r")) for i, ln in enumerate(lines))
-            parts.append(parser.take_columns())
+            add_records(parser.take_columns(), n_lines, len(block))
             lineno += n_lines
 
+    def start(data: bytes) -> None:
+        """Layout detection on the first bytes; creates the parser."""
+        nonlocal parser, layout_source, n_sniff_matching, sniffed, first
+        if _looks_binary(data):
+            raise InputError(f"{name}: binary data, not a function_graph trace text")
+        sniff = data[: 4 << 20].decode("utf-8", "replace").split("\n")[:_SNIFF_LINES]
+        sniffed = sniff
+        layout = layout_from_header(sniff[:100])
+        layout_source = "header"
+        if layout is None:
+            layout, n_sniff_matching = detect_layout(sniff)
+            layout_source = "lines"
+            if layout is None:
+                layout, layout_source = Layout(), "default"
+        parser = LineParser(layout, funcs, modules, comms)
+        first = False
+
+    def feed(data: bytes) -> None:
+        nonlocal carry
+        block = carry + data if carry else data
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            carry = block
+            return
+        carry = block[cut + 1:]
+        run_block(block, cut + 1)
+        bar.update(position() or nbytes, lineno)
+
     try:
+        head = b""
         for data in chunks:
             nbytes += len(data)
             if first:
-                if _looks_binary(data):
-                    raise InputError(f"{name}: binary data, not a function_graph trace text")
-                sniff = data[: 4 << 20].decode("utf-8", "replace").split("\n")[:_SNIFF_LINES]
-                sniffed = sniff
-                layout = layout_from_header(sniff[:100])
-                layout_source = "header"
-                if layout is None:
-                    layout, n_sniff_matching = detect_layout(sniff)
-                    layout_source = "lines"
-                    if layout is None:
-                        layout, layout_source = Layout(), "default"
-                parser = LineParser(layout, funcs, modules, comms)
-                first = False
-            block = carry + data
-            cut = block.rfind(b"\n")
-            if cut < 0:
-                carry = block
-                continue
-            carry = block[cut + 1:]
-            run_block(block[: cut + 1])
-            bar.update(position() or nbytes, lineno)
+                # The first 4 MB (or the whole input) decide the layout.
+                head += data
+                if len(head) < _SNIFF_BYTES:
+                    continue
+                data, head = head, b""
+                start(data)
+            feed(data)
+        if first and head:
+            start(head)
+            feed(head)
         drain()
         if carry:
             # A last line without its newline: parse it if it is complete, else report it.
@@ -216,7 +250,8 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
                 layout = layout_from_header(sniff) or detect_layout(sniff)[0] or Layout()
                 parser = LineParser(layout, funcs, modules, comms)
             before = parser.skipped
-            run_block(carry + b"\n", wait=True)
+            last = carry + b"\n"
+            run_block(last, len(last), wait=True)
             if parser.skipped > before:
                 truncated_last = carry.decode("utf-8", "replace")[:200]
     finally:
@@ -229,7 +264,9 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
     if nbytes == 0:
         raise InputError(f"{name}: empty file")
     assert parser is not None
-    cols = concat_columns(parts)
+    cols = parts.columns() if parts is not None else concat_columns([])
+    del parts
+    release_memory()     # the scan threads' temporaries
     recs = LineRecords(cols=cols, funcs=funcs.names, modules=modules.names, comms=comms.names,
                        comments=parser.comments, switches=parser.switches, lost=parser.lost,
                        overruns=parser.overruns, args=parser.args, retaddr=parser.retaddr)

@@ -116,10 +116,95 @@ def empty_columns(n: int = 0) -> dict[str, np.ndarray]:
     return {name: np.full(n, DEFAULTS[name], dtype=dtype) for name, dtype in COLUMNS.items()}
 
 
-def concat_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Concatenate column dicts; an empty list gives empty columns."""
+def concat_columns(parts: list[dict[str, np.ndarray]], *, consume: bool = False,
+                   compact: bool = False) -> dict[str, np.ndarray]:
+    """Concatenate column dicts; an empty list gives empty columns.
+
+    ``consume``: empty the parts column by column as they are copied (lower peak memory).
+    ``compact``: a column holding only its default value (e.g. ``ts`` without timestamps,
+    ``retval``) becomes a read-only zero-stride view instead of an array.
+    """
     if not parts:
         return empty_columns(0)
-    if len(parts) == 1:
-        return parts[0]
-    return {name: np.concatenate([p[name] for p in parts]) for name in COLUMNS}
+    n = sum(len(p["line"]) for p in parts)
+    out: dict[str, np.ndarray] = {}
+    for name, dtype in COLUMNS.items():
+        cols = [p.pop(name) for p in parts] if consume else [p[name] for p in parts]
+        if compact and name in _COMPACTABLE and n:
+            dflt = DEFAULTS[name]
+            if all(_all_equal(c, dflt) for c in cols):
+                out[name] = np.broadcast_to(np.array(dflt, dtype=dtype), (n,))
+                continue
+        out[name] = cols[0] if len(cols) == 1 else np.concatenate(cols)
+        del cols
+    return out
+
+
+# Columns that are often entirely their default (layouts without them, no return values).
+_COMPACTABLE = ("cpu", "pid", "comm", "ts", "module", "retval", "has_ret")
+
+
+def _all_equal(a: np.ndarray, value: Any) -> bool:
+    if not len(a):
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return bool(np.isnan(a).all())
+    return bool((a == value).all())
+
+
+class ColumnBuilder:
+    """Appends blocks of record columns into preallocated arrays (no list of parts and no
+    final concatenation, so the peak memory stays near the size of the result).
+
+    ``capacity`` is a first guess of the number of records (e.g. from the file size); the arrays
+    grow by half when it is exceeded, and pages never written are never resident. A column that
+    so far holds only its default value (``ts`` without timestamps, ``retval``, …) is not stored
+    at all until a block brings another value; :meth:`columns` returns such columns as
+    read-only zero-stride views.
+    """
+
+    def __init__(self, capacity: int = 0) -> None:
+        self.n = 0
+        self.cap = max(int(capacity), 1024)
+        self.arrays: dict[str, np.ndarray | None] = {
+            name: (None if name in _COMPACTABLE else np.empty(self.cap, dtype=dt))
+            for name, dt in COLUMNS.items()}
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, self.cap + (self.cap >> 1))
+        for name, a in self.arrays.items():
+            if a is not None:
+                b = np.empty(cap, dtype=a.dtype)
+                b[: self.n] = a[: self.n]
+                self.arrays[name] = b
+        self.cap = cap
+
+    def append(self, cols: dict[str, np.ndarray]) -> None:
+        k = len(cols["line"])
+        if not k:
+            return
+        if self.n + k > self.cap:
+            self._grow(self.n + k)
+        lo, hi = self.n, self.n + k
+        for name, dt in COLUMNS.items():
+            a = self.arrays[name]
+            v = cols[name]
+            if a is None:
+                if _all_equal(v, DEFAULTS[name]):
+                    continue
+                a = self.arrays[name] = np.empty(self.cap, dtype=dt)
+                a[:lo] = DEFAULTS[name]
+            a[lo:hi] = v
+        self.n = hi
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The columns (views of the first ``n`` rows; the builder must not be used after)."""
+        n = self.n
+        out = {}
+        for name, dt in COLUMNS.items():
+            a = self.arrays[name]
+            out[name] = (np.broadcast_to(np.array(DEFAULTS[name], dtype=dt), (n,)) if a is None
+                         else a[:n])
+        self.arrays = {}
+        return out
+
