@@ -55,6 +55,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -155,6 +156,28 @@ def _kill_group(proc: subprocess.Popen) -> None:
             pass
 
 
+class _Terminated(BaseException):
+    pass
+
+
+def _trap_termination():
+    """While a VM runs, turn SIGTERM/SIGHUP into an exception so the VM gets killed."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    def handler(signum, frame):
+        raise _Terminated(f"terminated by signal {signum}")
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):
+            pass
+    def restore():
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    return restore
+
+
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
@@ -198,6 +221,7 @@ def run_in_vm(
         *extra_args,
         "--", f"sh {_shq(str(script_file))}",
     ]
+    restore = _trap_termination()
     env = dict(os.environ)
     # vng execs virtme-run / virtme-* from its own bin directory.
     env["PATH"] = str(Path(vng).parent) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
@@ -225,6 +249,7 @@ def run_in_vm(
             )
         return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     finally:
+        restore()
         for f in (script_file, marker):
             try:
                 f.unlink()
@@ -267,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[vm.py: exit {cp.returncode} in {time.monotonic() - t0:.1f} s; rwdir {rwdir}]",
               file=sys.stderr)
         return cp.returncode
+    except _Terminated as e:
+        print(f"vm.py: {e}; VM killed", file=sys.stderr)
+        return 143
     except VMError as e:
         if e.stdout:
             sys.stdout.write(e.stdout)
