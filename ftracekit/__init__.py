@@ -59,22 +59,33 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
 
     ``src``: a path (plain, ``.gz`` or ``.xz`` — detected by content), ``"-"`` for stdin, or a
     binary/text file object. Accepts ``trace`` (with header), ``trace_pipe``, per-CPU files and
-    ``trace-cmd report`` text; a directory written by ``ftracekit record --raw`` (binary
-    ring-buffer pages, see :mod:`ftracekit.rawtrace`) is decoded too. ``progress``: draw a progress line on stderr (default: only for
-    large files when stderr is a terminal). When a recorder sidecar (``trace.json`` next to
+    ``trace-cmd report`` text; binary recordings are decoded too: a trace-cmd ``trace.dat``
+    (file version 6 or 7; zstd-compressed ones need the ``zstandard`` package) and a directory
+    written by ``ftracekit record --raw`` (ring-buffer pages, see :mod:`ftracekit.rawtrace`).
+    ``progress``: draw a progress line on stderr (default: only for large files when stderr is
+    a terminal). When a recorder sidecar (``trace.json`` next to
     ``trace.txt``) exists, it is read into ``Trace.meta["recording"]``.
 
     Raises :class:`InputError` / :class:`NotATraceError` for unusable input.
     """
     from .sidecar import read_sidecar
+    from .textio import open_source
 
-    if isinstance(src, (str, os.PathLike)) and os.path.isdir(src):
+    if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-" and os.path.isdir(src):
         from .rawtrace import is_capture, load_capture
 
         if is_capture(src):
-            recs, meta = load_capture(src)
-            return _make_trace(recs, meta)
-    recs, meta = _parse_module.parse_source(src, progress=progress)
+            return _make_trace(*load_capture(src))
+    source = open_source(src)
+    try:
+        if source.kind == "trace.dat":
+            from .tracedat import load_tracedat
+
+            recs, meta = load_tracedat(source.stream.read(), source.name)
+        else:
+            recs, meta = _parse_module.parse_source(source, progress=progress)
+    finally:
+        source.close()
     if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-":
         side = read_sidecar(src)
         if side is not None:

@@ -25,7 +25,7 @@ from .records import (
     K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, K_LOST, KIND_NAMES, ColumnBuilder, Interner,
     LineRecords, concat_columns,
 )
-from .textio import CHUNK_BYTES, PathOrFile, open_source
+from .textio import CHUNK_BYTES, PathOrFile, Source, open_source
 
 __all__ = ["parse_source", "parse_text"]
 
@@ -111,8 +111,11 @@ def parse_source(src: PathOrFile, *, progress: bool | None = None,
 
     ``fast=False`` forces the exact per-line parser for every line (slow; for testing).
     """
-    source = open_source(src)
+    source = src if isinstance(src, Source) else open_source(src)
     try:
+        if source.kind != "text":
+            raise InputError(f"{source.name}: is a trace-cmd binary trace.dat, not text; "
+                             "load it with ftracekit.load()")
         return _parse_stream(source.name, source.chunks(_READ_BYTES), source.size, source.position,
                              progress, fast)
     finally:

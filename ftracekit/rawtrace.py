@@ -42,8 +42,8 @@ from .records import (
     COLUMNS, DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, Interner, LineRecords,
 )
 
-__all__ = ["EventFormat", "parse_format", "decode_cpu", "load_capture", "is_capture",
-           "Symbols", "CAPTURE_META"]
+__all__ = ["EventFormat", "parse_format", "decode_cpu", "decode_records", "load_capture",
+           "is_capture", "Symbols", "CAPTURE_META"]
 
 CAPTURE_META = "capture.json"
 
@@ -407,37 +407,51 @@ def load_capture(path: str | Path) -> tuple[LineRecords, dict[str, Any]]:
         info = json.loads((root / CAPTURE_META).read_text())
     except (OSError, ValueError) as err:
         raise InputError(f"{root}: not a readable ftracekit raw capture ({err})") from err
-    page_size = int(info.get("page_size", 4096))
-    formats = _read_formats(root)
+    blobs = [(int(f.stem[3:]), f.read_bytes())
+             for f in sorted(root.glob("cpu*.raw"), key=lambda q: int(q.stem[3:]))]
+    retval_on = bool(info.get("settings", {}).get("options", {}).get("funcgraph-retval"))
+    recs, meta = decode_records(
+        str(root), blobs, page_size=int(info.get("page_size", 4096)), formats=_read_formats(root),
+        symbols=_read_symbols(root), cmdlines=_read_cmdlines(root), retval_on=retval_on)
+    meta.update({
+        "format": "ftracekit raw capture (trace_pipe_raw pages)",
+        "options": info.get("settings", {}).get("options", {}),
+        "kernel_hints": {"kernel": info.get("kernel")},
+        "recording": info,
+    })
+    return recs, meta
+
+
+def decode_records(name: str, blobs: list[tuple[int, bytes]], *, page_size: int,
+                   formats: dict[int, EventFormat], symbols: Symbols, cmdlines: dict[int, str],
+                   retval_on: bool = False) -> tuple[LineRecords, dict[str, Any]]:
+    """Ring-buffer pages of each CPU (``(cpu, bytes)``) → records in time order + meta.
+
+    ``formats`` maps event ids to formats (must include ftrace's funcgraph_entry/exit);
+    ``cmdlines`` maps pids to comms.
+    """
     by_name = {(f.system, f.name): f for f in formats.values()}
     f_ent = by_name.get(("ftrace", "funcgraph_entry"))
     f_exit = by_name.get(("ftrace", "funcgraph_exit"))
     f_print = by_name.get(("ftrace", "print"))
     if f_ent is None or f_exit is None:
-        raise InputError(f"{root}: the capture lacks the funcgraph_entry/exit formats")
-    symbols = _read_symbols(root)
-    cmdlines = _read_cmdlines(root)
-    retval_on = bool(info.get("settings", {}).get("options", {}).get("funcgraph-retval"))
-
-    per_cpu = []
-    for f in sorted(root.glob("cpu*.raw"), key=lambda q: int(q.stem[3:])):
-        per_cpu.append(decode_cpu(f.read_bytes(), int(f.stem[3:]), page_size))
+        raise InputError(f"{name}: no funcgraph_entry/funcgraph_exit event formats: not a "
+                         "function_graph recording")
+    per_cpu = [decode_cpu(data, cpu, page_size) for cpu, data in blobs]
+    n_bytes = sum(len(data) for _, data in blobs)
+    del blobs
     n_total = sum(len(c.offset) for c in per_cpu)
     lost_total: dict[int, int] = {}
     lost_unknown = 0
-    parts_ts, parts_cpu, parts_idx = [], [], []
     for c in per_cpu:
-        parts_ts.append(c.ts)
-        parts_cpu.append(np.full(len(c.ts), c.cpu, dtype=np.int16))
-        parts_idx.append(np.arange(len(c.ts), dtype=np.int64))
         for _, cnt in c.lost:
             if cnt < 0:
                 lost_unknown += 1
             else:
                 lost_total[c.cpu] = lost_total.get(c.cpu, 0) + cnt
-    ts_all = np.concatenate(parts_ts) if parts_ts else np.zeros(0, dtype=np.int64)
-    cpu_all = np.concatenate(parts_cpu) if parts_cpu else np.zeros(0, dtype=np.int16)
+    ts_all = np.concatenate([c.ts for c in per_cpu]) if per_cpu else np.zeros(0, dtype=np.int64)
     order = np.argsort(ts_all, kind="stable")          # time order across CPUs
+    del ts_all
 
     cols = {name: np.full(n_total, DEFAULTS[name], dtype=dt) for name, dt in COLUMNS.items()}
     funcs, modules, comms = Interner(), Interner(), Interner()
@@ -510,9 +524,9 @@ def load_capture(path: str | Path) -> tuple[LineRecords, dict[str, Any]]:
                        comments=comments)
     kinds = cols["kind"]
     meta: dict[str, Any] = {
-        "source": str(root),
-        "format": "raw ring-buffer capture",
-        "bytes": int(sum((root / f"cpu{c.cpu}.raw").stat().st_size for c in per_cpu)),
+        "source": name,
+        "format": "ring-buffer pages",
+        "bytes": n_bytes,
         "lines": n_total,
         "events_decoded": n_total,
         "layout": ["abstime", "cpu", "proc", "duration"],
@@ -527,9 +541,8 @@ def load_capture(path: str | Path) -> tuple[LineRecords, dict[str, Any]]:
         "skipped": {"count": 0, "examples": []},
         "other_layout_lines": 0,
         "truncated_last_line": None,
-        "options": info.get("settings", {}).get("options", {}),
-        "kernel_hints": {"kernel": info.get("kernel")},
+        "options": {},
+        "kernel_hints": {},
         "has_comments": bool((kinds == K_COMMENT).any()),
-        "recording": info,
     }
     return recs, meta

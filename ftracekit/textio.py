@@ -37,6 +37,7 @@ class Source:
     size: int | None
     compressed: bool
     owned: bool
+    kind: str = "text"          # "text", or "trace.dat" for trace-cmd's binary format
 
     def chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
         """Yield the raw bytes in chunks (not cut at line boundaries)."""
@@ -147,13 +148,16 @@ def open_source(src: PathOrFile) -> Source:
         raise InputError(f"cannot read a trace from a {type(src).__name__}")
 
     head, raw = _peek(raw, 16)
-    if head.startswith(_TRACECMD_MAGIC):
-        if owned:
-            raw.close()
-        raise InputError(f"{name}: is a trace-cmd binary trace.dat; convert it with "
-                         f"`trace-cmd report -i {name} > trace.txt` and load the text")
     stream, compressed = _wrap_compressed(name, raw, head)
-    source = Source(name=name, stream=stream, size=size, compressed=compressed, owned=owned)
+    if compressed:
+        try:
+            head = stream.peek(16)[:16]  # type: ignore[attr-defined]
+        except (OSError, EOFError, lzma.LZMAError, AttributeError) as err:
+            if owned:
+                raw.close()
+            raise InputError(f"{name}: corrupt compressed data: {err}") from err
+    source = Source(name=name, stream=stream, size=size, compressed=compressed, owned=owned,
+                    kind="trace.dat" if head.startswith(_TRACECMD_MAGIC) else "text")
     if compressed:
         source._raw = raw  # type: ignore[attr-defined]
     return source

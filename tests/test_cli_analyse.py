@@ -73,7 +73,7 @@ def test_top_csv(capsys):
     ("empty", "empty file"),
     ("notatrace", "no function_graph lines"),
     ("header_only", "holds no function calls"),
-    ("dat", "trace-cmd binary trace.dat"),
+    ("dat", "malformed trace.dat header"),
     ("other_tracer", "'function' tracer"),
 ])
 def test_bad_input_one_line_exit_2(case, expect, tmp_path, capsys):
