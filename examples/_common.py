@@ -123,7 +123,7 @@ def fmt_us(v: float) -> str:
     return f"{v:,.1f} µs"
 
 
-def print_table(df: pd.DataFrame, *, indent: str = "  ", max_width: int = 110) -> None:
+def print_table(df: pd.DataFrame, *, indent: str = "  ", max_width: int = 150) -> None:
     """A DataFrame as aligned text (numbers right, text left), long cells cut with …."""
     cols = list(df.columns)
     cells = [[str(c) for c in cols]]

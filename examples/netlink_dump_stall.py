@@ -32,7 +32,7 @@ from ftracekit.errors import FtracekitError  # noqa: E402
 
 SAMPLES = ("netlink_dump_200", "netlink_dump", "rtnl_capture.trace", "rtnl_trace_pipe")
 LIVE_FUNCS = ["rtnetlink_rcv", "netlink_recvmsg"]
-LIVE_COMMAND = ["sh", "-c", "ip -d -s link show; ip addr show"]
+LIVE_COMMAND = ["sh", "-c", "ip -d -s link show >/dev/null; ip addr show >/dev/null"]
 
 
 def _when(trace: ftracekit.Trace, calls: pd.DataFrame) -> pd.Series:

@@ -29,7 +29,9 @@ import ftracekit  # noqa: E402
 from ftracekit.errors import FtracekitError  # noqa: E402
 
 SAMPLES = ("packet_drops", "kfree_skb_events", "rtnl_capture.trace")
-LIVE_FUNCS = ["ip_rcv", "ip6_rcv"]
+FREE_FUNCS = ["kfree_skb_reason", "kfree_skb", "__kfree_skb", "kfree_skb_list_reason",
+              "sk_skb_reason_drop", "kfree_skb_partial"]
+LIVE_FUNCS = ["ip_rcv"]                 # IPv4: the workload sends to 127.0.0.1
 LIVE_EVENTS = ["skb:kfree_skb"]
 # UDP to a closed port on loopback: dropped with reason NO_SOCKET in __udp4_lib_rcv
 LIVE_COMMAND = [sys.executable, "-c",
@@ -41,7 +43,8 @@ LIVE_COMMAND = [sys.executable, "-c",
 def drops(trace: ftracekit.Trace) -> pd.DataFrame:
     """One row per ``kfree_skb`` event: ``line``, ``task``, ``reason`` (``-`` when the kernel
     prints none), ``location`` (the freeing code, without the offset), ``protocol``, ``call``
-    (enclosing call, −1 for none), ``function``, ``path`` (call path of the enclosing call)."""
+    (the call it happened in — the caller of kfree_skb_reason() & co. when those are graphed
+    —, −1 for none), ``function``, ``path`` (call path of that call)."""
     e = trace.events
     e = e[e["event"].astype(str) == "kfree_skb"]
     if not len(e):
@@ -50,10 +53,24 @@ def drops(trace: ftracekit.Trace) -> pd.DataFrame:
     text = e["text"].astype(str)
     reason = text.str.extract(r"reason:\s*(\S+)", expand=False).fillna("-")
     location = text.str.extract(r"location=([^+\s]+)", expand=False).fillna("?")
+    # kernels that hash pointers print the location as a bare address: say so
+    location = location.where(~location.str.fullmatch(r"(0x)?[0-9a-f]{8,16}"), "(hashed address)")
     proto = text.str.extract(r"protocol=(\d+)", expand=False).fillna("?")
     c = trace.calls
-    call = e["call"].to_numpy()
+    call = e["call"].to_numpy().copy()
     inside = np.isin(call, c.index.to_numpy()) & (call >= 0)
+    # the event fires inside kfree_skb_reason() & co. when those are graphed: the drop
+    # happened in their caller
+    for _ in range(4):
+        f = np.full(len(call), "", dtype=object)
+        f[inside] = c["func"].astype(str).loc[call[inside]].to_numpy()
+        up = inside & np.isin(f, FREE_FUNCS)
+        if not up.any():
+            break
+        par = c["parent"].loc[call[up]].to_numpy()
+        ok = np.isin(par, c.index.to_numpy())
+        idx = np.flatnonzero(up)
+        call[idx[ok]] = par[ok]
     func = np.full(len(e), "-", dtype=object)
     path = np.full(len(e), "-", dtype=object)
     if inside.any():

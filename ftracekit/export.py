@@ -136,6 +136,7 @@ def layout(calls: pd.DataFrame, clock: str = "auto") -> pd.DataFrame:
 
     ts = np.zeros(n)
     out_dur = np.zeros(n)
+    nested = np.zeros(n, dtype=bool)      # laid out inside an earlier sibling
     t0 = np.nan
     if clock == "synthetic":
         # Effective durations bottom-up: a call spans at least its children.
@@ -174,16 +175,23 @@ def layout(calls: pd.DataFrame, clock: str = "auto") -> pd.DataFrame:
             p = ppos[lv] if g else None
             grp = -1 - task[lv] if g == 0 else p
             c = np.nan_to_num(raw_us[lv], nan=-np.inf)
+            key = c
             if g:
-                c = np.maximum(c, ts[p])
-            t, e = _place_siblings(grp, c, eff[lv], tol=1.0, deep=deep[lv])
+                # a child whose time cannot be right (it would end after its parent: the
+                # clock stood still or jumped, as inside interrupts on some machines) is
+                # packed after its previous sibling instead, keeping its place in the trace
+                p_end = ts[p] + out_dur[p]
+                fits = c + eff[lv] <= p_end + 1.0
+                key = np.where(fits, c, np.nan)
+                c = np.where(fits, np.maximum(c, ts[p]), ts[p])
+            t, e, nested[lv] = _place_siblings(grp, c, eff[lv], tol=1.0, deep=deep[lv], key=key)
             if g:
                 p_end = ts[p] + out_dur[p]
                 t = np.minimum(t, p_end)
                 e = np.minimum(e, p_end)
             ts[lv] = t
             out_dur[lv] = np.maximum(e - t, 0.0)
-    ts_ns, dur_ns = _whole_ns(ts, out_dur, ppos, levels, task)
+    ts_ns, dur_ns = _whole_ns(ts, out_dur, ppos, levels, task, nested)
     res = pd.DataFrame({"ts_us": ts_ns / 1000, "dur_us": dur_ns / 1000, "gen": gen, "task": task},
                        index=calls.index)
     res.attrs["clock"] = clock
@@ -199,20 +207,26 @@ def _sorted_groups(grp: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _place_siblings(grp: np.ndarray, c: np.ndarray, d: np.ndarray, tol: float,
-                    deep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    deep: np.ndarray | None = None, key: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Start/end of siblings (rows of one tree level, grouped by parent) from their own start
-    times ``c`` and durations ``d``, so that they nest.
+    times ``c`` and durations ``d``, so that they nest; and which rows were nested inside an
+    earlier sibling.
 
     ``deep`` rows sit more than one level below their parent (an interrupt printed before the
     entry line of the function it interrupted): one that starts inside an earlier sibling keeps
     its time and ends inside that sibling, so that readers nest it there. Among the other
     rows, in time order: a row whose printed duration runs more than ``tol`` past the next
     sibling's start is cut at that start (the timestamps disagree with the duration; the start
-    times win); smaller overlaps are rounding (µs timestamps, ns durations), so the next row
-    is moved to start when this one ends, ``ts_i = max(c_i, ts_{i−1} + d_{i−1})``, computed as
+    times win), unless the two start within ``tol`` of each other (a clock standing still);
+    other overlaps are rounding or a still clock, so the next row is moved to start when this
+    one ends, ``ts_i = max(c_i, ts_{i−1} + d_{i−1})``, computed as
     ``D_i + cummax(c_i − D_i)`` with ``D`` the running sum of durations.
     """
-    o, g = _sorted_groups(grp, c)
+    # time order (``key``, default ``c``); rows without a usable time (NaN key) keep their
+    # place after the row before them in the trace
+    k = pd.Series(np.where(np.isfinite(c), c, np.nan) if key is None else key)
+    o, g = _sorted_groups(grp, k.groupby(grp).ffill().fillna(-np.inf).to_numpy())
     cs, ds = c[o], d[o].copy()
     inside = np.zeros(len(o), dtype=bool)
     if deep is not None and deep.any():
@@ -224,7 +238,9 @@ def _place_siblings(grp: np.ndarray, c: np.ndarray, d: np.ndarray, tol: float,
     t = cs.copy()
     go, co, do = g[out], cs[out], ds[out]
     nxt = pd.Series(co).groupby(go).shift(-1).to_numpy()
-    cut = np.isfinite(nxt) & (co + do > nxt + tol)
+    # (a next sibling printed with the same time is a stopped clock, not a contradiction:
+    # inside interrupts the time stamp can stand still for a whole handler)
+    cut = np.isfinite(nxt) & (co + do > nxt + tol) & (nxt > co + tol)
     do[cut] = np.maximum(nxt[cut] - co[cut], 0.0)
     D = _group_excl_cumsum(do, go)
     t[out] = D + pd.Series(co - D).groupby(go).cummax().to_numpy()
@@ -233,13 +249,16 @@ def _place_siblings(grp: np.ndarray, c: np.ndarray, d: np.ndarray, tol: float,
         ds[inside] = np.maximum(np.minimum(cs[inside] + ds[inside], enc[inside]) - cs[inside], 0.0)
     ts = np.empty_like(t)
     te = np.empty_like(t)
+    nested = np.zeros(len(t), dtype=bool)
     ts[o] = t
     te[o] = t + ds
-    return ts, te
+    nested[o] = inside
+    return ts, te, nested
 
 
 def _whole_ns(ts_us: np.ndarray, dur_us: np.ndarray, ppos: np.ndarray,
-              levels: list[np.ndarray], task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+              levels: list[np.ndarray], task: np.ndarray, nested: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Round times to whole ns and separate touching slices by at least 1 ns.
 
     Readers work in doubles parsed from the µs text and shift them (speedscope subtracts the
@@ -247,6 +266,7 @@ def _whole_ns(ts_us: np.ndarray, dur_us: np.ndarray, ppos: np.ndarray,
     ending exactly where its next sibling starts, may compare either way (6.189 + 7.341 >
     13.53 in binary) and get mis-nested. Each end is therefore kept at least 1 ns before the
     next sibling's start and its parent's end: durations can lose a few ns, never more.
+    ``nested`` rows (laid out inside an earlier sibling) end inside that sibling instead.
     """
     ts_ns = np.rint(ts_us * 1000).astype(np.int64)
     dur_ns = np.maximum(np.rint(dur_us * 1000).astype(np.int64), 0)
@@ -255,12 +275,16 @@ def _whole_ns(ts_us: np.ndarray, dur_us: np.ndarray, ppos: np.ndarray,
 
     for g, lv in enumerate(levels):
         grp = -1 - task[lv] if g == 0 else ppos[lv]
+        if g:
+            # a call squeezed to the very end of its parent still starts inside it
+            p = ppos[lv]
+            ts_ns[lv] = np.maximum(np.minimum(ts_ns[lv], ts_ns[p] + dur_ns[p] - 1), ts_ns[p])
+            end_ns[lv] = np.minimum(ts_ns[lv] + dur_ns[lv], end_ns[lv])
         o, gs = _sorted_groups(grp, ts_ns[lv])
         rows = lv[o]
         t = ts_ns[rows]
-        e = pd.Series(end_ns[rows])
-        prev_end = e.groupby(gs).cummax().groupby(gs).shift(1).to_numpy()
-        inside = np.isfinite(prev_end) & (t < np.nan_to_num(prev_end, nan=-1))
+        e = pd.Series(np.maximum(end_ns[rows], t))
+        inside = nested[rows]
         bound = np.full(len(rows), big, dtype=np.int64)
         out = ~inside
         # outer rows: before the next outer sibling; inside rows: inside their enclosing one
@@ -270,11 +294,7 @@ def _whole_ns(ts_us: np.ndarray, dur_us: np.ndarray, ppos: np.ndarray,
             enc = pd.Series(np.where(out, e.to_numpy(), -1)).groupby(gs).cummax().to_numpy()
             bound[inside] = enc[inside]
         if g:
-            p_end = end_ns[ppos[rows]]
-            bound = np.minimum(bound, p_end)
-            # a call squeezed to the very end of its parent still starts inside it
-            t = np.maximum(np.minimum(t, p_end - 1), ts_ns[ppos[rows]])
-            ts_ns[rows] = t
+            bound = np.minimum(bound, end_ns[ppos[rows]])
         d = np.clip(np.minimum(dur_ns[rows], bound - 1 - t), 0, None)
         dur_ns[rows] = d
         end_ns[rows] = t + d
@@ -475,6 +495,14 @@ def _event_times(trace: "Trace", ev: pd.DataFrame, lay: pd.DataFrame) -> np.ndar
     if lay.attrs["clock"] == "abstime":
         t0 = lay.attrs["t0_s"]
         ts = (ev["ts_s"].to_numpy(dtype=float, na_value=np.nan) - t0) * 1e6
+        # an event lies inside the call it happened in, even where the layout had to move
+        # that call (a clock that stood still or jumped)
+        call = ev["call"].to_numpy()
+        inside = np.isin(call, lay.index.to_numpy()) & np.isfinite(ts)
+        if inside.any():
+            lo = lay["ts_us"].reindex(call[inside]).to_numpy()
+            hi = lo + lay["dur_us"].reindex(call[inside]).to_numpy()
+            ts[inside] = np.minimum(np.maximum(ts[inside], lo), hi)
         if not np.isnan(ts).any():
             return ts
     else:

@@ -100,6 +100,22 @@ def _log_axis(axis: Any, lo: float, hi: float) -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
+def _task_labels(trace: "Trace", calls: pd.DataFrame) -> list[str]:
+    """Task of each of ``calls``, named as in the whole trace (the first comm printed for
+    that task other than ``<...>``); ``cpu N`` when the trace has no task column."""
+    from .export import task_names
+
+    c = trace.calls
+    pids = calls["pid"].to_numpy()
+    mine = c[np.isin(c["pid"].to_numpy(), np.unique(pids))]
+    names = pd.Series(task_names(mine["pid"].to_numpy(), mine["cpu"].to_numpy(), mine["comm"]),
+                      index=mine.index)
+    out = []
+    for call, pid, cpu in zip(calls.index, pids, calls["cpu"].to_numpy()):   # labels only
+        out.append(f"cpu {cpu}" if pid < 0 else str(names.get(call, f"?-{pid}")))
+    return out
+
+
 def _durations(trace: "Trace", func: str) -> tuple[pd.DataFrame, np.ndarray]:
     calls = trace.calls_of(func)
     d = calls["duration_us"].to_numpy(dtype=float, na_value=np.nan)
@@ -228,9 +244,9 @@ def plot_time(trace: "Trace", func: str, ax: "Axes | None" = None, *, label: int
                 markerfacecolor="none", markeredgecolor="#c44e52")
         xmid = np.nanmedian(xs) if len(xs) else 0
         texts = []
-        for i in top[np.argsort(xs[top], kind="stable")]:
-            r = sub.iloc[int(i)]
-            task = _task_label(r["comm"], int(r["pid"]), int(r["cpu"]))
+        order = top[np.argsort(xs[top], kind="stable")]
+        labels = _task_labels(trace, sub.iloc[order])
+        for i, task in zip(order, labels):
             text = f"#{sub.index[int(i)]} {task} {_fmt_us(ys[i])}"
             right = xs[i] <= xmid if len(top) > 1 else True
             texts.append(ax.annotate(
@@ -467,7 +483,7 @@ def plot_flame(trace: "Trace", call: int, ax: "Axes | None" = None, *,
         ax.spines[s].set_visible(False)
     r = sub.loc[call]
     ax.set_title(f"call {call}: {r['func']} ({_fmt_us(float(r['duration_us']))}), task "
-                 f"{_task_label(r['comm'], int(r['pid']), int(r['cpu']))}; width = duration",
+                 f"{_task_labels(trace, sub.loc[[call]])[0]}; width = duration",
                  loc="left", fontsize=10)
     # labels where they fit: estimate character width from the axes size in pixels
     fig = ax.figure

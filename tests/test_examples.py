@@ -178,3 +178,54 @@ def test_packet_drops_real_events_outside_calls():
     assert dict(zip(r["reason"], r["drops"])) == {"QUEUE_PURGE": 8, "NO_SOCKET": 1}
     o = ex.outside(d)
     assert dict(zip(o["location"], o["drops"])) == {"skb_queue_purge_reason": 8, "__udp4_lib_rcv": 1}
+
+
+# --- traces recorded by the examples' own --live mode (tests/data/live-6.1.0-56) ------------
+
+LIVE = REPO / "tests" / "data" / "live-6.1.0-56"
+
+
+def test_live_netlink_dump_rounds_through_recvmsg():
+    ex = load_example("netlink_dump_stall.py")
+    t = ftracekit.load(LIVE / "netlink_live.txt.xz")
+    rounds = ex.dump_rounds(t)
+    # grep "netlink_dump() {": lines 374, 558 (ip-267), 1101, 1278, 1765, 2529, 2678 (ip-268);
+    # the first of each dump under __netlink_dump_start, the others under netlink_recvmsg;
+    # fills: rtnl_fill_ifinfo on 402 and 1122, inet_fill_ifaddr 1799, inet6_fill_ifaddr 2569
+    assert list(rounds["from"]) == ["__netlink_dump_start", "netlink_recvmsg"] * 2 + \
+        ["__netlink_dump_start", "netlink_recvmsg", "netlink_recvmsg"]
+    assert list(rounds["task"]) == ["ip-267"] * 2 + ["ip-268"] * 5
+    d = ex.dumps(rounds)
+    assert list(d["per_round"]) == ["1+0", "1+0", "1+1+0"]
+    assert list(d["rounds"]) == [2, 2, 3]
+    req = ex.requests(t)
+    assert len(req) == 4 and (req["kind"] == "dump").sum() == 3
+
+
+def test_live_tcp_resets_paths_and_event():
+    ex = load_example("tcp_reset_origin.py")
+    t = ftracekit.load(LIVE / "tcp_reset_live.txt.xz")
+    r = ex.resets(t).sort_values("when")
+    # lines 181 (tcp_v4_send_reset under tcp_v4_rcv) and 1230 (under tcp_close)
+    assert list(r["path"]) == ["tcp_v4_rcv → tcp_v4_send_reset",
+                               "tcp_close → __tcp_close → tcp_disconnect → tcp_send_active_reset"]
+    assert list(r["kind"]) == ["answer", "active"]
+    assert set(r["task"]) == {"python-260"}
+    ev = ex.reset_events(t)
+    assert list(ev["line"]) == [1633] and list(ev["in_call"]) == ["tcp_send_active_reset"]
+    assert "state=TCP_CLOSE" in ev["text"].iloc[0]
+
+
+def test_live_packet_drops_in_udp_receive():
+    ex = load_example("packet_drops.py")
+    t = ftracekit.load(LIVE / "packet_drops_live.txt.xz")
+    d = ex.drops(t)
+    # 5 "kfree_skb: ... reason: NO_SOCKET" lines, each inside kfree_skb_reason() called by
+    # __udp4_lib_rcv; the 6.1 kernel prints the location as a hashed pointer
+    assert len(d) == 5 and set(d["reason"]) == {"NO_SOCKET"}
+    assert set(d["location"]) == {"(hashed address)"}
+    bc = ex.by_call(d)
+    assert len(bc) == 1
+    row = bc.iloc[0]
+    assert row["function"] == "__udp4_lib_rcv" and row["drops"] == 5 and row["calls"] == 5
+    assert row["path"].startswith("ip_rcv → ") and row["path"].endswith("udp_rcv → __udp4_lib_rcv")
