@@ -30,7 +30,7 @@ import _common as C  # noqa: E402
 import ftracekit  # noqa: E402
 from ftracekit.errors import FtracekitError  # noqa: E402
 
-SAMPLES = ("netlink_dump_200", "netlink_dump", "rtnl_capture.trace", "rtnl_trace_pipe")
+SAMPLES = ("netlink_dump", "netlink_dump_200", "netlink_live", "rtnl_capture.trace", "rtnl_trace_pipe")
 LIVE_FUNCS = ["rtnetlink_rcv", "netlink_recvmsg"]
 LIVE_COMMAND = ["sh", "-c", "ip -d -s link show >/dev/null; ip addr show >/dev/null"]
 

@@ -28,7 +28,7 @@ import _common as C  # noqa: E402
 import ftracekit  # noqa: E402
 from ftracekit.errors import FtracekitError  # noqa: E402
 
-SAMPLES = ("packet_drops", "kfree_skb_events", "rtnl_capture.trace")
+SAMPLES = ("packet_drops", "packet_drops_live", "kfree_skb_events", "rtnl_capture.trace")
 FREE_FUNCS = ["kfree_skb_reason", "kfree_skb", "__kfree_skb", "kfree_skb_list_reason",
               "sk_skb_reason_drop", "kfree_skb_partial"]
 LIVE_FUNCS = ["ip_rcv"]                 # IPv4: the workload sends to 127.0.0.1

@@ -30,7 +30,7 @@ import _common as C  # noqa: E402
 import ftracekit  # noqa: E402
 from ftracekit.errors import FtracekitError  # noqa: E402
 
-SAMPLES = ("tcp_reset", "tcp_reset_events", "tcp_reset_proc")
+SAMPLES = ("tcp_reset", "tcp_reset_events", "tcp_reset_live", "tcp_reset_proc")
 RESET_FUNCS = ("tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_send_active_reset")
 LIVE_FUNCS = ["tcp_v4_rcv", "tcp_close"]
 LIVE_EVENTS = ["tcp:tcp_send_reset"]
