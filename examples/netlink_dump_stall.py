@@ -63,7 +63,7 @@ def requests(trace: ftracekit.Trace) -> pd.DataFrame:
         if not len(msg):
             kinds.append("?")
             continue
-        kids = c[c["parent"].isin(msg.index)]
+        kids = c[c["parent"].isin(msg.index) & ~c["in_irq"]]      # interrupts are not the handler
         kids = kids[~kids["func"].astype(str).isin(
             ["netlink_net_capable", "__rcu_read_lock", "__rcu_read_unlock", "try_module_get",
              "module_put", "mutex_lock", "mutex_unlock", "netdev_run_todo"])]

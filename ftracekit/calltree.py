@@ -24,10 +24,15 @@ Within one task, in line order (``d`` = depth of the line):
 * an event/comment line belongs to the innermost call open in its task at that point (found
   the same two ways).
 
-A parent is shallower than its child: usually ``depth − 1``, but real kernels skip levels
-where an untraced frame sits between them (e.g. an interrupt taken inside ``netlink_rcv_skb``
-at depth 1 shows ``irq_enter_rcu`` at depth 3: the entry stub at depth 2 is not traced). Such
-calls are children of the interrupted call, whose duration includes them.
+A parent is shallower than its child, usually by one level. A call more than one level below
+the innermost open call is an interrupt that hit between a function's entry and the recording
+of that function's entry event (the kernel pushes the return frame first): its lines come
+before the entry line, which is printed late, one level up. On kernels that take the call time
+before the interrupt (6.1) the late entry's duration includes the interrupt; on later ones it
+does not. So such calls are adopted by the late entry printed right after them (the next line
+at a smaller depth, if it is an entry one level up) when that entry's duration can contain
+them, else they stay children of the interrupted call. Either way they and their descendants
+get ``in_irq``, and an adopting entry's ``start_s`` is moved back to its first child's.
 
 The vectorised implementation (:func:`link_records`) answers these with nearest-smaller-depth
 look-ups by pointer jumping; :func:`_link_sequential` is the stack algorithm itself, kept as
@@ -109,7 +114,7 @@ def task_keys(pid: np.ndarray, cpu: np.ndarray) -> np.ndarray:
 class Links:
     """Result of linking, indexed by record: see :func:`link_records`."""
 
-    __slots__ = ("is_start", "exit_of", "parent", "owner", "n_tasks")
+    __slots__ = ("is_start", "exit_of", "parent", "owner", "n_tasks", "interrupt")
 
     def __init__(self, n: int):
         idx = np.int32 if n < 2**31 else np.int64        # record indices
@@ -118,6 +123,9 @@ class Links:
         self.parent = np.full(n, -1, dtype=idx)      # start record → parent's start record
         self.owner = np.full(n, -1, dtype=idx)       # comment record → innermost call's start
         self.n_tasks = 0                             # tasks with call records
+        # start record of a call that interrupted another: it sits more than one level below
+        # the innermost open call, or before a late entry line that adopted it
+        self.interrupt = np.zeros(n, dtype=bool)
 
 
 def _names_ok(func: np.ndarray, module: np.ndarray, e, x) -> Any:
@@ -128,19 +136,32 @@ def _names_ok(func: np.ndarray, module: np.ndarray, e, x) -> Any:
 
 
 def _link_sequential(idx: np.ndarray, kind: np.ndarray, depth: np.ndarray, func: np.ndarray,
-                     module: np.ndarray, out: Links) -> None:
+                     module: np.ndarray, out: Links, dur: np.ndarray | None = None) -> None:
     """The defining stack algorithm (module docstring) for the records ``idx`` of one task."""
     is_start, exit_of, parent, owner = out.is_start, out.exit_of, out.parent, out.owner
     kinds = kind[idx].tolist()
     depths = depth[idx].tolist()
     funcs = func[idx].tolist()
     mods = module[idx].tolist()
+    durs = dur[idx].tolist() if dur is not None else None
     ridx = idx.tolist()
     n = len(ridx)
     start = [False] * n
     par = [-1] * n      # positions within idx
     own = [-1] * n
     ex = [-1] * n
+    # Next record (not a comment) of smaller depth, for the late-entry rule.
+    nxt_smaller = [-1] * n
+    mono: list[int] = []
+    for p in range(n - 1, -1, -1):
+        if kinds[p] == K_COMMENT:
+            continue
+        d = depths[p]
+        while mono and depths[mono[-1]] >= d:
+            mono.pop()
+        nxt_smaller[p] = mono[-1] if mono else -1
+        mono.append(p)
+
     stack: list[int] = []
     for p in range(n):
         k = kinds[p]
@@ -168,6 +189,35 @@ def _link_sequential(idx: np.ndarray, kind: np.ndarray, depth: np.ndarray, func:
                 par[p] = stack[-1]
             if k == K_ENTRY:
                 stack.append(p)
+    # Late entry lines (see module docstring): calls more than one level below their parent
+    # move to the entry printed right after them, if its duration can contain them.
+    intr = [False] * n
+    for p in range(n):
+        if start[p] and kinds[p] != K_COMMENT and par[p] >= 0 and depths[par[p]] < depths[p] - 1:
+            intr[p] = True
+    if durs is not None:
+        claims: dict[int, list[int]] = {}
+        for p in range(n):
+            if not start[p] or kinds[p] == K_COMMENT:
+                continue
+            d = depths[p]
+            if d > 0 and (par[p] < 0 or depths[par[p]] < d - 1):
+                q = nxt_smaller[p]
+                if q >= 0 and kinds[q] == K_ENTRY and depths[q] == d - 1 and ex[q] >= 0:
+                    claims.setdefault(q, []).append(p)
+        def call_dur(p: int) -> float:
+            """Duration of the call started at ``p`` (0 when unknown)."""
+            x = ex[p] if kinds[p] == K_ENTRY else p
+            v = durs[x] if x >= 0 else float("nan")
+            return v if v == v else 0.0
+
+        for q, ps in claims.items():
+            own_dur = durs[ex[q]]
+            inside = sum(call_dur(p) for p in ps)
+            if own_dur == own_dur and own_dur >= inside:
+                for p in ps:
+                    par[p] = q
+                    intr[p] = True
     rstack: list[int] = []
     for p in range(n - 1, -1, -1):
         k = kinds[p]
@@ -192,6 +242,8 @@ def _link_sequential(idx: np.ndarray, kind: np.ndarray, depth: np.ndarray, func:
             is_start[r] = True
             if par[p] >= 0:
                 parent[r] = ridx[par[p]]
+            if intr[p]:
+                out.interrupt[r] = True
         if ex[p] >= 0:
             exit_of[r] = ridx[ex[p]]
 
@@ -399,7 +451,8 @@ def _resolve(first_hop: np.ndarray, hop: np.ndarray, done: np.ndarray) -> np.nda
 
 
 def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: np.ndarray,
-                 task: np.ndarray, *, force_sequential: bool = False) -> Links:
+                 task: np.ndarray, *, force_sequential: bool = False,
+                 dur: np.ndarray | None = None) -> Links:
     """Link records into calls (see module docstring). Arrays are per record, in line order.
 
     The vectorised algorithm computes, per task, the stack algorithm's answers with
@@ -423,7 +476,7 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
         out.n_tasks = _count_distinct(T_all[kind[order] != K_COMMENT])
         bounds = np.concatenate(([0], np.flatnonzero(np.diff(T_all)) + 1, [len(order)]))
         for lo, hi in zip(bounds[:-1], bounds[1:]):
-            _link_sequential(order[lo:hi], kind, depth, func, module, out)
+            _link_sequential(order[lo:hi], kind, depth, func, module, out, dur)
         return out
 
     is_call = kind[order] != K_COMMENT
@@ -490,7 +543,38 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
         return _resolve(ns[sel], ns, orphan_exit)
 
     parent = np.where(start, fwd, -1)
-    need = np.flatnonzero(start & (fwd < 0))
+    # Late entry lines: a call more than one level below the innermost open call belongs to
+    # the entry one level up that is printed right after its block (an interrupt that hit
+    # between a function's entry and the recording of its entry event).
+    gap = np.flatnonzero(start & ((fwd < 0) | (D[np.maximum(fwd, 0)] < D - 1)) & (D > 0))
+    intr_pos = gap[fwd[gap] >= 0]
+    if len(gap) and dur is not None:
+        if not ns_cache:
+            ns_cache.append(_next_smaller(D, end_task, strict=True))
+        nsg = ns_cache[0][gap]
+        nsv = np.maximum(nsg, 0)
+        cand = (nsg >= 0) & (K[nsv] == K_ENTRY) & (D[nsv] == D[gap] - 1)
+        gap, nsg = gap[cand], nsg[cand]
+        if len(gap):
+            # The entry must be complete and last at least as long as the calls it adopts.
+            exit_pos = np.full(m, -1, dtype=np.int64)
+            exit_pos[call_start[~start]] = np.flatnonzero(~start)
+            g_rec = np.where(K[gap] == K_ENTRY, exit_pos[gap], gap)
+            g_dur = np.where(g_rec >= 0, dur[calls[np.maximum(g_rec, 0)]], np.nan)
+            uq, inv = np.unique(nsg, return_inverse=True)
+            inside = np.bincount(inv, weights=np.nan_to_num(g_dur), minlength=len(uq))
+            ex_u = exit_pos[uq]
+            own = np.where(ex_u >= 0, dur[calls[np.maximum(ex_u, 0)]], np.nan)
+            ok_u = (ex_u >= 0) & (own >= inside)
+            adopt = ok_u[inv]
+            parent[gap[adopt]] = nsg[adopt]
+            intr_pos = np.union1d(intr_pos, gap[adopt])
+            del exit_pos, g_rec, g_dur, uq, inv, inside, ex_u, own, ok_u, adopt
+        del nsg, nsv, cand
+    del gap
+    out.interrupt[calls[intr_pos]] = True
+    del intr_pos
+    need = np.flatnonzero(start & (parent < 0))
     parent[need] = bwd_at(need)
     del need
     for lo in range(0, m, _CHUNK):     # in pieces: bounded temporaries
@@ -611,7 +695,8 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
         cols.pop("pid")
         cols.pop("comm")
     links = link_records(kind, cols["depth"], cols["func"], cols["module"],
-                         task_keys(pid, cols["cpu"]), force_sequential=force_sequential)
+                         task_keys(pid, cols["cpu"]), force_sequential=force_sequential,
+                         dur=cols["dur"])
     _release_memory()
 
     S = np.flatnonzero(links.is_start)
@@ -677,6 +762,8 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     del has_ret, xr, has_exit
     parent_rec = links.parent[S]
     links.parent = None  # type: ignore[assignment]
+    interrupted = links.interrupt[S]
+    links.interrupt = None  # type: ignore[assignment]
     del S
     parent = np.where(parent_rec >= 0, call_id[np.maximum(parent_rec, 0)], -1).astype(np.int64)
     del parent_rec, call_id
@@ -697,6 +784,27 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
             break
         root = nr
     del nr
+    # Calls that interrupted another (seen from their depth), and everything below them, ran
+    # in interrupt context even where the text has no irq arrows.
+    if interrupted.any():
+        up = parent.copy()
+        while True:
+            has = np.flatnonzero(up >= 0)
+            if not len(has):
+                break
+            interrupted[has] |= interrupted[up[has]]
+            up[has] = up[up[has]]
+        data["in_irq"] = data["in_irq"] | interrupted
+        del up
+    del interrupted
+    # An entry line recorded late (an interrupt hit between the call and its entry event) is
+    # printed after the interrupt's calls, which it adopted: it began no later than they did.
+    line = data["line"]
+    adopted = np.flatnonzero(parent >= 0)
+    adopted = adopted[(line[parent[adopted]] > line[adopted]) & (status[parent[adopted]] != 2)]
+    if len(adopted):
+        np.fmin.at(start_s, parent[adopted], start_s[adopted])
+    del adopted, line
     data.update(parent=parent, root=root, start_s=start_s, end_s=end_s, duration_us=dur,
                 self_us=self_us, n_children=n_children, retval=retval)
     del parent, root, start_s, end_s, dur, self_us, n_children, retval

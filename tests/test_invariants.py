@@ -109,10 +109,11 @@ def check_vectorised_equals_sequential(text: str) -> None:
     pid, _ = fill_tasks(recs)
     task = task_keys(pid, recs["cpu"])
     args = (recs["kind"], recs["depth"], recs["func"], recs["module"], task)
-    a = link_records(*args)
-    b = link_records(*args, force_sequential=True)
-    for k in ("is_start", "exit_of", "parent", "owner"):
-        assert np.array_equal(getattr(a, k), getattr(b, k)), k
+    for dur in (None, recs["dur"]):
+        a = link_records(*args, dur=dur)
+        b = link_records(*args, force_sequential=True, dur=dur)
+        for k in ("is_start", "exit_of", "parent", "owner", "interrupt"):
+            assert np.array_equal(getattr(a, k), getattr(b, k)), k
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -196,20 +197,24 @@ def test_random_trace_like_text_never_raises_unexpected(text):
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([0, 1, 2, 3]), st.integers(0, 6), st.integers(0, 2),
-                          st.integers(-1, 3)), max_size=60))
+                          st.integers(-1, 3), st.sampled_from([np.nan, 0.5, 3.0, 100.0])),
+                max_size=60))
 def test_linking_vectorised_equals_sequential_on_random_records(recs):
-    """Random record sequences (kinds entry/leaf/exit/comment, depths, tasks, exit names)."""
+    """Random record sequences (kinds entry/leaf/exit/comment, depths, tasks, exit names,
+    durations — which decide whether a late entry line adopts the calls before it)."""
     if not recs:
         return
     kind = np.array([r[0] for r in recs], dtype=np.int8)
     depth = np.array([r[1] if r[0] != 3 else -1 for r in recs], dtype=np.int16)
     task = np.array([r[2] for r in recs], dtype=np.int64)
     func = np.array([r[3] for r in recs], dtype=np.int32)
+    dur = np.array([r[4] for r in recs], dtype=np.float64)
     module = np.full(len(recs), -1, dtype=np.int32)
-    a = link_records(kind, depth, func, module, task)
-    b = link_records(kind, depth, func, module, task, force_sequential=True)
-    for k in ("is_start", "exit_of", "parent", "owner"):
-        assert np.array_equal(getattr(a, k), getattr(b, k)), k
+    for d in (None, dur):
+        a = link_records(kind, depth, func, module, task, dur=d)
+        b = link_records(kind, depth, func, module, task, force_sequential=True, dur=d)
+        for k in ("is_start", "exit_of", "parent", "owner", "interrupt"):
+            assert np.array_equal(getattr(a, k), getattr(b, k)), k
 
 
 @pytest.mark.parametrize("us", [0.001, 0.313, 9.999, 10.0, 61.77, 118.427, 1560.141, 33998.59,
