@@ -130,3 +130,33 @@ def test_per_cpu_files_concatenated_like_a_cat():
     text = (DATA / "rtnl_trace_pipe.txt").read_text()
     t = ftracekit.parse(text)
     assert len(t.calls) == 3715
+
+
+def test_interrupt_before_a_late_entry_line_6_1():
+    # Lines 3-94: an apic timer interrupt at depth 3 right under netlink_rcv_skb (depth 1),
+    # then "rtnetlink_rcv_msg() {" at depth 2 on line 95 — its entry line was printed late.
+    # netlink_rcv_skb lasted 745.604 us: its children without the interrupt sum to 724.602
+    # (540.016 + 182.403 + 2.183), with it they would exceed it (the interrupt's 271.095 us).
+    t = load("rtnl_trace_pipe.txt")
+    c = t.calls
+    msg = int(c.index[c["line"] == 95][0])
+    kids = t.children(msg)
+    assert list(kids["line"][:3]) == [3, 4, 92]
+    assert kids["in_irq"].tolist()[:3] == [True, True, True]
+    assert not kids["in_irq"].iloc[3]
+    nrs = int(c.index[c["line"] == 2][0])
+    assert c.loc[nrs, "self_us"] == pytest.approx(745.604 - 540.016 - 182.403 - 2.183)
+    assert (c["self_us"] >= -1e-9).all()
+
+
+def test_interrupt_before_a_late_entry_that_excludes_it_6_17():
+    # trace-cmd .dat from 6.17: the interrupt at depth 6 precedes "__rcu_read_lock" (depth 5),
+    # whose 0.657 us cannot contain it: the interrupt stays under the depth-4 caller.
+    t = ftracekit.load(DATA.parent / "tracecmd-6.17" / "rtnl_v6_events.dat.xz")
+    c = t.calls
+    rcu = c.loc[c.index[c["line"] == 186][0]]      # the late "__rcu_read_lock" record
+    assert rcu["func"] == "__rcu_read_lock" and rcu["duration_us"] == 0.657
+    assert rcu["n_children"] == 0 and not rcu["in_irq"]
+    assert c.loc[c.index[c["line"] == 183][0], "in_irq"]      # the interrupt's last call
+    assert (c["self_us"] >= -1e-9).all()
+    assert c["in_irq"].sum() > 0
