@@ -686,12 +686,13 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
         sec += frac
         ts = sec.astype(np.float64)
         ts /= _POW10[wf]
-    elif tpl.rel is not None:
+    if tpl.rel is not None:      # validated even when abstime gives the timestamp
         c, r_e = tpl.rel
         val, ok1 = _right_int(W, c, r_e)
         ok &= ok1
-        ts = val.astype(np.float64)
-        ts /= 1e6
+        if ts is None:
+            ts = val.astype(np.float64)
+            ts /= 1e6
     # Durations.
     dur = None
     if tpl.dur is not None:

@@ -200,6 +200,8 @@ class LineParser:
         self.modules = modules
         self.comms = comms
         self._rx = _layout_regex(layout) if not layout.tracecmd else None
+        self._mark_first = (layout.duration and not layout.tracecmd and not (
+            layout.abstime or layout.reltime or layout.cpu or layout.proc or layout.lat))
         self._generic = [rx for lay, rx in _LAYOUT_RES.items() if lay != layout]
         self.cols: dict[str, list] = {name: [] for name in COLUMNS}
         self.comments: dict[int, str] = {}
@@ -253,6 +255,12 @@ class LineParser:
         if not line or line.isspace():
             return
         if line[0] == "#":
+            # With the duration as the first column (no time/cpu/proc/latency columns) a call
+            # of 1-10 ms starts with its "#" overhead mark: "# 1560.141 us |  f();".
+            if self._mark_first and line.startswith("# "):
+                m = self._rx.match(line)  # type: ignore[union-attr]
+                if m is not None and m["mark"] == "#" and self._call_line(lineno, m):
+                    return
             m = _RE_BUFFER_STARTED.match(line)
             if m:
                 self.buffer_started.append(int(m["cpu"]))

@@ -1,0 +1,313 @@
+"""Parse benchmark: ``ftracekit.load`` (text → records → calls + events DataFrames) against the
+simplest per-line regex parser (``bench/naive_parser.py``) and ``trace-cmd report``.
+
+    .venv/bin/python bench/bench_parse.py            # all sizes, writes bench/results.md
+    .venv/bin/python bench/bench_parse.py --repeat 5 --sizes 1m
+
+Inputs: real traces ``bench/data/fg_{10k,100k,1m}.txt.xz`` (decompressed into a temporary
+directory first — decompression is not timed) and ``bench/data/fg_1m.dat[.xz]`` for trace-cmd
+(``bench/make_data.py`` records them). When
+they are missing, a synthetic trace made of the real samples repeated is used instead (and the
+report says so).
+
+Every measurement runs in a fresh subprocess: the time of one ``load`` call (wall and CPU),
+the peak RSS increase over the post-import baseline (``VmHWM`` after resetting it through
+``/proc/self/clear_refs``), and, in a separate run, the ``tracemalloc`` peak. Times are the
+best of ``--repeat`` runs (the median is reported too): the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import lzma
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA = HERE / "data"
+SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+SAMPLE = REPO / "tests" / "data" / "shared" / "rtnl_trace_pipe.txt"
+
+
+# ---------------------------------------------------------------------------------------------
+# Child processes (one measurement each)
+
+def _status() -> dict[str, int]:
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, val = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(val.split()[0]) * 1024
+    return out
+
+
+def _reset_peak() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")           # resets VmHWM to the current RSS
+    except OSError:
+        pass
+
+
+def child(mode: str, path: str) -> dict:
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(HERE))
+    import numpy  # noqa: F401  (imports are part of the baseline, not of the measurement)
+    import pandas  # noqa: F401
+    import ftracekit
+    import naive_parser
+    # Warm the lazy imports of the code paths measured, on a tiny input.
+    if mode.startswith("load"):
+        ftracekit.load(str(SAMPLE))
+    else:
+        naive_parser.parse(str(SAMPLE))
+    import gc
+    gc.collect()
+    base = _status()["VmRSS"]
+    _reset_peak()
+    if mode == "load_tracemalloc":
+        import tracemalloc
+        tracemalloc.start()
+    t0, c0 = time.perf_counter(), time.process_time()
+    if mode.startswith("load"):
+        t = ftracekit.load(path)
+        rows, lines = len(t.calls), t.meta["lines"]
+        extra = {"events": len(t.events), "fast_path_lines": t.meta.get("fast_path_lines"),
+                 "layout": t.meta.get("layout")}
+    else:
+        df = naive_parser.parse(path)
+        rows, lines, extra = len(df), None, {}
+    t1, c1 = time.perf_counter(), time.process_time()
+    st = _status()
+    res = {"wall": t1 - t0, "cpu": c1 - c0, "rows": rows, "lines": lines,
+           "peak_rss": st["VmHWM"] - base, "rss_after": st["VmRSS"] - base, **extra}
+    if mode == "load_tracemalloc":
+        import tracemalloc
+        res["tracemalloc_peak"] = tracemalloc.get_traced_memory()[1]
+    return res
+
+
+def run_child(mode: str, path: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", mode, str(path)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+def prepare(tmp: Path, sizes: list[str]) -> tuple[dict[str, Path], bool]:
+    """Decompressed traces by size name; False when synthetic stand-ins had to be made."""
+    out: dict[str, Path] = {}
+    real = True
+    for name in sizes:
+        xz = DATA / f"fg_{name}.txt.xz"
+        plain = DATA / f"fg_{name}.txt"
+        dst = tmp / f"fg_{name}.txt"
+        if xz.exists():
+            with lzma.open(xz) as src, open(dst, "wb") as f:
+                shutil.copyfileobj(src, f, 1 << 20)
+        elif plain.exists():
+            shutil.copyfile(plain, dst)
+        else:
+            real = False
+            sample = SAMPLE.read_bytes()
+            n_lines = sample.count(b"\n")
+            reps = -(-SIZES[name] // n_lines)
+            dst.write_bytes(sample * reps)
+        out[name] = dst
+    return out, real
+
+
+def prepare_dat(tmp: Path) -> Path:
+    """``fg_1m.dat`` for trace-cmd (decompressed from ``fg_1m.dat.xz`` when needed)."""
+    plain = DATA / "fg_1m.dat"
+    if plain.exists():
+        return plain
+    xz = DATA / "fg_1m.dat.xz"
+    dst = tmp / "fg_1m.dat"
+    if xz.exists():
+        with lzma.open(xz) as src, open(dst, "wb") as f:
+            shutil.copyfileobj(src, f, 1 << 20)
+    return dst
+
+
+def count_lines(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            n += chunk.count(b"\n")
+    return n
+
+
+def trace_cmd(dat: Path, repeat: int) -> dict | None:
+    exe = shutil.which("trace-cmd")
+    if exe is None or not dat.exists():
+        return None
+    proc = subprocess.run([exe, "report", "-i", str(dat)], capture_output=True, check=True)
+    lines = proc.stdout.count(b"\n")
+    walls = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        with open(os.devnull, "wb") as null:
+            subprocess.run([exe, "report", "-i", str(dat)], stdout=null,
+                           stderr=subprocess.DEVNULL, check=True)
+        walls.append(time.perf_counter() - t0)
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+    version = next((ln.strip() for ln in version.splitlines() if "version" in ln), "?")
+    return {"lines": lines, "wall": min(walls), "median": statistics.median(walls),
+            "version": version}
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
+    except OSError:
+        pass
+    import numpy
+    import pandas
+    return {"cpu": f"{cpu} × {os.cpu_count()}", "memory": mem,
+            "kernel": platform.release(), "python": platform.python_version(),
+            "numpy": numpy.__version__, "pandas": pandas.__version__}
+
+
+def fmt_rate(lines: float, secs: float) -> str:
+    return f"{lines / secs / 1e6:.2f} M/s"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (best is kept)")
+    ap.add_argument("--sizes", default="10k,100k,1m")
+    ap.add_argument("--no-naive", action="store_true", help="skip the naive parser")
+    ap.add_argument("--out", default=str(HERE / "results.md"))
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return
+    sizes = [s for s in args.sizes.split(",") if s]
+    load_before = os.getloadavg()
+    started = _dt.datetime.now(_dt.timezone.utc)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ftk-bench-", dir="/var/tmp") as tmpdir:
+        paths, real = prepare(Path(tmpdir), sizes)
+        for name in sizes:
+            path = paths[name]
+            nbytes = path.stat().st_size
+            n_lines = count_lines(path)
+            runs = [run_child("load", path) for _ in range(args.repeat)]
+            tm = run_child("load_tracemalloc", path)
+            best = min(runs, key=lambda r: r["wall"])
+            row = {"name": name, "lines": n_lines, "bytes": nbytes, "runs": runs, "best": best,
+                   "median_wall": statistics.median(r["wall"] for r in runs),
+                   "peak_rss": max(r["peak_rss"] for r in runs),
+                   "tracemalloc": tm["tracemalloc_peak"]}
+            if not args.no_naive:
+                naive = [run_child("naive", path) for _ in range(max(1, args.repeat - 1))]
+                row["naive"] = min(naive, key=lambda r: r["wall"])
+            rows.append(row)
+            print(f"{name}: {n_lines} lines, load {best['wall']:.3f}s "
+                  f"({fmt_rate(n_lines, best['wall'])}), peak RSS +{row['peak_rss'] / 1e6:.1f} MB "
+                  f"({row['peak_rss'] / nbytes:.2f}× text)", flush=True)
+        tc = trace_cmd(prepare_dat(Path(tmpdir)), args.repeat)
+    load_after = os.getloadavg()
+    write_report(Path(args.out), rows, tc, real, started, load_before, load_after, args.repeat)
+    print(f"wrote {args.out}")
+
+
+def write_report(out: Path, rows: list[dict], tc: dict | None, real: bool,
+                 started: _dt.datetime, load_before, load_after, repeat: int) -> None:
+    m = machine()
+    big = next((r for r in rows if r["name"] == "1m"), rows[-1] if rows else None)
+    lines = [
+        "# Parse benchmark",
+        "",
+        f"Generated by `bench/bench_parse.py` on {started:%Y-%m-%d %H:%M} UTC "
+        f"(overwritten on each run).",
+        "",
+        f"- Machine: {m['cpu']}, {m['memory']}; kernel {m['kernel']}",
+        f"- Python {m['python']}, numpy {m['numpy']}, pandas {m['pandas']}",
+        f"- Load average before / after: {load_before[0]:.2f} / {load_after[0]:.2f} "
+        f"(other jobs on the machine slow the wall times down)",
+        f"- Inputs: {'real traces bench/data/fg_*.txt.xz (decompressed before timing)' if real else 'SYNTHETIC stand-ins (bench/data missing): real samples repeated'}",
+        f"- Each figure is the best of {repeat} runs, each in a fresh process (median in "
+        "brackets); memory = peak RSS increase over the post-import baseline, and the "
+        "tracemalloc peak, both as a multiple of the text size.",
+        "",
+        "## ftracekit.load (text → calls + events DataFrames)",
+        "",
+        "| trace | lines | text | wall [median] | rate | CPU | ns/line | peak RSS Δ | tracemalloc peak | calls |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        b = r["best"]
+        lines.append(
+            f"| fg_{r['name']} | {r['lines']:,} | {r['bytes'] / 1e6:.1f} MB | "
+            f"{b['wall']:.3f} s [{r['median_wall']:.3f}] | **{fmt_rate(r['lines'], b['wall'])}** | "
+            f"{b['cpu']:.3f} s | {b['wall'] / r['lines'] * 1e9:.0f} | "
+            f"{r['peak_rss'] / 1e6:.1f} MB ({r['peak_rss'] / r['bytes']:.2f}×) | "
+            f"{r['tracemalloc'] / 1e6:.1f} MB ({r['tracemalloc'] / r['bytes']:.2f}×) | "
+            f"{b['rows']:,} |")
+    lines += ["", "## Baselines", "",
+              "| tool | input | lines | wall | rate | ftracekit / tool |",
+              "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if "naive" in r:
+            nv = r["naive"]
+            ratio = nv["wall"] / r["best"]["wall"]
+            lines.append(f"| naive regex parser (`bench/naive_parser.py`) | fg_{r['name']} | "
+                         f"{r['lines']:,} | {nv['wall']:.3f} s | {fmt_rate(r['lines'], nv['wall'])} | "
+                         f"{ratio:.1f}× |")
+    if tc is not None and big is not None:
+        ft_rate = big["lines"] / big["best"]["wall"]
+        tc_rate = tc["lines"] / tc["wall"]
+        lines.append(f"| `trace-cmd report -i fg_1m.dat > /dev/null` ({tc['version']}) | fg_1m.dat | "
+                     f"{tc['lines']:,} | {tc['wall']:.3f} s | {fmt_rate(tc['lines'], tc['wall'])} | "
+                     f"{ft_rate / tc_rate:.1f}× |")
+    else:
+        lines.append("| trace-cmd report | — | — | — | — | not run (no trace-cmd or no fg_1m.dat) |")
+    if len(rows) >= 2:
+        lines += ["", "## Growth with size", ""]
+        per = [(r["name"], r["best"]["wall"] / r["lines"] * 1e9) for r in rows]
+        lines.append(", ".join(f"fg_{n}: {v:.0f} ns/line" for n, v in per) + ".")
+        if len(per) >= 2:
+            lines.append(f"From fg_{per[-2][0]} to fg_{per[-1][0]} the time per line changes by "
+                         f"×{per[-1][1] / per[-2][1]:.2f} (1.0 = linear).")
+    if big is not None:
+        rate = big["lines"] / big["best"]["wall"]
+        mem = big["peak_rss"] / big["bytes"]
+        lines += ["", "## Targets (1 M lines)", "",
+                  f"- ≥ 2,000,000 lines/s: {'met' if rate >= 2e6 else 'NOT met'} "
+                  f"({rate / 1e6:.2f} M lines/s)",
+                  f"- peak memory ≤ 2× text: {'met' if mem <= 2 else 'NOT met'} ({mem:.2f}×)"]
+    out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
