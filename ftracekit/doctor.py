@@ -240,18 +240,28 @@ def _buffers(diag: Diagnosis, tfs: TraceFS) -> None:
 
 def _in_use(diag: Diagnosis, tfs: TraceFS, instance_ok: bool,
             lock_dir: str | os.PathLike[str] | None) -> None:
+    try:
+        state = stale_state(tfs, lock_dir=lock_dir)
+    except (OSError, FtracekitError) as err:
+        state = None
+        diag.add("ftracekit lock", "warn", f"cannot check the lock: {err}")
+    stale_instances = set(state["stale_instances"]) if state else set()
+    stale_top = bool(state and state["stale_pid"] is not None)
+
     users = []
     try:
         current = tfs.current_tracer()
     except TracefsError as err:
         diag.add("in use", "warn", str(err))
         return
-    if current != "nop":
+    if current != "nop" and not stale_top:
         users.append(f"top level: tracer {current!r}")
     for name in tfs.instances():
+        if name in stale_instances:
+            continue
         try:
             tracer = tfs.instance(name).current_tracer()
-        except (TracefsError, FtracekitError):
+        except FtracekitError:
             continue
         if tracer != "nop":
             users.append(f"instance {name}: tracer {tracer!r}")
@@ -263,7 +273,7 @@ def _in_use(diag: Diagnosis, tfs: TraceFS, instance_ok: bool,
         users.append(f"top level: {len(events)} events enabled")
 
     graph_users = [u for u in users if "'function_graph'" in u]
-    if not instance_ok and current != "nop":
+    if not instance_ok and current != "nop" and not stale_top:
         diag.add("in use", "fail", f"the top-level tracer {current!r} is in use by someone else: "
                  "record would refuse (use --force to take it over)")
     elif instance_ok and graph_users:
@@ -273,19 +283,17 @@ def _in_use(diag: Diagnosis, tfs: TraceFS, instance_ok: bool,
         diag.add("in use", "warn" if users else "ok", "; ".join(users) if users else
                  "no other tracer is active")
 
-    try:
-        state = stale_state(tfs, lock_dir=lock_dir)
-    except (OSError, FtracekitError) as err:
-        diag.add("ftracekit lock", "warn", f"cannot check the lock: {err}")
+    if state is None:
         return
     if state["recording_pid"] is not None:
         diag.add("ftracekit lock", "fail",
                  f"another ftracekit (pid {state['recording_pid']}) is recording now")
-    elif state["stale_pid"] is not None or state["stale_instances"]:
+    elif stale_top or stale_instances:
         what = []
-        if state["stale_pid"] is not None:
-            what.append(f"settings of killed ftracekit pid {state['stale_pid']}")
-        what += [f"instance {n}" for n in state["stale_instances"]]
+        if stale_top:
+            what.append(f"settings of killed ftracekit pid {state['stale_pid']}"
+                        + (f" (top-level tracer {current!r})" if current != "nop" else ""))
+        what += [f"instance {n}" for n in sorted(stale_instances)]
         diag.add("ftracekit lock", "warn", "left behind: " + ", ".join(what) +
                  " (the next record restores it; or run `ftracekit doctor --clean`)")
     else:
