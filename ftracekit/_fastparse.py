@@ -358,6 +358,8 @@ class _State:
         self.body_table = _Table(5, _BODY_FIELDS)
         self.long_table = _Table(17, _BODY_FIELDS)
         self.key_tables: dict[tuple, _Table] = {}
+        self.replay_cache: dict[bytes, Any] = {}
+        self.replay_seen: set[bytes] = set()
         # name id → code in the parser's interners (-1: not interned yet); index -1 = no name.
         self.code_of = [np.full(1, -1, dtype=np.int32) for _ in range(3)]
         self.known = [np.ones(1, dtype=bool) for _ in range(3)]
@@ -409,6 +411,53 @@ class _State:
                 self.names[2].ref(sc.modules.names[mo]) if mo >= 0 else -1,
                 c["retval"][0], bool(c["has_ret"][0]))
 
+    def replayer(self, parser):
+        """A function (lineno, line bytes) that has the same effect on ``parser`` as
+        ``parser.parse_line(lineno, text)``, replaying recorded effects for repeated lines."""
+        cache = self.replay_cache
+        seen = self.replay_seen
+        layout = parser.layout
+        interners = (parser.comms, parser.funcs, parser.modules)
+        add = parser._add
+
+        def run(lineno: int, raw: bytes) -> None:
+            eff = cache.get(raw, False)
+            text = None
+            if eff is False:
+                # Recorded at the second occurrence (most rejected lines with a timestamp are
+                # unique: for them the plain parse is cheaper than recording).
+                eff = None
+                if raw in seen:
+                    text = raw.decode("utf-8", "replace").rstrip("\r")
+                    if len(cache) < _REPLAY_MAX:
+                        eff = cache[raw] = _record_replay(layout, text)
+                elif len(raw) < 512 and len(seen) < _REPLAY_MAX:
+                    seen.add(raw)
+            if eff is None:
+                if text is None:
+                    text = raw.decode("utf-8", "replace").rstrip("\r")
+                parser.parse_line(lineno, text)
+                return
+            for itn, names in zip(interners, eff.interned):
+                for name in names:
+                    itn.code(name)
+            for rec in eff.records:
+                r = dict(rec)
+                for name, which in _NAMED.items():
+                    nm = r[name]
+                    r[name] = -1 if nm is None else interners[which].codes[nm]
+                add(lineno, **r)
+            for d, v in eff.dicts.items():
+                getattr(parser, d)[lineno] = v
+            if eff.skipped:
+                if text is None:
+                    text = raw.decode("utf-8", "replace").rstrip("\r")
+                parser._skip(lineno, text)
+            if eff.other:
+                parser.other_layout_lines += eff.other
+
+        return run
+
     def key_table(self, tpl: _Template) -> _Table:
         sig = (tpl.head, tpl.tail, tpl.key)
         t = self.key_tables.get(sig)
@@ -420,6 +469,70 @@ class _State:
 
 
 _STATE_LOCK = threading.Lock()
+
+
+_DICTS = ("comments", "switches", "lost", "overruns", "args", "retaddr")
+_NAMED = {"comm": 0, "func": 1, "module": 2}
+
+
+class _Replay:
+    """What ``LineParser.parse_line`` does with one line text, recorded once and replayed for
+    later lines with the same bytes (task-switch blocks, separators, blank lines, comments,
+    lost-events lines, garbage): the records it adds (names kept as strings), the names it
+    interns (in order), the side-table entries for its line number, the skip / other-layout
+    counters. A line whose parse changes anything else is not cached (its parse is run)."""
+
+    __slots__ = ("records", "interned", "dicts", "skipped", "other")
+
+    def __init__(self, records, interned, dicts, skipped, other):
+        self.records = records
+        self.interned = interned
+        self.dicts = dicts
+        self.skipped = skipped
+        self.other = other
+
+
+def _fingerprint(sc) -> dict[str, Any]:
+    """Sizes / values of every attribute of a LineParser (to see what a parse changed)."""
+    out: dict[str, Any] = {}
+    for k, v in vars(sc).items():
+        if isinstance(v, (int, float, str, bool, type(None))):
+            out[k] = v
+        elif isinstance(v, Interner):
+            out[k] = len(v)
+        elif isinstance(v, (list, dict, set, tuple)):
+            out[k] = (len(v), {kk: len(vv) for kk, vv in v.items()} if k == "cols" else None)
+        else:
+            out[k] = id(v)
+    return out
+
+
+_REPLAY_MAX = 1 << 16
+
+
+def _record_replay(layout, text: str) -> _Replay | None:
+    from .lineparse import LineParser
+    sc = LineParser(layout, Interner(), Interner(), Interner())
+    before = _fingerprint(sc)
+    sc.parse_line(-1, text)
+    after = _fingerprint(sc)
+    changed = {k for k in after if after[k] != before.get(k)}
+    if not changed <= {"cols", "skipped", "skipped_examples", "other_layout_lines", "comms",
+                       "funcs", "modules", *_DICTS}:
+        return None            # e.g. a header line: run the real parse each time
+    if any(any(key != -1 for key in getattr(sc, d)) for d in _DICTS):
+        return None
+    cols = sc.take_columns()
+    records = []
+    for i in range(len(cols["line"])):
+        rec = {k: v[i].item() for k, v in cols.items() if k != "line"}
+        for name, which in _NAMED.items():
+            code = rec[name]
+            rec[name] = None if code < 0 else (sc.comms, sc.funcs, sc.modules)[which].names[code]
+        records.append(rec)
+    interned = [list(sc.comms.names), list(sc.funcs.names), list(sc.modules.names)]
+    dicts = {d: getattr(sc, d)[-1] for d in _DICTS if -1 in getattr(sc, d)}
+    return _Replay(records, interned, dicts, sc.skipped, sc.other_layout_lines)
 
 
 def _state(parser) -> _State:
@@ -878,10 +991,10 @@ def finish_block(scan: BlockScan, first_lineno: int, parser) -> tuple[dict[str, 
             for nid, r in zip(uniq.tolist(), rows[first].tolist()):
                 name = all_names[i][nid]
                 events.append((int(acc[r]), i, interners[i], name, nid))
-    feed = parser.parse_line
+    replay = state.replayer(parser)
 
     def feed_line(j: int) -> None:
-        feed(first_lineno + j, block[starts[j]:ends[j]].decode("utf-8", "replace").rstrip("\r"))
+        replay(first_lineno + j, block[starts[j]:ends[j]])
 
     ri = 0
     if events:

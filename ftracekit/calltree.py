@@ -326,8 +326,10 @@ def _level_search(D: np.ndarray, first: np.ndarray, ev: np.ndarray, ev_lo: np.nd
     (``forward=True``) covering the level, in the same task (tasks are the runs started by
     ``first``); its position, or -1.
 
-    One stable radix sort of events and queries by (level, task); None if the events would be
-    too many (huge depth jumps) or the key too wide, so the caller falls back to pointer jumping.
+    Events are sorted by (level, task, position) — a stable radix sort by (level, task), as they
+    come in position order — and each query is a binary search for its (level, task, position).
+    None if the events would be too many (huge depth jumps) or the keys too wide, so the caller
+    falls back to pointer jumping.
     """
     m = len(D)
     nq = len(qp)
@@ -337,71 +339,42 @@ def _level_search(D: np.ndarray, first: np.ndarray, ev: np.ndarray, ev_lo: np.nd
     E = int(s.sum())
     if E > 8 * m + 4096:
         return None
-    lo = int(ql.min())
-    hi = int(ql.max())
-    if len(ev):
-        lo = min(lo, int(ev_lo.min()) + 1)
-        hi = max(hi, int(ev_hi.max()))
+    if not E:
+        return np.full(nq, -1, dtype=np.int64)
     tstart = np.flatnonzero(first)
     n_tasks = len(tstart)
-    width = hi - lo + 1
-    if width * n_tasks >= 1 << 32:
+    lo = min(int(ql.min()), int(ev_lo.min()) + 1)
+    hi = max(int(ql.max()), int(ev_hi.max()))
+    n_groups = (hi - lo + 1) * n_tasks
+    if n_groups >= 1 << 32 or n_groups * (m + 1) >= 1 << 62:
         return None
-    kdt = np.uint16 if width * n_tasks < 1 << 16 else np.uint32   # uint16 sorts by radix
-    # Items in position order: at a position, events then the query going backward, the query
-    # then events going forward (so an event at the query's own position counts).
-    cs = np.cumsum(s)
-    nb = np.searchsorted(ev, qp, side="left" if forward else "right")
-    N = nq + E
-    it = np.int32 if N < 2**31 - 1 else np.int64
-    qitem = np.arange(nq, dtype=it)
-    qitem[nb > 0] += cs[nb[nb > 0] - 1].astype(it)
-    del nb
-    key = np.empty(N, dtype=kdt)
-    pos = np.empty(N, dtype=it)
-    is_ev = np.zeros(N, dtype=bool)
-    key[qitem] = (ql - lo) * n_tasks + (np.searchsorted(tstart, qp, side="right") - 1)
-    pos[qitem] = qp
-    if E:
-        first_ev = np.searchsorted(qp, ev, side="right" if forward else "left") + (cs - s)
-        ramp = np.arange(E, dtype=np.int64) - np.repeat(cs - s, s)
-        items = np.repeat(first_ev, s) + ramp
-        ev_tid = np.searchsorted(tstart, ev, side="right") - 1
-        key[items] = (np.repeat(ev_lo + 1 - lo, s) + ramp) * n_tasks + np.repeat(ev_tid, s)
-        pos[items] = np.repeat(ev, s)
-        is_ev[items] = True
-    o = np.argsort(key, kind="stable")
-    ks = key[o]
-    del key
-    es = is_ev[o]
-    del is_ev
-    idx = np.arange(N, dtype=it)
-    if forward:
-        end = np.empty(N, dtype=bool)
-        end[-1] = True
-        np.not_equal(ks[1:], ks[:-1], out=end[:-1])
-        found = np.minimum.accumulate(np.where(es, idx, it(N))[::-1])[::-1]
-        bound = np.minimum.accumulate(np.where(end, idx, it(N))[::-1])[::-1]
-        hit = found <= bound
+    # Events, one per covered level.
+    if E == len(ev):
+        e_pos = ev.astype(np.int64)
+        e_lev = ev_hi.astype(np.int64)
     else:
-        brk = np.empty(N, dtype=bool)
-        brk[0] = True
-        np.not_equal(ks[1:], ks[:-1], out=brk[1:])
-        found = np.maximum.accumulate(np.where(es, idx, it(-1)))
-        bound = np.maximum.accumulate(np.where(brk, idx, it(0)))
-        hit = found >= bound
-    del bound, idx, ks
-    qsel = np.flatnonzero(~es)
-    del es
-    hq = hit[qsel]
-    ps = pos[o[np.where(hq, found[qsel], qsel)]]
-    del found, hit
-    # Queries come out grouped by key; back to query order (their items ascend with qp).
-    res = np.empty(nq, dtype=np.int64)
-    qrank = np.empty(N, dtype=it)
-    qrank[qitem] = np.arange(nq, dtype=it)
-    res[qrank[o[qsel]]] = np.where(hq, ps, -1)
-    return res
+        ramp = np.arange(E, dtype=np.int64) - np.repeat(np.cumsum(s) - s, s)
+        e_pos = np.repeat(ev, s).astype(np.int64)
+        e_lev = np.repeat(ev_lo.astype(np.int64) + 1, s) + ramp
+        del ramp
+    g = (e_lev - lo) * n_tasks + (np.searchsorted(tstart, e_pos, side="right") - 1)
+    del e_lev
+    kdt = np.uint16 if n_groups < 1 << 16 else np.uint32      # uint16 sorts by radix
+    o = np.argsort(g.astype(kdt), kind="stable")
+    e_pos = e_pos[o]
+    key = g[o] * (m + 1) + e_pos                              # ascending
+    del g, o
+    gq = (ql.astype(np.int64) - lo) * n_tasks + (np.searchsorted(tstart, qp, side="right") - 1)
+    kq = gq * (m + 1) + qp
+    if forward:
+        j = np.searchsorted(key, kq, side="left")
+        jv = np.minimum(j, E - 1)
+        hit = (j < E) & (key[jv] // (m + 1) == gq)
+    else:
+        j = np.searchsorted(key, kq, side="right") - 1
+        jv = np.maximum(j, 0)
+        hit = (j >= 0) & (key[jv] // (m + 1) == gq)
+    return np.where(hit, e_pos[jv], -1)
 
 
 def _prev_smaller_jump(D: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -549,9 +522,8 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     gap = np.flatnonzero(start & ((fwd < 0) | (D[np.maximum(fwd, 0)] < D - 1)) & (D > 0))
     intr_pos = gap[fwd[gap] >= 0]
     if len(gap) and dur is not None:
-        if not ns_cache:
-            ns_cache.append(_next_smaller(D, end_task, strict=True))
-        nsg = ns_cache[0][gap]
+        nsg = (ns_cache[0][gap] if ns_cache      # (only the gap positions are searched)
+               else _next_smaller(D, end_task, strict=True, at=gap))
         nsv = np.maximum(nsg, 0)
         cand = (nsg >= 0) & (K[nsv] == K_ENTRY) & (D[nsv] == D[gap] - 1)
         gap, nsg = gap[cand], nsg[cand]
@@ -787,15 +759,17 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     # Calls that interrupted another (seen from their depth), and everything below them, ran
     # in interrupt context even where the text has no irq arrows.
     if interrupted.any():
-        up = parent.copy()
-        while True:
-            has = np.flatnonzero(up >= 0)
-            if not len(has):
-                break
-            interrupted[has] |= interrupted[up[has]]
-            up[has] = up[up[has]]
+        # A parent is shallower than its child: going down the depths, each call's parent is
+        # final when the call is reached (one pass; a radix sort by depth).
+        depth_c = data["depth"]
+        by_depth = np.argsort(depth_c, kind="stable")
+        cuts = np.flatnonzero(depth_c[by_depth][1:] != depth_c[by_depth][:-1]) + 1
+        for grp in np.split(by_depth, cuts):
+            p = parent[grp]
+            has = p >= 0
+            interrupted[grp[has]] |= interrupted[p[has]]
         data["in_irq"] = data["in_irq"] | interrupted
-        del up
+        del by_depth, cuts
     del interrupted
     # An entry line recorded late (an interrupt hit between the call and its entry event) is
     # printed after the interrupt's calls, which it adopted: it began no later than they did.
