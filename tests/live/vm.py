@@ -9,6 +9,7 @@ API::
     find_kernels() -> list[str]          # e.g. ["6.12.117+deb12-amd64", "6.1.0-56-amd64"]
     run_in_vm(script, *, kernel=None, rwdir, timeout=900, cpus=2, memory="2G",
               extra_args=()) -> subprocess.CompletedProcess
+        # kernel: a version from find_kernels() (default: the newest) or a path to an image
     ensure_prerequisites(kernel=None) -> str   # path of vng; raises VMError naming what is missing
     VMError                               # one-line message; .stdout/.stderr when a run timed out
 
@@ -131,7 +132,10 @@ def _missing() -> list[str]:
 def ensure_prerequisites(kernel: str | None = None) -> str:
     """Raise VMError naming everything missing; return the vng path if all is there."""
     missing = _missing()
-    if kernel is not None and find_kernels() and not (BOOT_DIR / f"vmlinuz-{kernel}").exists():
+    if kernel is not None and "/" in kernel:
+        if not Path(kernel).is_file():
+            missing.append(f"kernel image {kernel}")
+    elif kernel is not None and find_kernels() and not (BOOT_DIR / f"vmlinuz-{kernel}").exists():
         missing.append(f"kernel /boot/vmlinuz-{kernel} (have: {', '.join(find_kernels())})")
     if missing:
         raise VMError("missing: " + "; ".join(missing))
@@ -195,6 +199,10 @@ def run_in_vm(
 ) -> subprocess.CompletedProcess:
     """Boot ``kernel`` (default: newest from find_kernels()) and run ``script`` with sh.
 
+    ``kernel`` is a version from find_kernels() (``/boot/vmlinuz-<kernel>``) or, if it
+    contains a ``/``, the path of a kernel image built with all needed drivers (9p, virtio)
+    built in, e.g. by ``vng --kconfig`` + ``make bzImage``.
+
     Returns CompletedProcess(args, returncode=<guest script status>, stdout, stderr) with
     text output.  Raises VMError on missing prerequisites, a missing rwdir, a VM that never
     ran the script, or timeout (the whole vng/qemu process group is killed).
@@ -202,7 +210,7 @@ def run_in_vm(
     vng = ensure_prerequisites(kernel)
     if kernel is None:
         kernel = find_kernels()[0]
-    image = BOOT_DIR / f"vmlinuz-{kernel}"
+    image = Path(kernel).resolve() if "/" in kernel else BOOT_DIR / f"vmlinuz-{kernel}"
     rw = Path(rwdir).resolve()
     if not rw.is_dir():
         raise VMError(f"rwdir {rw} does not exist on the host (create it first)")
