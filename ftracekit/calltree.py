@@ -321,60 +321,76 @@ def _next_smaller(D: np.ndarray, last: np.ndarray, strict: bool,
 def _level_search(D: np.ndarray, first: np.ndarray, ev: np.ndarray, ev_lo: np.ndarray,
                   ev_hi: np.ndarray, qp: np.ndarray, ql: np.ndarray, forward: bool):
     """Events at positions ``ev`` (ascending, at most one per position) cover the levels
-    ``(ev_lo, ev_hi]``. For each query (position ``qp[j]``, ascending, level ``ql[j]``): the last
-    event at or before the position (``forward=False``) or the first at or after it
-    (``forward=True``) covering the level, in the same task (tasks are the runs started by
-    ``first``); its position, or -1.
-
-    Events are sorted by (level, task, position) — a stable radix sort by (level, task), as they
-    come in position order — and each query is a binary search for its (level, task, position).
-    None if the events would be too many (huge depth jumps) or the keys too wide, so the caller
-    falls back to pointer jumping.
-    """
-    m = len(D)
-    nq = len(qp)
-    if not nq:
+    ``(ev_lo, ev_hi]``. For each query (position ``qp[j]``, level ``ql[j]``): the last event at
+    or before the position (``forward=False``) or the first at or after it (``forward=True``)
+    covering the level, in the same task (tasks are the runs started by ``first``); its
+    position, or -1. None when :class:`_LevelIndex` cannot be built (pointer jumping then)."""
+    if not len(qp):
         return np.zeros(0, dtype=np.int64)
-    s = (ev_hi - ev_lo).astype(np.int64)
-    E = int(s.sum())
-    if E > 8 * m + 4096:
-        return None
-    if not E:
-        return np.full(nq, -1, dtype=np.int64)
-    tstart = np.flatnonzero(first)
-    n_tasks = len(tstart)
-    lo = min(int(ql.min()), int(ev_lo.min()) + 1)
-    hi = max(int(ql.max()), int(ev_hi.max()))
-    n_groups = (hi - lo + 1) * n_tasks
-    if n_groups >= 1 << 32 or n_groups * (m + 1) >= 1 << 62:
-        return None
-    # Events, one per covered level.
-    if E == len(ev):
-        e_pos = ev.astype(np.int64)
-        e_lev = ev_hi.astype(np.int64)
-    else:
-        ramp = np.arange(E, dtype=np.int64) - np.repeat(np.cumsum(s) - s, s)
-        e_pos = np.repeat(ev, s).astype(np.int64)
-        e_lev = np.repeat(ev_lo.astype(np.int64) + 1, s) + ramp
-        del ramp
-    g = (e_lev - lo) * n_tasks + (np.searchsorted(tstart, e_pos, side="right") - 1)
-    del e_lev
-    kdt = np.uint16 if n_groups < 1 << 16 else np.uint32      # uint16 sorts by radix
-    o = np.argsort(g.astype(kdt), kind="stable")
-    e_pos = e_pos[o]
-    key = g[o] * (m + 1) + e_pos                              # ascending
-    del g, o
-    gq = (ql.astype(np.int64) - lo) * n_tasks + (np.searchsorted(tstart, qp, side="right") - 1)
-    kq = gq * (m + 1) + qp
-    if forward:
-        j = np.searchsorted(key, kq, side="left")
-        jv = np.minimum(j, E - 1)
-        hit = (j < E) & (key[jv] // (m + 1) == gq)
-    else:
-        j = np.searchsorted(key, kq, side="right") - 1
-        jv = np.maximum(j, 0)
-        hit = (j >= 0) & (key[jv] // (m + 1) == gq)
-    return np.where(hit, e_pos[jv], -1)
+    index = _LevelIndex.build(D, first, ev, ev_lo, ev_hi)
+    return None if index is None else index.query(qp, ql, forward)
+
+
+class _LevelIndex:
+    """Events sorted by (level, task, position) — a stable radix sort by (level, task), as they
+    come in position order; a query is a binary search for its (level, task, position)."""
+
+    __slots__ = ("key", "pos", "tstart", "lo", "n_tasks", "stride")
+
+    @classmethod
+    def build(cls, D: np.ndarray, first: np.ndarray, ev: np.ndarray, ev_lo: np.ndarray,
+              ev_hi: np.ndarray) -> "_LevelIndex | None":
+        m = len(D)
+        s = (ev_hi - ev_lo).astype(np.int64)
+        E = int(s.sum())
+        if E > 8 * m + 4096:
+            return None               # huge depth jumps: too many events
+        self = cls()
+        self.tstart = np.flatnonzero(first)
+        self.n_tasks = len(self.tstart)
+        self.stride = m + 1
+        self.lo = int(D.min()) if m else 0
+        hi = int(D.max()) + 1 if m else 1
+        if E:
+            self.lo = min(self.lo, int(ev_lo.min()) + 1)
+            hi = max(hi, int(ev_hi.max()))
+        n_groups = (hi - self.lo + 2) * self.n_tasks
+        if n_groups >= 1 << 32 or n_groups * self.stride >= 1 << 62:
+            return None
+        if E == len(ev):
+            e_pos = ev.astype(np.int64)
+            e_lev = ev_hi.astype(np.int64)
+        else:
+            ramp = np.arange(E, dtype=np.int64) - np.repeat(np.cumsum(s) - s, s)
+            e_pos = np.repeat(ev, s).astype(np.int64)
+            e_lev = np.repeat(ev_lo.astype(np.int64) + 1, s) + ramp
+            del ramp
+        g = (e_lev - self.lo) * self.n_tasks + (np.searchsorted(self.tstart, e_pos, "right") - 1)
+        del e_lev
+        kdt = np.uint16 if n_groups < 1 << 16 else np.uint32      # uint16 sorts by radix
+        o = np.argsort(g.astype(kdt), kind="stable")
+        self.pos = e_pos[o]
+        self.key = g[o] * self.stride + self.pos                  # ascending
+        return self
+
+    def query(self, qp: np.ndarray, ql: np.ndarray, forward: bool) -> np.ndarray:
+        E = len(self.key)
+        if not E or not len(qp):
+            return np.full(len(qp), -1, dtype=np.int64)
+        tid = np.searchsorted(self.tstart, qp, side="right") - 1
+        gq = (ql.astype(np.int64) - self.lo) * self.n_tasks + tid
+        bad = (gq < 0)                 # a level below every event: none
+        kq = gq * self.stride + qp
+        if forward:
+            j = np.searchsorted(self.key, kq, side="left")
+            jv = np.minimum(j, E - 1)
+            hit = j < E
+        else:
+            j = np.searchsorted(self.key, kq, side="right") - 1
+            jv = np.maximum(j, 0)
+            hit = j >= 0
+        hit &= (self.key[jv] // self.stride == gq) & ~bad
+        return np.where(hit, self.pos[jv], -1)
 
 
 def _prev_smaller_jump(D: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -408,6 +424,42 @@ def _next_smaller_jump(D: np.ndarray, last: np.ndarray, strict: bool) -> np.ndar
         cand[active] = cand[c[jump]]
         active = active[cand[active] >= 0]
     return cand
+
+
+class _NextSmaller:
+    """``_next_smaller(D, last, strict=True)`` computed on demand for given positions (the
+    event index is built once): only the positions actually needed are searched."""
+
+    def __init__(self, D: np.ndarray, last: np.ndarray) -> None:
+        self.D = D.astype(np.int32, copy=False)
+        self.last = last
+        first = np.empty(len(D), dtype=bool)
+        if len(D):
+            first[0] = True
+            first[1:] = last[:-1]
+        ev = np.flatnonzero(~last[:-1] & (self.D[1:] < self.D[:-1]))
+        self.index = _LevelIndex.build(self.D, first, ev, self.D[ev + 1], self.D[ev])
+        self.full: np.ndarray | None = None
+
+    def __call__(self, pos: np.ndarray) -> np.ndarray:
+        if self.index is None:
+            if self.full is None:
+                self.full = _next_smaller_jump(self.D, self.last, True)
+            return self.full[pos]
+        k = self.index.query(pos, self.D[pos], forward=True)
+        return np.where(k >= 0, k + 1, -1)
+
+
+def _resolve_with(first_hop: np.ndarray, hop, done: np.ndarray) -> np.ndarray:
+    """:func:`_resolve` with ``hop`` a function of positions (searched on demand)."""
+    x = first_hop.copy()
+    not_done = ~done
+    active = np.flatnonzero((x >= 0) & not_done[np.maximum(x, 0)])
+    while active.size:
+        xa = hop(x[active])
+        x[active] = xa
+        active = active[(xa >= 0) & not_done[np.maximum(xa, 0)]]
+    return x
 
 
 def _resolve(first_hop: np.ndarray, hop: np.ndarray, done: np.ndarray) -> np.ndarray:
@@ -499,6 +551,7 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     hop = pse[call_start]                # from a non-entry record to the next candidate down
     fwd = _resolve(pse, hop, is_entry)   # per record: innermost open entry when it starts
     del pse, hop
+    _release_memory()                    # the searches' temporaries
 
     # Backward parent: the no-entry exit that closes around, for calls without a forward one.
     orphan_exit = (K == K_EXIT) & start
@@ -511,9 +564,9 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
         if not have_orphans or not len(sel):
             return np.full(len(sel), -1, dtype=np.int64)
         if not ns_cache:
-            ns_cache.append(_next_smaller(D, end_task, strict=True))
+            ns_cache.append(_NextSmaller(D, end_task))
         ns = ns_cache[0]
-        return _resolve(ns[sel], ns, orphan_exit)
+        return _resolve_with(ns(sel), ns, orphan_exit)
 
     parent = np.where(start, fwd, -1)
     # Late entry lines: a call more than one level below the innermost open call belongs to
@@ -522,8 +575,9 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     gap = np.flatnonzero(start & ((fwd < 0) | (D[np.maximum(fwd, 0)] < D - 1)) & (D > 0))
     intr_pos = gap[fwd[gap] >= 0]
     if len(gap) and dur is not None:
-        nsg = (ns_cache[0][gap] if ns_cache      # (only the gap positions are searched)
-               else _next_smaller(D, end_task, strict=True, at=gap))
+        if not ns_cache:
+            ns_cache.append(_NextSmaller(D, end_task))
+        nsg = ns_cache[0](gap)                   # (only the gap positions are searched)
         nsv = np.maximum(nsg, 0)
         cand = (nsg >= 0) & (K[nsv] == K_ENTRY) & (D[nsv] == D[gap] - 1)
         gap, nsg = gap[cand], nsg[cand]

@@ -171,12 +171,17 @@ class ColumnBuilder:
             for name, dt in COLUMNS.items()}
 
     def _grow(self, need: int) -> None:
-        cap = max(need, self.cap + (self.cap >> 1))
+        cap = max(need, self.cap + (self.cap >> 2))
         for name, a in self.arrays.items():
             if a is not None:
-                b = np.empty(cap, dtype=a.dtype)
-                b[: self.n] = a[: self.n]
-                self.arrays[name] = b
+                try:
+                    # realloc (mremap for big arrays): no copy, no second array. The arrays
+                    # are private to the builder until columns(), so no views exist.
+                    a.resize(cap, refcheck=False)
+                except (ValueError, SystemError):  # pragma: no cover - not owning its data
+                    b = np.empty(cap, dtype=a.dtype)
+                    b[: self.n] = a[: self.n]
+                    self.arrays[name] = b
         self.cap = cap
 
     def append(self, cols: dict[str, np.ndarray]) -> None:
