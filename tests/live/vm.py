@@ -8,7 +8,7 @@ API::
 
     find_kernels() -> list[str]          # e.g. ["6.12.117+deb12-amd64", "6.1.0-56-amd64"]
     run_in_vm(script, *, kernel=None, rwdir, timeout=900, cpus=2, memory="2G",
-              extra_args=()) -> subprocess.CompletedProcess
+              extra_args=(), watchdog=None) -> subprocess.CompletedProcess
         # kernel: a version from find_kernels() (default: the newest) or a path to an image
     ensure_prerequisites(kernel=None) -> str   # path of vng; raises VMError naming what is missing
     VMError                               # one-line message; .stdout/.stderr when a run timed out
@@ -60,7 +60,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 __all__ = ["VMError", "find_kernels", "run_in_vm", "ensure_prerequisites", "find_vng"]
 
@@ -196,6 +196,7 @@ def run_in_vm(
     cpus: int = 2,
     memory: str = "2G",
     extra_args: Sequence[str] = (),
+    watchdog: Callable[[], str | None] | None = None,
 ) -> subprocess.CompletedProcess:
     """Boot ``kernel`` (default: newest from find_kernels()) and run ``script`` with sh.
 
@@ -206,6 +207,9 @@ def run_in_vm(
     Returns CompletedProcess(args, returncode=<guest script status>, stdout, stderr) with
     text output.  Raises VMError on missing prerequisites, a missing rwdir, a VM that never
     ran the script, or timeout (the whole vng/qemu process group is killed).
+
+    ``watchdog``, if given, is called every 5 s while the VM runs; if it returns a string the
+    VM is killed and VMError(that string) is raised (e.g. a guest heartbeat file went stale).
     """
     vng = ensure_prerequisites(kernel)
     if kernel is None:
@@ -238,14 +242,27 @@ def run_in_vm(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, errors="replace", env=env, start_new_session=True,
         )
+        deadline = time.monotonic() + timeout
         try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            out, err = proc.communicate()
-            raise VMError(
-                f"VM run with kernel {kernel} timed out after {timeout:g} s (killed)", out, err
-            ) from None
+            while True:
+                left = max(0.0, deadline - time.monotonic())
+                try:
+                    out, err = proc.communicate(timeout=min(5.0, left) if watchdog else left)
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        _kill_group(proc)
+                        out, err = proc.communicate()
+                        raise VMError(
+                            f"VM run with kernel {kernel} timed out after {timeout:g} s (killed)", out, err
+                        ) from None
+                    why = watchdog() if watchdog else None
+                    if why:
+                        _kill_group(proc)
+                        out, err = proc.communicate()
+                        raise VMError(f"VM with kernel {kernel} killed by watchdog: {why}", out, err) from None
+        except VMError:
+            raise
         except BaseException:
             _kill_group(proc)
             proc.wait()
