@@ -142,6 +142,17 @@ class _Template:
     dur_tables: Any = None
 
 
+def _key_end(text: str, m, layout) -> int:
+    """Where the cpu/proc/latency columns of a matched line end (see :func:`_make_template`)."""
+    if layout.lat:
+        return m.end("lat") + 3
+    if layout.proc:
+        return text.index("|", m.end("proc")) + 2
+    if layout.cpu:
+        return m.end("cpu") + 2
+    return -1
+
+
 def _make_template(text: str, m, layout) -> _Template | None:
     P0 = m.start("indent")
     if not text[:P0].isascii():
@@ -300,14 +311,15 @@ class _Table:
         self.snap = (np.full(1 << self.BITS, -1, dtype=np.int64),
                      np.zeros(0, dtype=np.uint64),
                      [np.zeros(0, dtype=np.uint64) for _ in range(n_words)],
-                     {f: np.zeros(0, dtype=dt) for f, (dt, _) in fields.items()})
+                     {f: np.zeros(0, dtype=dt) for f, (dt, _) in fields.items()},
+                     frozenset())      # info fields holding some non-default value
 
     def slots(self, h: np.ndarray) -> np.ndarray:
         return ((h * _MULTS[0]) >> _U(64 - self.BITS)).astype(np.intp)
 
     def lookup(self, h: np.ndarray, words: list[np.ndarray]) -> tuple[np.ndarray, tuple]:
         snap = self.snap
-        tab, kh, kw, _ = snap
+        tab, kh, kw = snap[:3]
         ids = tab[self.slots(h)]
         if not len(kh):
             return ids, snap
@@ -321,7 +333,7 @@ class _Table:
 
     def insert(self, h: np.ndarray, words: list[np.ndarray], info: dict[str, np.ndarray]) -> None:
         """Add rows (distinct strings, not in the table); rows whose slot is taken are dropped."""
-        tab, kh, kw, kinfo = self.snap
+        tab, kh, kw, kinfo, used = self.snap
         slot = self.slots(h)
         free = tab[slot] < 0
         # One row per free slot.
@@ -337,7 +349,9 @@ class _Table:
         kh = np.concatenate([kh, h[take]])
         kw = [np.concatenate([k, w[take]]) for k, w in zip(kw, words)]
         kinfo = {f: np.concatenate([kinfo[f], info[f][take]]) for f in kinfo}
-        self.snap = (tab, kh, kw, kinfo)
+        used = used | {f for f, (_, dflt) in self.fields.items()
+                       if bool((kinfo[f][n0:] != dflt).any())}
+        self.snap = (tab, kh, kw, kinfo, frozenset(used))
 
 
 _BODY_FIELDS = {"ok": (bool, False), "kind": (np.int8, 0), "func": (np.int64, -1),
@@ -355,7 +369,7 @@ class _State:
         self.scratch = LineParser(parser.layout, Interner(), Interner(), Interner())
         self.rx = parser._rx
         self.names = (_Names(), _Names(), _Names())        # comm, func, module
-        self.body_table = _Table(5, _BODY_FIELDS)
+        self.body_table = _Table(4, _BODY_FIELDS)
         self.long_table = _Table(17, _BODY_FIELDS)
         self.key_tables: dict[tuple, _Table] = {}
         self.replay_cache: dict[bytes, Any] = {}
@@ -381,7 +395,10 @@ class _State:
             return (False, -1, -1, -1)
         m = self.rx.match(synth)
         if (m is None or m.start("indent") != len(tpl.head) + len(k) + len(tpl.tail)
-                or m["body"] != "x();" or (tpl.dur is not None and m["dur"] is not None)):
+                or m["body"] != "x();" or (tpl.dur is not None and m["dur"] is not None)
+                or _key_end(synth, m, self.scratch.layout) != len(tpl.head) + len(k)):
+            # (the last check: the window's columns must end where the window ends — a blank
+            # duration column could otherwise absorb a space that belongs to it)
             return (False, -1, -1, -1)
         self._reset_scratch()
         sc = self.scratch
@@ -589,18 +606,29 @@ def _resolve(table: _Table, h: np.ndarray, words: list[np.ndarray], interpret,
              lock: threading.Lock) -> dict[str, np.ndarray]:
     """Per row: the ``info`` of its byte string — from the table, else interpreted once per
     distinct string of the block (``interpret(row)``) and added to the table."""
-    ids, snap = table.lookup(h, words)
-    kinfo = snap[3]
-    out = {}
+    out, ids = _lookup_info(table, h, words)
     miss = np.flatnonzero(ids < 0)
-    if len(kinfo[next(iter(kinfo))]):
-        iv = np.where(ids >= 0, ids, 0)
-        for f, arr in kinfo.items():
-            out[f] = arr[iv]
-    else:
-        out = {f: np.full(len(h), dflt, dtype=dt) for f, (dt, dflt) in table.fields.items()}
-    if not miss.size:
-        return out
+    if miss.size:
+        _fill_misses(table, out, miss, h, words, interpret, lock)
+    return out
+
+
+def _lookup_info(table: _Table, h: np.ndarray, words: list[np.ndarray]):
+    """(info per row from the table — defaults where not found —, ids (-1: not found))."""
+    ids, snap = table.lookup(h, words)
+    kinfo, used = snap[3], snap[4]
+    out = {}
+    iv = np.where(ids >= 0, ids, 0) if len(kinfo[next(iter(kinfo))]) else None
+    for f, (dt, dflt) in table.fields.items():
+        # (fields that are the default in every entry are not gathered)
+        out[f] = kinfo[f][iv] if iv is not None and f in used else np.full(len(h), dflt, dt)
+    return out, ids
+
+
+def _fill_misses(table: _Table, out: dict[str, np.ndarray], miss: np.ndarray, h: np.ndarray,
+                 words: list[np.ndarray], interpret, lock: threading.Lock) -> None:
+    """Interpret the rows ``miss`` (once per distinct string), add them to the table and to
+    ``out``."""
     mh = h[miss]
     mw = [w[miss] for w in words]
     rep = _dedupe(mh, mw)
@@ -615,7 +643,6 @@ def _resolve(table: _Table, h: np.ndarray, words: list[np.ndarray], interpret,
         table.insert(mh[reps], [w[reps] for w in mw], {f: a[:nu] for f, a in uinfo.items()})
     for f in out:
         out[f][miss] = uinfo[f][uid]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -655,16 +682,33 @@ class _Words:
 
 
 def _right_int(W: _Words, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-aligned decimal in bytes [a, b) (spaces then ≥ 1 digits), width ≤ 16."""
+    """Right-aligned decimal in bytes [a, b) (spaces then ≥ 1 digits), width ≤ 16.
+
+    Parsed once per run of equal fields (e.g. the seconds of consecutive timestamps)."""
     w = b - a
     if w <= 8:
         lo = W.at(a) << _U(8 * (8 - w))
-        field80 = _HIGH80[w]
         hi = None
     else:
         lo = W.at(b - 8)
-        field80 = _HIGH80[8]
         hi = W.at(a) << _U(8 * (16 - w))
+    k = len(lo)
+    change = np.empty(k, dtype=bool)
+    if k:
+        change[0] = True
+        np.not_equal(lo[1:], lo[:-1], out=change[1:])
+        if hi is not None:
+            change[1:] |= hi[1:] != hi[:-1]
+    heads = np.flatnonzero(change)
+    if len(heads) * 4 > k:          # few runs: not worth it
+        return _right_int_words(lo, hi, w)
+    val, ok = _right_int_words(lo[heads], None if hi is None else hi[heads], w)
+    run = np.cumsum(change) - 1
+    return val[run], ok[run]
+
+
+def _right_int_words(lo: np.ndarray, hi: np.ndarray | None, w: int):
+    field80 = _HIGH80[min(w, 8)]
     d = _digit_bytes(lo) & field80
     s = _zero_bytes(lo ^ _SP) & field80
     lowbit = d & (~d + _U(1))
@@ -687,7 +731,10 @@ def _fixed_int(W: _Words, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
     """All-digit decimal in bytes [a, b), width ≤ 8."""
     w = b - a
     v = W.at(a) << _U(8 * (8 - w))
-    ok = (_digit_bytes(v) & _HIGH80[w]) == _HIGH80[w]
+    # The shifted-in low bytes read as "0"; then every byte must be in "0".."9": no byte
+    # above 0x39 (+0x46 sets bit 7), below 0x30 (-0x30 borrows into bit 7) or above 0x7f.
+    x = v | _U(int(_LOW[8 - w]) & 0x3030303030303030)
+    ok = ((x | (x + _X46) | (x - _X30)) & _X80) == 0
     return _swar8(v & _X0F).astype(np.int64), ok
 
 
@@ -862,15 +909,16 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
     # Bodies: words masked to the body, hashed, looked up / interpreted.
     bview = np.ndarray((len(mem) - 31,), dtype="V32", buffer=mem, offset=0, strides=(1,))
     B = bview[bs].view(np.uint64).reshape(k, 4)
-    b32 = np.minimum(blen, 32)
+    # The body and its "\n" (a body has none): equal words mean equal bodies, lengths
+    # included, for bodies of up to 31 bytes; longer ones go to the long table below.
+    b32 = np.minimum(blen + 1, 32)
     bwords = []
-    h = b32.astype(np.uint64) * _H1
+    h = np.full(k, _H1, dtype=np.uint64)
     for j in range(4):
         wj = B[:, j] & _BODY_MASKS[j][b32]
         bwords.append(wj)
         h += wj * _HMUL[j]
-    bwords.append(blen.astype(np.uint64))
-    long_rows = np.flatnonzero(blen > 32)
+    long_rows = np.flatnonzero(blen >= 32)
 
     def interpret_body(rows: np.ndarray):
         def run(r: int) -> tuple:
@@ -881,18 +929,19 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
     if not long_rows.size:
         info = _resolve(state.body_table, h, bwords, interpret_body(np.arange(k)), state.lock)
     else:
-        # Bodies of 33..128 bytes: 12 more words, in a table of their own.
-        info = {f: np.full(k, dflt, dtype=dt) for f, (dt, dflt) in _BODY_FIELDS.items()}
-        short = np.flatnonzero(blen <= 32)
-        if short.size:
-            sub = _resolve(state.body_table, h[short], [w[short] for w in bwords],
-                           interpret_body(short), state.lock)
-            for f in info:
-                info[f][short] = sub[f]
+        # All rows are looked up in the short table (a long body never matches there: its
+        # first 32 bytes have no "\n"); the misses among short bodies are interpreted, long
+        # bodies (32..128 bytes: 12 more words) have a table of their own.
+        info, ids = _lookup_info(state.body_table, h, bwords)
+        short_miss = np.flatnonzero((ids < 0) & (blen < 32))
+        if short_miss.size:
+            _fill_misses(state.body_table, info, short_miss, h, bwords,
+                         interpret_body(np.arange(k)), state.lock)
         bl = blen[long_rows]
         E = _EXT_VIEW(mem)[bs[long_rows] + 32].view(np.uint64).reshape(len(long_rows), 12)
         E = E & _LOW[np.clip(bl[:, None] - 32 - 8 * np.arange(12)[None, :], 0, 8)]
-        lwords = [w[long_rows] for w in bwords] + [np.ascontiguousarray(E[:, j]) for j in range(12)]
+        lwords = ([w[long_rows] for w in bwords] + [bl.astype(np.uint64)]
+                  + [np.ascontiguousarray(E[:, j]) for j in range(12)])
         hl = h[long_rows]
         for j in range(12):
             hl = hl + lwords[5 + j] * _HMUL[j % len(_HMUL)]

@@ -542,3 +542,14 @@ def test_hash_mark_first_column_is_a_call_not_a_header():
     assert list(c["parent"]) == [-1, 0, 0]
     assert (c["status"] == "complete").all()
     fast_vs_exact_text(text)
+
+
+def test_template_from_a_wider_proc_column_does_not_shift_the_duration():
+    """Found by the generated-lines test: a line whose comm-pid is one column narrower than the
+    template's must not be read with a space of its duration column in the proc window."""
+    sep = " " + "-" * 42 + "\n"
+    text = ("        0 us |        ip-0      |               |  a() {\n" + sep + "\n"
+            + "        0 us |       ip-0      |               |  b() {\n" * 2 + sep * 3
+            + "        0 us |       ip-0      |    0.000 us    |    c(); /* = 1 */")
+    fast_vs_exact_text(text)
+    fast_vs_exact_text(text + "\n")
