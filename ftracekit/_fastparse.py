@@ -301,26 +301,34 @@ class _Table:
     """A direct-mapped table of distinct byte strings seen so far (hash → id), with their words
     for exact verification and what the exact parser made of them (``info`` arrays by id).
 
-    Lookups read an immutable snapshot (safe on worker threads); inserts build a new one.
+    Lookups read an immutable snapshot (safe on worker threads); inserts build a new one. The
+    slot array starts small and doubles when it gets 1/8 full (its entries are re-slotted; an
+    entry whose new slot is taken drops out and is simply added again when seen again).
     """
 
-    BITS = 18
+    MIN_BITS = 12
+    MAX_BITS = 20
 
     def __init__(self, n_words: int, fields: dict[str, tuple[Any, Any]]) -> None:
         self.fields = fields
-        self.snap = (np.full(1 << self.BITS, -1, dtype=np.int64),
+        self.snap = (np.full(1 << self.MIN_BITS, -1, dtype=np.int32),
                      np.zeros(0, dtype=np.uint64),
                      [np.zeros(0, dtype=np.uint64) for _ in range(n_words)],
                      {f: np.zeros(0, dtype=dt) for f, (dt, _) in fields.items()},
-                     frozenset())      # info fields holding some non-default value
+                     frozenset(),      # info fields holding some non-default value
+                     self.MIN_BITS)
+
+    @staticmethod
+    def _slots(h: np.ndarray, bits: int) -> np.ndarray:
+        return ((h * _MULTS[0]) >> _U(64 - bits)).astype(np.intp)
 
     def slots(self, h: np.ndarray) -> np.ndarray:
-        return ((h * _MULTS[0]) >> _U(64 - self.BITS)).astype(np.intp)
+        return self._slots(h, self.snap[5])
 
     def lookup(self, h: np.ndarray, words: list[np.ndarray]) -> tuple[np.ndarray, tuple]:
         snap = self.snap
         tab, kh, kw = snap[:3]
-        ids = tab[self.slots(h)]
+        ids = tab[self._slots(h, snap[5])].astype(np.int64)
         if not len(kh):
             return ids, snap
         found = ids >= 0
@@ -333,25 +341,30 @@ class _Table:
 
     def insert(self, h: np.ndarray, words: list[np.ndarray], info: dict[str, np.ndarray]) -> None:
         """Add rows (distinct strings, not in the table); rows whose slot is taken are dropped."""
-        tab, kh, kw, kinfo, used = self.snap
-        slot = self.slots(h)
+        tab, kh, kw, kinfo, used, bits = self.snap
+        n0 = len(kh)
+        kh = np.concatenate([kh, h])
+        kw = [np.concatenate([k, w]) for k, w in zip(kw, words)]
+        kinfo = {f: np.concatenate([kinfo[f], info[f]]) for f in kinfo}
+        used = used | {f for f, (_, dflt) in self.fields.items()
+                       if bool((info[f] != dflt).any())}
+        grow = bits < self.MAX_BITS and len(kh) * 8 > (1 << bits)
+        while bits < self.MAX_BITS and len(kh) * 8 > (1 << bits):
+            bits += 1
+        if grow:
+            tab = np.full(1 << bits, -1, dtype=np.int32)
+            new = np.arange(len(kh))          # re-slot every entry
+        else:
+            tab = tab.copy()
+            new = np.arange(n0, len(kh))
+        slot = self._slots(kh[new], bits)
         free = tab[slot] < 0
-        # One row per free slot.
-        _, first = np.unique(slot, return_index=True)
-        take = np.zeros(len(h), dtype=bool)
+        _, first = np.unique(slot, return_index=True)    # one entry per free slot
+        take = np.zeros(len(new), dtype=bool)
         take[first] = True
         take &= free
-        if not take.any():
-            return
-        n0 = len(kh)
-        tab = tab.copy()
-        tab[slot[take]] = n0 + np.arange(int(take.sum()))
-        kh = np.concatenate([kh, h[take]])
-        kw = [np.concatenate([k, w[take]]) for k, w in zip(kw, words)]
-        kinfo = {f: np.concatenate([kinfo[f], info[f][take]]) for f in kinfo}
-        used = used | {f for f, (_, dflt) in self.fields.items()
-                       if bool((kinfo[f][n0:] != dflt).any())}
-        self.snap = (tab, kh, kw, kinfo, frozenset(used))
+        tab[slot[take]] = new[take]
+        self.snap = (tab, kh, kw, kinfo, frozenset(used), bits)
 
 
 _BODY_FIELDS = {"ok": (bool, False), "kind": (np.int8, 0), "func": (np.int64, -1),
@@ -954,20 +967,35 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
     if tpl.key is not None:
         k0, k1 = tpl.key
         kwords = []
-        hk = np.full(k, _H1, dtype=np.uint64)
-        for n_w, j in enumerate(range(k0 // 8, (k1 - 1) // 8 + 1)):
+        for j in range(k0 // 8, (k1 - 1) // 8 + 1):
             lo_b = max(k0 - 8 * j, 0)
             hi_b = min(k1 - 8 * j, 8)
             mk = int(_LOW[hi_b]) & ~int(_LOW[lo_b])
-            wj = W.col(j) & _U(mk) if mk != _ALL else W.col(j)
-            kwords.append(wj)
+            kwords.append(W.col(j) & _U(mk) if mk != _ALL else W.col(j))
+        # Consecutive lines mostly come from the same task: look up one row per run.
+        change = np.zeros(k, dtype=bool)
+        change[0] = True
+        for wj in kwords:
+            change[1:] |= wj[1:] != wj[:-1]
+        heads = np.flatnonzero(change)
+        runs = len(heads) * 3 <= k
+        if runs:
+            kwords = [wj[heads] for wj in kwords]
+            rows = heads
+        else:
+            rows = np.arange(k)
+        hk = np.full(len(rows), _H1, dtype=np.uint64)
+        for n_w, wj in enumerate(kwords):
             hk += wj * _HMUL[n_w % len(_HMUL)]
 
-        def interpret_key(row: int) -> tuple:
-            a = int(s[row])
+        def interpret_key(r: int) -> tuple:
+            a = int(s[rows[r]])
             return state.key_info(tpl, mem[a + k0:a + k1])
 
         kinfo = _resolve(state.key_table(tpl), hk, kwords, interpret_key, state.lock)
+        if runs:
+            run = np.cumsum(change) - 1
+            kinfo = {f: v[run] for f, v in kinfo.items()}
         ok &= kinfo["ok"]
     if ok.all():
         acc = idx

@@ -50,6 +50,16 @@ class _Done:
         return False
 
 
+def _first_lines(data: bytes, n: int) -> bytes:
+    """The first ``n`` lines of ``data`` (with their newlines; all of it if it has fewer)."""
+    cut = -1
+    for _ in range(n):
+        cut = data.find(b"\n", cut + 1)
+        if cut < 0:
+            return data
+    return data[: cut + 1]
+
+
 def _split_block(data: bytes, end: int, size: int):
     """``data[:end]`` (ending with a newline) in pieces of about ``size`` bytes cut after
     newlines, as memoryviews (no copies)."""
@@ -165,7 +175,7 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
             # Guess the number of records from the first block's bytes per line.
             guess = 0
             if size and n_lines:
-                guess = int(size / max(n_bytes / n_lines, 1.0) * 1.02) + 1024
+                guess = int(size / max(n_bytes / n_lines, 1.0) * 1.1) + 1024
             parts = ColumnBuilder(guess)
         parts.append(cols)
 
@@ -204,7 +214,8 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
         nonlocal parser, layout_source, n_sniff_matching, sniffed, first
         if _looks_binary(data):
             raise InputError(f"{name}: binary data, not a function_graph trace text")
-        sniff = data[: 4 << 20].decode("utf-8", "replace").split("\n")[:_SNIFF_LINES]
+        sniff = _first_lines(data[: 4 << 20], _SNIFF_LINES).decode("utf-8", "replace")
+        sniff = sniff.split("\n")[:_SNIFF_LINES]
         sniffed = sniff
         layout = layout_from_header(sniff[:100])
         layout_source = "header"
@@ -274,7 +285,9 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
                        comments=parser.comments, switches=parser.switches, lost=parser.lost,
                        overruns=parser.overruns, args=parser.args, retaddr=parser.retaddr)
     kinds = cols["kind"]
-    n_calls_lines = int(np.isin(kinds, (K_ENTRY, K_LEAF, K_EXIT)).sum())
+    kind_counts = np.bincount(kinds.astype(np.intp), minlength=len(KIND_NAMES)) if len(kinds) \
+        else np.zeros(len(KIND_NAMES), dtype=np.intp)
+    n_calls_lines = int(kind_counts[[K_ENTRY, K_LEAF, K_EXIT]].sum())
     tracer = None
     for h in parser.header[:5]:
         if h.startswith("# tracer:"):
@@ -302,7 +315,7 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
             lost_unknown += 1
         else:
             lost_per_cpu[cpu] = lost_per_cpu.get(cpu, 0) + n
-    counts = {KIND_NAMES[k]: int(v) for k, v in zip(*np.unique(kinds, return_counts=True))}
+    counts = {KIND_NAMES[k]: int(v) for k, v in enumerate(kind_counts) if v}
     meta: dict[str, Any] = {
         "source": name,
         "bytes": nbytes,

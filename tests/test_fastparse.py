@@ -456,8 +456,8 @@ def test_fast_path_handles_the_common_lines():
 def test_table_collisions_are_resolved_by_bytes(monkeypatch):
     """A hash that puts everything in one slot: distinct bodies must still not be mixed up."""
     monkeypatch.setattr(_fastparse, "_MULTS", [np.uint64(0)] * 8)
-    monkeypatch.setattr(_fastparse._Table, "slots",
-                        lambda self, h: np.zeros(len(h), dtype=np.intp))
+    monkeypatch.setattr(_fastparse._Table, "_slots",
+                        staticmethod(lambda h, bits: np.zeros(len(h), dtype=np.intp)))
     text = "".join(f" 0)   1.000 us    |  f{i % 7}_{'x' * (i % 40)}();\n" for i in range(300))
     fast_vs_exact_text(text)
 
