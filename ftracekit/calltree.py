@@ -689,6 +689,49 @@ def _stable_argsort(keys: np.ndarray) -> np.ndarray:
     return np.argsort(keys, kind="stable")
 
 
+def _roots_and_interrupts(parent: np.ndarray, depth: np.ndarray, flag: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Per call: its outermost ancestor (itself without a parent), and whether it or an
+    ancestor is flagged. A parent is shallower than its child, so going down the depths each
+    call's parent is final when the call is reached: one pass after a radix sort by depth
+    (pointer jumping if that order did not hold)."""
+    n = len(parent)
+    has = parent >= 0
+    flag = flag.copy()
+    any_flag = bool(flag.any())
+    if (depth[parent[has]] < depth[has]).all():
+        root = np.arange(n)
+        by_depth = np.argsort(depth, kind="stable")
+        d_sorted = depth[by_depth]
+        cuts = np.flatnonzero(d_sorted[1:] != d_sorted[:-1]) + 1
+        del d_sorted
+        for grp in np.split(by_depth, cuts):
+            p = parent[grp]
+            h = p >= 0
+            if not h.any():
+                continue
+            g, ph = grp[h], p[h]
+            root[g] = root[ph]
+            if any_flag:
+                flag[g] |= flag[ph]
+        return root, flag
+    root = np.where(has, parent, np.arange(n))
+    while True:
+        nr = root[root]
+        if np.array_equal(nr, root):
+            break
+        root = nr
+    if any_flag:
+        up = parent.copy()
+        while True:
+            act = np.flatnonzero(up >= 0)
+            if not len(act):
+                break
+            flag[act] |= flag[up[act]]
+            up[act] = up[up[act]]
+    return root, flag
+
+
 def _count_distinct(keys: np.ndarray) -> int:
     """Number of distinct values of an integer array (a bitmap when the range is small)."""
     if not len(keys):
@@ -801,29 +844,12 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     del pidx
     self_us = dur - child_sum
     del child_sum
-    # Root: follow parents up (pointer jumping).
-    root = np.where(has_parent, parent, np.arange(n_calls))
+    # Root (the outermost ancestor) and interrupt context (calls that interrupted another, seen
+    # from their depth, and everything below them ran in interrupt context even where the
+    # text has no irq arrows).
     del has_parent
-    while True:
-        nr = root[root]
-        if np.array_equal(nr, root):
-            break
-        root = nr
-    del nr
-    # Calls that interrupted another (seen from their depth), and everything below them, ran
-    # in interrupt context even where the text has no irq arrows.
-    if interrupted.any():
-        # A parent is shallower than its child: going down the depths, each call's parent is
-        # final when the call is reached (one pass; a radix sort by depth).
-        depth_c = data["depth"]
-        by_depth = np.argsort(depth_c, kind="stable")
-        cuts = np.flatnonzero(depth_c[by_depth][1:] != depth_c[by_depth][:-1]) + 1
-        for grp in np.split(by_depth, cuts):
-            p = parent[grp]
-            has = p >= 0
-            interrupted[grp[has]] |= interrupted[p[has]]
-        data["in_irq"] = data["in_irq"] | interrupted
-        del by_depth, cuts
+    root, interrupted = _roots_and_interrupts(parent, data["depth"], interrupted)
+    data["in_irq"] = data["in_irq"] | interrupted
     del interrupted
     # An entry line recorded late (an interrupt hit between the call and its entry event) is
     # printed after the interrupt's calls, which it adopted: it began no later than they did.

@@ -553,3 +553,21 @@ def test_template_from_a_wider_proc_column_does_not_shift_the_duration():
             + "        0 us |       ip-0      |    0.000 us    |    c(); /* = 1 */")
     fast_vs_exact_text(text)
     fast_vs_exact_text(text + "\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 10**6), st.booleans()),
+                max_size=200))
+def test_roots_and_interrupts_by_depth_equal_pointer_jumping(spec):
+    """Roots / interrupt context computed in one pass down the depths == pointer jumping."""
+    n = len(spec)
+    depth = np.array([d for d, _, _ in spec], dtype=np.int16)
+    flag = np.array([f for _, _, f in spec], dtype=bool)
+    parent = np.full(n, -1, dtype=np.int64)
+    for i, (d, r, _) in enumerate(spec):
+        cands = np.flatnonzero(depth < d)
+        if len(cands) and r % 3:
+            parent[i] = cands[r % len(cands)]
+    a = ct._roots_and_interrupts(parent, depth, flag)
+    b = ct._roots_and_interrupts(parent, np.zeros_like(depth), flag)   # forces the fallback
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
