@@ -24,7 +24,7 @@ from .errors import FtracekitError
 
 __all__ = ["main", "build_parser"]
 
-_COMMAND_MODULES = ("cli_analyse", "cli_plot")
+_COMMAND_MODULES = ("cli_analyse", "cli_record", "cli_plot")
 
 
 def build_parser() -> argparse.ArgumentParser:
