@@ -556,6 +556,8 @@ class Recorder:
             with _signals_deferred():
                 failures = self._cleanup()
             self._restore_sigterm()
+            if self._out is not None and self.output.exists() and self.output.stat().st_size == 0:
+                self.output.unlink()          # created by us, nothing recorded into it
             if failures:
                 warnings.warn("tracefs could not be fully restored: "
                               + "; ".join(failures), RuntimeWarning, stacklevel=2)
@@ -602,14 +604,16 @@ class Recorder:
             self._lock.write({"pid": os.getpid(), "started": _now(), "root": str(top.root),
                               "instance": self._instance_name, "snapshot": self._snapshot})
 
+        try:
+            self._out = open(self.output, "wb")
+        except OSError as err:
+            raise RecordError(f"cannot write the trace to {self.output}: {err.strerror}") from err
         for target, name, value in plan:
             target.ensure(name, value)
         self.meta.update(self._describe(top, d))
         d.clear()
-        header = d.header()
+        self._out.write(d.header().encode())   # non-empty from here: the recording is starting
         self._stats_before = d.cpu_stats()
-        self._out = open(self.output, "wb")
-        self._out.write(header.encode())
         if self.stream:
             self._pipe_fd = d.open_pipe()
             self._reader = _PipeReader(self._pipe_fd, self._out)

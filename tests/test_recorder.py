@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ftracekit.errors import RecordError, TracerBusyError, TracerUnavailableError
+from ftracekit.errors import RecordError, TracefsError, TracerBusyError, TracerUnavailableError
 from ftracekit.recorder import (
     INSTANCE_PREFIX, LostEventsWarning, Recorder, StaleStateWarning, _Lock, _lost, recover_stale,
 )
@@ -307,3 +307,20 @@ def test_settings_are_json(tmp_path: Path) -> None:
     r = Recorder("f", output=tmp_path / "t.txt", events="skb:kfree_skb", pids=os.getpid())
     s = json.loads(json.dumps(r.settings))
     assert s["functions"] == ["f"] and s["events"] == ["skb:kfree_skb"] and s["pids"] == [os.getpid()]
+
+
+def test_unwritable_output_is_a_record_error(tfs: TraceFS, tmp_path: Path) -> None:
+    before = tree_state(tfs)
+    with pytest.raises(RecordError, match="cannot write the trace to /proc/ftracekit-t.txt"):
+        rec(tfs, tmp_path, output="/proc/ftracekit-t.txt").run()
+    assert tree_state(tfs) == before
+    assert lock_text(tfs, tmp_path) == ""
+
+
+def test_failed_start_leaves_no_empty_output(tfs: TraceFS, tmp_path: Path) -> None:
+    tfs.path("set_graph_notrace").unlink()
+    tfs.path("set_graph_notrace").mkdir()              # writing it fails after the file opened
+    r = rec(tfs, tmp_path, notrace=["schedule"])
+    with pytest.raises(TracefsError, match="set_graph_notrace"):
+        r.run()
+    assert not r.output.exists()

@@ -233,10 +233,10 @@ def run_cli(argv: list[str], *, tmp: Path, during: Callable[[int], None] | None 
 
 
 def wait_recording(output: Path, timeout: float = 120) -> None:
-    """Wait until a recording writing to ``output`` has started (the file is opened right
+    """Wait until a recording writing to ``output`` has started (its header is written right
     before tracing_on=1)."""
     deadline = time.monotonic() + timeout
-    while not output.exists():
+    while not (output.exists() and output.stat().st_size > 0):
         if time.monotonic() > deadline:
             raise AssertionError(f"the recording to {output} did not start in {timeout} s")
         time.sleep(0.1)
