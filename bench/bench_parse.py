@@ -262,15 +262,16 @@ def write_report(out: Path, rows: list[dict], tc: dict | None, real: bool,
         "",
         "## ftracekit.load (text → calls + events DataFrames)",
         "",
-        "| trace | lines | text | wall [median] | rate | CPU | ns/line | peak RSS Δ | tracemalloc peak | calls |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| trace | lines | text | wall [median] | rate (wall) | CPU | rate (CPU) | ns/line (wall) | peak RSS Δ | tracemalloc peak | calls |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         b = r["best"]
         lines.append(
             f"| fg_{r['name']} | {r['lines']:,} | {r['bytes'] / 1e6:.1f} MB | "
             f"{b['wall']:.3f} s [{r['median_wall']:.3f}] | **{fmt_rate(r['lines'], b['wall'])}** | "
-            f"{b['cpu']:.3f} s | {b['wall'] / r['lines'] * 1e9:.0f} | "
+            f"{b['cpu']:.3f} s | {fmt_rate(r['lines'], b['cpu'])} | "
+            f"{b['wall'] / r['lines'] * 1e9:.0f} | "
             f"{r['peak_rss'] / 1e6:.1f} MB ({r['peak_rss'] / r['bytes']:.2f}×) | "
             f"{r['tracemalloc'] / 1e6:.1f} MB ({r['tracemalloc'] / r['bytes']:.2f}×) | "
             f"{b['rows']:,} |")
@@ -302,9 +303,12 @@ def write_report(out: Path, rows: list[dict], tc: dict | None, real: bool,
     if big is not None:
         rate = big["lines"] / big["best"]["wall"]
         mem = big["peak_rss"] / big["bytes"]
+        cpu_rate = big["lines"] / big["best"]["cpu"]
         lines += ["", "## Targets (1 M lines)", "",
-                  f"- ≥ 2,000,000 lines/s: {'met' if rate >= 2e6 else 'NOT met'} "
-                  f"({rate / 1e6:.2f} M lines/s)",
+                  f"- ≥ 2,000,000 lines/s (wall clock): {'met' if rate >= 2e6 else 'NOT met'} "
+                  f"({rate / 1e6:.2f} M lines/s; the process used {cpu_rate / 1e6:.2f} M lines "
+                  f"per CPU-second — with the load average above, it got about "
+                  f"{big['best']['cpu'] / big['best']['wall']:.0%} of one core)",
                   f"- peak memory ≤ 2× text: {'met' if mem <= 2 else 'NOT met'} ({mem:.2f}×)"]
     out.write_text("\n".join(lines) + "\n")
 

@@ -773,16 +773,26 @@ def _EXT_VIEW(mem: bytes) -> np.ndarray:
 _EMPTY_COLS = ("kind", "cpu", "pid", "ts", "dur", "depth", "retval", "has_ret")
 
 
-def scan_block(block, parser) -> BlockScan:
-    """Vectorised pass over a block (no interning; safe to run on a worker thread)."""
+def scan_block(block, parser, start: int = 0, end: int | None = None) -> BlockScan:
+    """Vectorised pass over ``block[start:end]`` (whole lines; no interning; safe to run on a
+    worker thread). ``block`` is bytes or a memoryview; when bytes with at least ``_PAD``
+    bytes after ``end``, it is used in place (no copy)."""
     state = _state(parser)
-    mem = b"".join((block, _PAD_BYTES))      # block may be a memoryview
+    if end is None:
+        end = len(block)
+    if isinstance(block, bytes) and len(block) - end >= _PAD:
+        mem = block
+    else:
+        mem = b"".join((memoryview(block)[start:end], _PAD_BYTES))
+        end -= start
+        start = 0
     buf = np.frombuffer(mem, dtype=np.uint8)
-    nl = np.flatnonzero(buf[: len(block)] == 10)
+    nl = np.flatnonzero(buf[start:end] == 10)
+    nl += start
     n = len(nl)
     starts = np.empty(n, dtype=np.int64)
     if n:
-        starts[0] = 0
+        starts[0] = start
         starts[1:] = nl[:-1]
         starts[1:] += 1
     ends = nl
@@ -818,7 +828,7 @@ def scan_block(block, parser) -> BlockScan:
         acc = np.zeros(0, dtype=np.int64)
         cols = {k: np.zeros(0, dtype=COLUMNS[k]) for k in _EMPTY_COLS}
         refs = (np.zeros(0, dtype=np.int64),) * 3
-    return BlockScan(block=mem, starts=starts, ends=ends, nbytes=len(block), acc=acc, cols=cols,
+    return BlockScan(block=mem, starts=starts, ends=ends, nbytes=end - start, acc=acc, cols=cols,
                      refs=refs)  # type: ignore[arg-type]
 
 

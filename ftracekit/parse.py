@@ -62,17 +62,16 @@ def _first_lines(data: bytes, n: int) -> bytes:
 
 def _split_block(data: bytes, end: int, size: int):
     """``data[:end]`` (ending with a newline) in pieces of about ``size`` bytes cut after
-    newlines, as memoryviews (no copies)."""
-    view = memoryview(data)
+    newlines, as (start, end) offsets."""
     pos = 0
     while end - pos > size + (size >> 1):
         cut = data.rfind(b"\n", pos, pos + size)
         if cut < pos:
             cut = data.find(b"\n", pos + size, end)
-        yield view[pos:cut + 1]
+        yield pos, cut + 1
         pos = cut + 1
     if pos < end:
-        yield view[pos:end]
+        yield pos, end
 
 
 class _Progress:
@@ -188,13 +187,13 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
         nonlocal lineno, pool
         assert parser is not None
         if fast:
-            for sub in _split_block(data, end, _SCAN_BYTES):
+            for lo, hi in _split_block(data, end, _SCAN_BYTES):
                 if pool is None and _WORKERS > 1 and end >= _SCAN_BYTES:
                     pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="ftracekit-scan")
                 if pool is not None:
-                    pending.append(pool.submit(_fastparse.scan_block, sub, parser))
+                    pending.append(pool.submit(_fastparse.scan_block, data, parser, lo, hi))
                 else:
-                    pending.append(_Done(_fastparse.scan_block(sub, parser)))
+                    pending.append(_Done(_fastparse.scan_block(data, parser, lo, hi)))
                 while len(pending) > 2 * _WORKERS:
                     finish_one()
             if wait:
@@ -229,12 +228,14 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
 
     def feed(data: bytes) -> None:
         nonlocal carry
-        block = carry + data if carry else data
-        cut = block.rfind(b"\n")
+        # (zero padding after the data lets the fast path read past the last line in place)
+        block = b"".join((carry, data, _fastparse._PAD_BYTES)) if fast else carry + data
+        size_ = len(carry) + len(data)
+        cut = block.rfind(b"\n", 0, size_)
         if cut < 0:
-            carry = block
+            carry = block[:size_]
             return
-        carry = block[cut + 1:]
+        carry = block[cut + 1:size_]
         run_block(block, cut + 1)
         bar.update(position() or nbytes, lineno)
 
