@@ -440,6 +440,15 @@ class TraceFS:
         except OSError as err:
             raise self._error(err, "trace_pipe", "opening") from err
 
+    def open_raw(self, cpu: int) -> int:
+        """A non-blocking file descriptor on ``per_cpu/cpu<cpu>/trace_pipe_raw`` (whole
+        ring-buffer pages, consuming); close it with ``os.close``."""
+        name = f"per_cpu/cpu{cpu}/trace_pipe_raw"
+        try:
+            return os.open(self.path(name), os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as err:
+            raise self._error(err, name, "opening") from err
+
     # ------------------------------------------------------------------ instances
     def instances(self) -> list[str]:
         try:
