@@ -100,7 +100,8 @@ def layout(calls: pd.DataFrame, clock: str = "auto") -> pd.DataFrame:
       order of appearance (all tasks on one clock starting at 0) and children are packed from
       their parent's start in order, so a parent's self time shows as a gap at its end.
       Durations are the printed ones, except that a parent whose children add up to more
-      than its own duration (negative self time) is stretched to hold them.
+      than its own duration (negative self time) is stretched to hold them. A trace without
+      any durations gets 1 µs per call plus its children (the tree's shape only).
     * ``"auto"`` — ``abstime`` when the calls carry timestamps, else ``synthetic``.
 
     A call without a duration (``no-exit``: still running when the trace stopped) ends when
@@ -139,8 +140,10 @@ def layout(calls: pd.DataFrame, clock: str = "auto") -> pd.DataFrame:
     nested = np.zeros(n, dtype=bool)      # laid out inside an earlier sibling
     t0 = np.nan
     if clock == "synthetic":
-        # Effective durations bottom-up: a call spans at least its children.
-        eff = dur.copy()
+        # Effective durations bottom-up: a call spans at least its children. A trace with no
+        # durations at all (funcgraph-duration off, nocontext-info) gets 1 µs per call plus
+        # its children: only the shape of the tree, but a shape every reader can nest.
+        eff = np.ones(n) if n and np.isnan(dur).all() else dur.copy()
         for lv in reversed(levels):
             kids_sum = np.bincount(ppos[has_parent], weights=np.nan_to_num(eff[has_parent]),
                                    minlength=n)[lv]

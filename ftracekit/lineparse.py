@@ -67,7 +67,7 @@ _RE_LEAF = re.compile(_NAME + r"\((?P<args>.*)\);(?: /\* (?P<cmt>.*?) \*/)?"
                       r"(?: \((?P<tcdepth>\d+)\))?$")
 _RE_EXIT = re.compile(r"\}(?: /\* (?P<xname>[^\s*]+)(?: \[(?P<xmod>[^\]\s]+)\])?"
                       r"(?: (?:= ?|ret=)(?P<xret>-?(?:0x)?[0-9a-fA-F]+))? \*/"
-                      r"| \((?P<oldname>[^()\s]+)\))?(?: \((?P<tcdepth>\d+)\))?$")
+                      r"| \((?P<oldname>[A-Za-z_.][^()\s]*)\))?(?: \((?P<tcdepth>\d+)\))?$")
 _RE_COMMENT = re.compile(r"/\* ?(?P<text>.*?)(?: ?\*/)?$")
 _RE_LEAF_CMT = re.compile(r"(?:<-(?P<retaddr>\S+))?\s*(?:(?:= ?|ret=)(?P<ret>-?(?:0x)?[0-9a-fA-F]+))?$")
 

@@ -569,3 +569,13 @@ def test_calls_and_dtypes():
     assert isinstance(c["func"].dtype, pd.CategoricalDtype)
     assert c["parent"].dtype == np.int64
     assert c["in_irq"].dtype == bool
+
+
+def test_trace_cmd_depth_suffix_is_not_an_old_style_name():
+    # "} (5)" is trace-cmd's fgraph:depth, not the ~3.1 "} (func)" tail (names never start
+    # with a digit).
+    text = ("  ip-1 [001] 1.000001: funcgraph_entry:                   |  a() { (0)\n"
+            "  ip-1 [001] 1.000002: funcgraph_exit:         8.000 us   |  } (0)\n")
+    c = calls(text)
+    assert list(c["status"]) == ["complete"]
+    assert list(c["func"]) == ["a"]
