@@ -480,6 +480,87 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
                  dur: np.ndarray | None = None) -> Links:
     """Link records into calls (see module docstring). Arrays are per record, in line order.
 
+    The stack algorithm (vectorised, or sequential with ``force_sequential``), then the
+    pairing of late exit lines (:func:`_pair_late_exits`), shared by both.
+    """
+    out = _link_stacks(kind, depth, func, module, task, force_sequential=force_sequential,
+                       dur=dur)
+    _pair_late_exits(out, kind, depth, func, module, task)
+    return out
+
+
+_LATE_EXIT_SCAN = 10000
+
+
+def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.ndarray,
+                     module: np.ndarray, task: np.ndarray) -> None:
+    """Exit lines printed late: an interrupt that hit after a function returned but before its
+    exit event was recorded prints its calls at the function's own depth, right after the
+    entry line; the stack algorithm then closes the function without an exit when the
+    interrupt's first call arrives, and its exit (usually named, ``} /* func */``) comes
+    after the interrupt as an exit without an entry. Such a pair — an exit without entry at
+    depth ``d``, and the latest entry without exit at depth ``d`` before it with nothing
+    shallower in between and no other exit without entry at ``d`` — is one complete call;
+    the calls at depth ``d`` in between are marked as interrupts."""
+    X = np.flatnonzero(out.is_start & (kind == K_EXIT))
+    if not len(X):
+        return
+    open_ent = out.is_start & (kind == K_ENTRY) & (out.exit_of < 0)
+    if not open_ent.any():
+        return
+    tasks = np.intersect1d(task[X], task[open_ent])
+    if not len(tasks):
+        return
+    rel = np.flatnonzero(np.isin(task, tasks) & ((kind == K_ENTRY) | (kind == K_LEAF)
+                                                  | (kind == K_EXIT)))
+    order = rel[np.argsort(task[rel], kind="stable")]
+    pos = np.full(len(kind), -1, dtype=np.int64)
+    pos[order] = np.arange(len(order))
+    T = task[order].tolist()
+    D = depth[order].tolist()
+    K = kind[order].tolist()
+    orphan = (out.is_start[order] & (kind[order] == K_EXIT)).tolist()
+    is_open = open_ent[order].tolist()
+    pairs: list[tuple[int, int, list[int]]] = []
+    for x in X[np.isin(task[X], tasks)].tolist():
+        i = int(pos[x])
+        d = D[i]
+        t = T[i]
+        between: list[int] = []
+        j = i - 1
+        lo = max(-1, i - _LATE_EXIT_SCAN)
+        while j > lo and T[j] == t and D[j] >= d:
+            if D[j] == d:
+                if is_open[j]:
+                    e = int(order[j])
+                    if bool(_names_ok(func, module, e, x)):
+                        pairs.append((e, x, between))
+                        is_open[j] = False
+                    break
+                if orphan[j]:
+                    break
+                if K[j] != K_EXIT:
+                    between.append(int(order[j]))
+            j -= 1
+    if not pairs:
+        return
+    remap = np.arange(len(kind), dtype=out.parent.dtype)
+    for e, x, between in pairs:
+        out.exit_of[e] = x
+        out.is_start[x] = False
+        out.parent[x] = -1
+        out.interrupt[between] = True
+        remap[x] = e
+    for arr in (out.parent, out.owner):       # calls/events that hung under the exit
+        has = arr >= 0
+        arr[has] = remap[arr[has]]
+
+
+def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: np.ndarray,
+                 task: np.ndarray, *, force_sequential: bool = False,
+                 dur: np.ndarray | None = None) -> Links:
+    """The stack algorithm for :func:`link_records`.
+
     The vectorised algorithm computes, per task, the stack algorithm's answers with
     nearest-smaller-depth look-ups: an entry is closed by the next record at depth ≤ its own
     (its exit if that is an exit at the same depth with a matching name); the parent of a call
