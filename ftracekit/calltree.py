@@ -82,8 +82,18 @@ def fill_tasks(recs: LineRecords) -> tuple[np.ndarray, np.ndarray]:
     comm_codes: dict[str, int] = {name: i for i, name in enumerate(recs.comms)}
     lines = cols["line"]
     from_pid = np.array([recs.switches[int(lines[i])][1] for i in sw_idx], dtype=np.int32)
-    from_comm = np.array([comm_codes.get(recs.switches[int(lines[i])][0], -1) for i in sw_idx],
-                         dtype=np.int32)
+
+    def from_comm(i: int) -> int:
+        """Code of the comm a switch block switched away from. Only the comm switched *to* is
+        interned by the parser; a task seen only before the first switch on its CPU would
+        get no comm at all, so its name is added to ``recs.comms`` here."""
+        name = recs.switches[int(lines[sw_idx[i]])][0]
+        code = comm_codes.get(name)
+        if code is None:
+            code = comm_codes[name] = len(recs.comms)
+            recs.comms.append(name)
+        return code
+
     for c in np.unique(cpu[unknown]):
         on_cpu = sw_idx[cpu[sw_idx] == c]
         if not len(on_cpu):
@@ -94,9 +104,10 @@ def fill_tasks(recs: LineRecords) -> tuple[np.ndarray, np.ndarray]:
         pid[sel[after]] = pid[on_cpu[k[after]]]
         comm[sel[after]] = comm[on_cpu[k[after]]]
         before = ~after
-        first = np.flatnonzero(sw_idx == on_cpu[0])[0]
-        pid[sel[before]] = from_pid[first]
-        comm[sel[before]] = from_comm[first]
+        if before.any():
+            first = np.flatnonzero(sw_idx == on_cpu[0])[0]
+            pid[sel[before]] = from_pid[first]
+            comm[sel[before]] = from_comm(first)
     return pid, comm
 
 

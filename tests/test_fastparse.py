@@ -571,3 +571,22 @@ def test_roots_and_interrupts_by_depth_equal_pointer_jumping(spec):
     a = ct._roots_and_interrupts(parent, depth, flag)
     b = ct._roots_and_interrupts(parent, np.zeros_like(depth), flag)   # forces the fallback
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_task_before_the_first_switch_gets_its_comm():
+    """Without funcgraph-proc, calls before a CPU's first switch block belong to the task it
+    switched away from: its pid was filled in but its comm was left empty when that name was
+    never printed as a switch target (found while reviewing fill_tasks)."""
+    import ftracekit
+    text = (" 0)               |  a() {\n"
+            " 0)   1.000 us    |  }\n"
+            " ------------------------------------------\n"
+            " 0)    sh-249     =>     ip-407    \n"
+            " ------------------------------------------\n"
+            "\n"
+            " 0)               |  b() {\n"
+            " 0)   2.000 us    |  }\n")
+    c = ftracekit.parse(text).calls
+    assert list(c["pid"]) == [249, 407]
+    assert list(c["comm"]) == ["sh", "ip"]
+    fast_vs_exact_text(text)
