@@ -503,6 +503,7 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
 _LATE_EXIT_SCAN = 10000
 
 
+
 def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.ndarray,
                      module: np.ndarray, task: np.ndarray) -> None:
     """Exit lines printed late: an interrupt that hit after a function returned but before its
@@ -524,35 +525,47 @@ def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.n
         return
     rel = np.flatnonzero(np.isin(task, tasks) & ((kind == K_ENTRY) | (kind == K_LEAF)
                                                   | (kind == K_EXIT)))
-    order = rel[np.argsort(task[rel], kind="stable")]
-    pos = np.full(len(kind), -1, dtype=np.int64)
+    order = rel[_stable_argsort(task[rel])]
+    del rel
+    xs = X[np.isin(task[X], tasks)]
+    # Position of each exit in ``order`` (records of a task are in line order there).
+    pos = np.full(len(kind), -1, dtype=np.int32 if len(kind) < 2**31 else np.int64)
     pos[order] = np.arange(len(order))
-    T = task[order].tolist()
-    D = depth[order].tolist()
-    K = kind[order].tolist()
-    orphan = (out.is_start[order] & (kind[order] == K_EXIT)).tolist()
-    is_open = open_ent[order].tolist()
-    pairs: list[tuple[int, int, list[int]]] = []
-    for x in X[np.isin(task[X], tasks)].tolist():
-        i = int(pos[x])
+    pos_x = pos[xs]
+    del pos
+    T = task[order]
+    D = depth[order]
+    K = kind[order]
+    orphan = out.is_start[order] & (K == K_EXIT)
+    is_open = open_ent[order]
+    pairs: list[tuple[int, int, np.ndarray]] = []
+    for x, i in zip(xs.tolist(), pos_x.tolist()):
         d = D[i]
         t = T[i]
-        between: list[int] = []
-        j = i - 1
-        lo = max(-1, i - _LATE_EXIT_SCAN)
-        while j > lo and T[j] == t and D[j] >= d:
-            if D[j] == d:
-                if is_open[j]:
-                    e = int(order[j])
-                    if bool(_names_ok(func, module, e, x)):
-                        pairs.append((e, x, between))
-                        is_open[j] = False
-                    break
-                if orphan[j]:
-                    break
-                if K[j] != K_EXIT:
-                    between.append(int(order[j]))
-            j -= 1
+        lo = max(0, i - _LATE_EXIT_SCAN + 1)
+        # Walk back from i - 1 (in growing windows: scans usually stop at once) while in the
+        # same task at depth ≥ d; the first record at depth d that is an open entry or an
+        # exit without entry decides; entries/leaves at d before it are the interrupt.
+        span = 64
+        while True:
+            a = max(lo, i - span)
+            Tw, Dw = T[a:i][::-1], D[a:i][::-1]
+            stop = np.flatnonzero((Tw != t) | (Dw < d))
+            if len(stop) or a == lo:
+                n_ok = int(stop[0]) if len(stop) else i - a
+                break
+            span *= 16
+        at_d = np.flatnonzero(Dw[:n_ok] == d)            # offsets back from i - 1
+        js = i - 1 - at_d
+        dec = np.flatnonzero(is_open[js] | orphan[js])
+        if not len(dec) or not is_open[js[dec[0]]]:
+            continue
+        j = int(js[dec[0]])
+        e = int(order[j])
+        if bool(_names_ok(func, module, e, x)):
+            before = js[: dec[0]]
+            pairs.append((e, x, order[before[K[before] != K_EXIT]]))
+            is_open[j] = False
     if not pairs:
         return
     remap = np.arange(len(kind), dtype=out.parent.dtype)
