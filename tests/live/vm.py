@@ -8,7 +8,7 @@ API::
 
     find_kernels() -> list[str]          # e.g. ["6.12.117+deb12-amd64", "6.1.0-56-amd64"]
     run_in_vm(script, *, kernel=None, rwdir, timeout=900, cpus=2, memory="2G",
-              extra_args=(), watchdog=None) -> subprocess.CompletedProcess
+              extra_args=(), watchdog=None, single_thread_tcg=True) -> subprocess.CompletedProcess
         # kernel: a version from find_kernels() (default: the newest) or a path to an image
     ensure_prerequisites(kernel=None) -> str   # path of vng; raises VMError naming what is missing
     VMError                               # one-line message; .stdout/.stderr when a run timed out
@@ -26,6 +26,8 @@ Guest facts (checked on this machine):
   ``function_graph`` on the Debian 6.1 and 6.12 kernels.  NOTE: Debian's 6.12 kernel is
   built without CONFIG_FUNCTION_GRAPH_RETVAL, so it has no ``funcgraph-retval`` option.
 - The guest's cwd is the host cwd of the caller.
+- QEMU runs TCG single-threaded by default (``-accel tcg,thread=single``): multi-threaded
+  TCG froze the whole guest in ~1 of 10 function_graph enables (text patching).
 - The returncode is the guest script's exit status.  If the guest never started the
   script (vng/qemu failure) a VMError is raised instead.
 
@@ -197,6 +199,7 @@ def run_in_vm(
     memory: str = "2G",
     extra_args: Sequence[str] = (),
     watchdog: Callable[[], str | None] | None = None,
+    single_thread_tcg: bool = True,
 ) -> subprocess.CompletedProcess:
     """Boot ``kernel`` (default: newest from find_kernels()) and run ``script`` with sh.
 
@@ -207,6 +210,11 @@ def run_in_vm(
     Returns CompletedProcess(args, returncode=<guest script status>, stdout, stderr) with
     text output.  Raises VMError on missing prerequisites, a missing rwdir, a VM that never
     ran the script, or timeout (the whole vng/qemu process group is killed).
+
+    ``single_thread_tcg`` (default True) runs all vCPUs in one host thread
+    (``-accel tcg,thread=single``): with multi-threaded TCG (QEMU 7.2 here) the guest froze
+    solid in about 1 of 10 ``echo function_graph > current_tracer`` (code patching);
+    with one thread 80 enables in a row worked.
 
     ``watchdog``, if given, is called every 5 s while the VM runs; if it returns a string the
     VM is killed and VMError(that string) is raised (e.g. a guest heartbeat file went stale).
@@ -230,6 +238,7 @@ def run_in_vm(
     cmd = [
         vng, "--run", str(image), "--force-9p", "--disable-kvm",
         "--cpus", str(cpus), "--memory", str(memory), "--rwdir", str(rw),
+        *(["--qemu-opts=-accel tcg,thread=single"] if single_thread_tcg else []),
         *extra_args,
         "--", f"sh {_shq(str(script_file))}",
     ]
