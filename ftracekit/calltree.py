@@ -125,7 +125,7 @@ def task_keys(pid: np.ndarray, cpu: np.ndarray) -> np.ndarray:
 class Links:
     """Result of linking, indexed by record: see :func:`link_records`."""
 
-    __slots__ = ("is_start", "exit_of", "parent", "owner", "n_tasks", "interrupt")
+    __slots__ = ("is_start", "exit_of", "parent", "owner", "n_tasks", "interrupt", "by_task")
 
     def __init__(self, n: int):
         idx = np.int32 if n < 2**31 else np.int64        # record indices
@@ -137,6 +137,8 @@ class Links:
         # start record of a call that interrupted another: it sits more than one level below
         # the innermost open call, or before a late entry line that adopted it
         self.interrupt = np.zeros(n, dtype=bool)
+        # (internal) the call records sorted by task, line order within a task, when known
+        self.by_task: np.ndarray | None = None
 
 
 def _names_ok(func: np.ndarray, module: np.ndarray, e, x) -> Any:
@@ -497,6 +499,7 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     out = _link_stacks(kind, depth, func, module, task, force_sequential=force_sequential,
                        dur=dur)
     _pair_late_exits(out, kind, depth, func, module, task)
+    out.by_task = None
     return out
 
 
@@ -523,10 +526,13 @@ def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.n
     tasks = np.intersect1d(task[X], task[open_ent])
     if not len(tasks):
         return
-    rel = np.flatnonzero(np.isin(task, tasks) & ((kind == K_ENTRY) | (kind == K_LEAF)
-                                                  | (kind == K_EXIT)))
-    order = rel[_stable_argsort(task[rel])]
-    del rel
+    if out.by_task is not None:        # (already sorted by the stack algorithm)
+        order = out.by_task[np.isin(task[out.by_task], tasks)]
+    else:
+        rel = np.flatnonzero(np.isin(task, tasks) & ((kind == K_ENTRY) | (kind == K_LEAF)
+                                                      | (kind == K_EXIT)))
+        order = rel[_stable_argsort(task[rel])]
+        del rel
     xs = X[np.isin(task[X], tasks)]
     # Position of each exit in ``order`` (records of a task are in line order there).
     pos = np.full(len(kind), -1, dtype=np.int32 if len(kind) < 2**31 else np.int64)
@@ -612,6 +618,7 @@ def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     is_call = kind[order] != K_COMMENT
     has_comments = not is_call.all()
     calls = order[is_call] if has_comments else order
+    out.by_task = calls
     if not has_comments:
         del order
     m = len(calls)
