@@ -523,31 +523,23 @@ def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.n
     open_ent = out.is_start & (kind == K_ENTRY) & (out.exit_of < 0)
     if not open_ent.any():
         return
-    tasks = np.intersect1d(task[X], task[open_ent])
-    if not len(tasks):
-        return
     if out.by_task is not None:        # (already sorted by the stack algorithm)
-        order = out.by_task[np.isin(task[out.by_task], tasks)]
+        order = out.by_task
     else:
-        rel = np.flatnonzero(np.isin(task, tasks) & ((kind == K_ENTRY) | (kind == K_LEAF)
-                                                      | (kind == K_EXIT)))
+        rel = np.flatnonzero((kind == K_ENTRY) | (kind == K_LEAF) | (kind == K_EXIT))
         order = rel[_stable_argsort(task[rel])]
         del rel
-    xs = X[np.isin(task[X], tasks)]
-    # Position of each exit in ``order`` (records of a task are in line order there).
-    pos = np.full(len(kind), -1, dtype=np.int32 if len(kind) < 2**31 else np.int64)
-    pos[order] = np.arange(len(order))
-    pos_x = pos[xs]
+    # Position of each exit in ``order`` (records of a task are in line order there); only
+    # windows before those positions are looked at, so nothing else is gathered.
+    pos = np.empty(len(kind), dtype=np.int32 if len(kind) < 2**31 else np.int64)
+    pos[order] = np.arange(len(order), dtype=pos.dtype)
+    pos_x = pos[X]
     del pos
-    T = task[order]
-    D = depth[order]
-    K = kind[order]
-    orphan = out.is_start[order] & (K == K_EXIT)
-    is_open = open_ent[order]
     pairs: list[tuple[int, int, np.ndarray]] = []
-    for x, i in zip(xs.tolist(), pos_x.tolist()):
-        d = D[i]
-        t = T[i]
+    paired = set()
+    for x, i in zip(X.tolist(), pos_x.tolist()):
+        d = int(depth[x])
+        t = task[x]
         lo = max(0, i - _LATE_EXIT_SCAN + 1)
         # Walk back from i - 1 (in growing windows: scans usually stop at once) while in the
         # same task at depth ≥ d; the first record at depth d that is an open entry or an
@@ -555,35 +547,41 @@ def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.n
         span = 64
         while True:
             a = max(lo, i - span)
-            Tw, Dw = T[a:i][::-1], D[a:i][::-1]
-            stop = np.flatnonzero((Tw != t) | (Dw < d))
+            recs = order[a:i][::-1]
+            Dw = depth[recs]
+            stop = np.flatnonzero((task[recs] != t) | (Dw < d))
             if len(stop) or a == lo:
                 n_ok = int(stop[0]) if len(stop) else i - a
                 break
             span *= 16
-        at_d = np.flatnonzero(Dw[:n_ok] == d)            # offsets back from i - 1
-        js = i - 1 - at_d
-        dec = np.flatnonzero(is_open[js] | orphan[js])
-        if not len(dec) or not is_open[js[dec[0]]]:
+        at_d = recs[:n_ok][Dw[:n_ok] == d]
+        if not len(at_d):
             continue
-        j = int(js[dec[0]])
-        e = int(order[j])
-        if bool(_names_ok(func, module, e, x)):
-            before = js[: dec[0]]
-            pairs.append((e, x, order[before[K[before] != K_EXIT]]))
-            is_open[j] = False
+        is_open = open_ent[at_d]
+        is_orphan = out.is_start[at_d] & (kind[at_d] == K_EXIT)
+        dec = np.flatnonzero(is_open | is_orphan)
+        if not len(dec) or not is_open[dec[0]]:
+            continue
+        e = int(at_d[dec[0]])
+        if e in paired or not bool(_names_ok(func, module, e, x)):
+            continue
+        before = at_d[: dec[0]]
+        pairs.append((e, x, before[kind[before] != K_EXIT]))
+        paired.add(e)
     if not pairs:
         return
-    remap = np.arange(len(kind), dtype=out.parent.dtype)
+    moved = np.zeros(len(kind), dtype=bool)
+    remap = {}
     for e, x, between in pairs:
         out.exit_of[e] = x
         out.is_start[x] = False
         out.parent[x] = -1
         out.interrupt[between] = True
+        moved[x] = True
         remap[x] = e
     for arr in (out.parent, out.owner):       # calls/events that hung under the exit
-        has = arr >= 0
-        arr[has] = remap[arr[has]]
+        sel = np.flatnonzero(moved[np.maximum(arr, 0)] & (arr >= 0))
+        arr[sel] = [remap[int(v)] for v in arr[sel]]
 
 
 def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: np.ndarray,
