@@ -51,14 +51,14 @@ _log() { printf '%s' "$*" | awk 'NR > 1 { printf "\\n" } { printf "%s", $0 } END
 w() {
   _f=$1; shift
   if echo "$*" > "$T/$_f" 2> "$OUT/.err.$N"; then _st=ok; else _st="FAILED: $(tr '\n' ' ' < "$OUT/.err.$N")"; fi
-  printf 'write\t>\t%s\t%s\t%s\n' "$_f" "$*" "$_st" >> "$META"
+  printf 'write\t>\t%s\t%s\t%s\t%s\n' "$_f" "$*" "$_st" "$(cut -d' ' -f1 /proc/uptime)" >> "$META"
   [ "$_st" = ok ]
 }
 # wa FILE VALUE... : echo VALUE >> $T/FILE (append), logged
 wa() {
   _f=$1; shift
   if echo "$*" >> "$T/$_f" 2> "$OUT/.err.$N"; then _st=ok; else _st="FAILED: $(tr '\n' ' ' < "$OUT/.err.$N")"; fi
-  printf 'write\t>>\t%s\t%s\t%s\n' "$_f" "$*" "$_st" >> "$META"
+  printf 'write\t>>\t%s\t%s\t%s\t%s\n' "$_f" "$*" "$_st" "$(cut -d' ' -f1 /proc/uptime)" >> "$META"
   [ "$_st" = ok ]
 }
 opt() { w "options/$1" "$2"; }
@@ -97,7 +97,7 @@ undummies() {
 
 # Runs first in the guest: remember boot-time defaults, provide reset_tracefs.
 DRIVER_HEAD = r"""
-OUT="$RWDIR"; T=/sys/kernel/tracing
+OUT="$RWDIR"; T=/sys/kernel/tracing; export OUT
 uname -r > "$OUT/.uname"
 for o in "$T"/options/*; do printf '%s %s\n' "${o##*/}" "$(cat "$o")"; done > "$OUT/.defaults"
 BUF0=$(sed 's/ .*//;s/[^0-9]//g' "$T/buffer_size_kb"); case "$BUF0" in 7|'') BUF0=1408;; esac
@@ -117,6 +117,32 @@ reset_tracefs() {
   echo 1 > $T/tracing_on
 }
 ip link set lo up
+# heartbeat for the host (rwdir/.heartbeat): stacks of the capture shells and of D-state
+# tasks. One python process waiting in select() (not nanosleep: do_nanosleep is a graph root
+# of some captures), no forks.
+python3 -c '
+import os, select, glob
+out = os.environ["OUT"]
+while True:
+    select.select([], [], [], 20)
+    lines = ["uptime %s load %s" % (open("/proc/uptime").read().split()[0], open("/proc/loadavg").read().strip())]
+    for d in glob.glob("/proc/[0-9]*"):
+        try:
+            st = [l for l in open(d + "/status") if l.startswith("State:")][0].split()[1]
+            cmd = open(d + "/cmdline").read().replace("\0", " ")[:150]
+            if st == "D" or ".cap." in cmd or "udevadm" in cmd:
+                lines.append("== %s %s %s" % (d[6:], st, cmd))
+                lines.append(open(d + "/stack").read().rstrip())
+        except Exception:
+            pass
+    open(out + "/.heartbeat.tmp", "w").write("\n".join(lines) + "\n")
+    os.replace(out + "/.heartbeat.tmp", out + "/.heartbeat")
+' &
+HEARTBEAT=$!
+"""
+DRIVER_TAIL = r"""
+kill $HEARTBEAT 2>/dev/null
+rm -f "$OUT/.heartbeat" "$OUT/.heartbeat.tmp"
 """
 
 DRIVER_EACH = r"""
@@ -165,6 +191,7 @@ class Capture:
     kernels: str = "all"  # "all", or a regex matched against the kernel version
     timeout: int = 240
     outputs: list[str] = field(default_factory=list)  # default [name.txt]
+    max_plain: int | None = None  # bigger .txt outputs are stored as .txt.xz (xz -6)
 
 
 def _simple(name, desc, opts=(), graph="rtnetlink_rcv", workload="ip link show", extra="", **kw):
@@ -196,12 +223,28 @@ rp=$!
 _log "read	trace_pipe	trace_pipe_live.txt"
 note "trace_pipe read by cat in the background while the workload ran; cat killed 3 s after it"
 sleep 1
-work 'for i in 1 2 3; do ip link show; ip addr show; done'
+work 'for i in 1 2; do ip link show; ip addr show; done'
 sleep 2
 stop
 sleep 1
 kill $rp; wait $rp
 """, "trace_pipe read live while the workload runs (no header), funcgraph-proc"),
+    Capture("trace_pipe_sleep", r"""
+graph do_nanosleep
+w max_graph_depth 1
+opt funcgraph-proc 1
+start
+cat $T/trace_pipe > $OUT/trace_pipe_sleep.txt &
+rp=$!
+_log "read	trace_pipe	trace_pipe_sleep.txt"
+note "trace_pipe read by cat in the background; with max_graph_depth 1 do_nanosleep has no recorded children, so its entry is read while the task sleeps: the kernel prints 'do_nanosleep() {' and later a separate '}' instead of a leaf line"
+sleep 1
+work 'for i in 1 2 3; do sleep 0.3; done'
+sleep 2
+stop
+sleep 1
+kill $rp; wait $rp
+""", "trace_pipe read live, graph do_nanosleep with max_graph_depth 1, 3x `sleep 0.3`: entries read before their exit"),
     Capture("percpu", r"""
 graph rtnetlink_rcv
 start
@@ -213,13 +256,13 @@ for c in $T/per_cpu/cpu*; do save per_cpu/${c##*/}/trace percpu_${c##*/}.txt; do
     Capture("thresh", r"""
 dummies 200
 graph rtnetlink_rcv
-w tracing_thresh 200
+w tracing_thresh 100
 start
 work 'ip -d link show'
 stop
 save trace thresh.txt
 undummies 200
-""", "tracing_thresh 200 us (TCG makes 50 us far too common), 200 dummy links, `ip -d link show`"),
+""", "tracing_thresh 100 us (TCG makes 50 us far too common), 200 dummy links, `ip -d link show`"),
     Capture("depth3_markers", r"""
 graph rtnetlink_rcv
 w max_graph_depth 3
@@ -241,6 +284,7 @@ clear_trace
 (while :; do cat /etc/hostname; done) > /dev/null 2>&1 &
 noise=$!
 note "untraced noise: pid $noise runs cat /etc/hostname in a loop (not in set_ftrace_pid)"
+note "the traced shell also runs this script's logging helpers (cut for w, awk for note), which are forks too and appear in the trace"
 _log "workload	sh -c 'echo \$\$ > set_ftrace_pid; echo 1 > tracing_on; cat /etc/hostname; ls /; head -1 /etc/passwd; (cat /etc/hostname); echo 0 > tracing_on'"
 sh -c '. "$OUT/.preamble.sh"; note "traced shell pid $$"; w set_ftrace_pid $$; w tracing_on 1; cat /etc/hostname; ls / ; head -1 /etc/passwd; (cat /etc/hostname); w tracing_on 0' > /dev/null
 kill $noise
@@ -298,7 +342,7 @@ stop
 save trace wrapped.txt
 """, "buffer_size_kb 8 so the ring buffer wraps (leading orphan exits)"),
     Capture("lost_events", r"""
-w buffer_size_kb 16
+w buffer_size_kb 64
 graph rtnetlink_rcv
 opt funcgraph-proc 1
 start
@@ -308,42 +352,43 @@ l1=$!
 l2=$!
 note "load: pids $l1 $l2 run ip link show / ip addr show in loops while trace is read"
 _log "workload	while :; do ip link show; done & while :; do ip addr show; done &"
-sleep 2
+sleep 3
 _log "read	trace	lost_events.txt"
-note "trace read while tracing is on, by python: 4096-byte reads with 20 ms sleeps, stop after 2 MB or 60 s"
-timeout 90 python3 -c '
+note "trace read while tracing is on, by python: 4096-byte reads with 100 ms sleeps; stopped at EOF, or after 250 KB (cut after the last complete line), or after 90 s"
+timeout 150 python3 -c '
 import time, sys
 f = open("/sys/kernel/tracing/trace", "rb", buffering=0); o = open(sys.argv[1], "wb")
-t0 = time.time(); n = 0
-while n < 2 << 20 and time.time() - t0 < 60:
+t0 = time.time(); n = 0; why = "EOF"
+while True:
     b = f.read(4096)
     if not b: break
-    o.write(b); n += len(b); time.sleep(0.02)
-' "$OUT/lost_events.txt"
+    if n + len(b) >= 250000:
+        b = b[: b.rfind(b"\n") + 1] if b"\n" in b else b""; o.write(b); n += len(b); why = "size limit"; break
+    o.write(b); n += len(b)
+    if time.time() - t0 > 90: why = "time limit"; break
+    time.sleep(0.1)
+print("stopped at %s after %d bytes" % (why, n), file=sys.stderr)
+' "$OUT/lost_events.txt" 2> "$OUT/.lost_reader.$N"
+note "reader: $(cat $OUT/.lost_reader.$N)"
 stop
 kill $l1 $l2
-""", "trace read slowly while tracing is on under load, buffer_size_kb 16 (expect CPU:N [LOST ...] lines)"),
+""", "trace read slowly while tracing is on under load, buffer_size_kb 64 (expect CPU:N [LOST EVENTS] lines)"),
     Capture("irqs_off", r"""
-dummies 50
 graph rtnetlink_rcv
-w max_graph_depth 6
 opt funcgraph-irqs 0
 start
-work 'ip link show'
+work 'for i in 1 2 3 4 5; do ip link show; done'
 stop
 save trace irqs_off.txt
-undummies 50
-""", "funcgraph-irqs off; 50 dummy links, `ip link show`, max depth 6 (twin: irqs_on)"),
+""", "funcgraph-irqs off; graph rtnetlink_rcv, 5x `ip link show` (twin: irqs_on)"),
     Capture("irqs_on", r"""
-dummies 50
 graph rtnetlink_rcv
-w max_graph_depth 6
 start
-work 'ip link show'
+work 'for i in 1 2 3 4 5; do ip link show; done'
 stop
 save trace irqs_on.txt
-undummies 50
-""", "twin of irqs_off with funcgraph-irqs on (default): interrupt handlers nested in the graph"),
+""", "twin of irqs_off with funcgraph-irqs on (default): timer interrupts that hit the traced "
+     "code appear nested in it (irq_enter_rcu, __sysvec_apic_timer_interrupt, ...)"),
     Capture("irq_arrows", r"""
 # irq arrows are printed only for traced functions inside __irqentry_text
 awk '$3 ~ /^[tT]$/ { if ($4 == "__irqentry_text_start") f = 1; else if ($4 == "__irqentry_text_end") exit; else if (f) print $4 }' /proc/kallsyms | sort -u > $OUT/.irqsyms
@@ -394,6 +439,18 @@ else
   unavailable "no options/funcgraph-retval(-hex) on this kernel (CONFIG_FUNCTION_GRAPH_RETVAL not set)"
 fi
 """, "funcgraph-retval + funcgraph-retval-hex"),
+    Capture("retval_events", r"""
+if opt funcgraph-retval 1; then
+  graph_first __udp4_lib_rcv udp_rcv
+  w events/skb/kfree_skb/enable 1
+  opt funcgraph-proc 1
+  opt funcgraph-abstime 1
+  w max_graph_depth 4
+  start; work """ + q(UDP_CLOSED) + r"""; stop; save trace retval_events.txt
+else
+  unavailable "no options/funcgraph-retval on this kernel (CONFIG_FUNCTION_GRAPH_RETVAL not set)"
+fi
+""", "funcgraph-retval + proc + abstime + event skb:kfree_skb, graph __udp4_lib_rcv (depth 4), UDP to a closed port"),
     Capture("retaddr", r"""
 if opt funcgraph-retaddr 1; then
   graph rtnetlink_rcv
@@ -454,7 +511,7 @@ stop
 save trace netlink_dump_200.txt
 undummies 200
 """, "EXAMPLE: 200 dummy links, graph rtnetlink_rcv, proc+abstime, 3x `ip -d link show` + `ip addr show`",
-            kernels=r"^6\.1\.", timeout=1500),
+            kernels=r"^6\.1\.", timeout=1500, max_plain=1_000_000),
     Capture("tcp_reset", f"""
 graph tcp_v4_send_reset tcp_send_active_reset
 w events/tcp/tcp_send_reset/enable 1
@@ -466,7 +523,7 @@ work {q(TCP_LINGER0)}
 stop
 save trace tcp_reset.txt
 """, "EXAMPLE: graphs tcp_v4_send_reset + tcp_send_active_reset, event tcp:tcp_send_reset, proc+abstime; "
-     "connect to closed port + SO_LINGER 0 close", kernels=r"^6\.1\."),
+     "connect to closed port + SO_LINGER 0 close", kernels=r"^6\.1\.", max_plain=1_000_000),
     Capture("packet_drops", f"""
 graph ip_rcv
 w events/skb/kfree_skb/enable 1
@@ -478,7 +535,7 @@ work {q(TCP_CLOSED)}
 stop
 save trace packet_drops.txt
 """, "EXAMPLE: event skb:kfree_skb + graph ip_rcv, UDP to closed port and TCP SYN to closed port, proc+abstime",
-            kernels=r"^6\.1\."),
+            kernels=r"^6\.1\.", max_plain=1_000_000),
 ]
 BY_NAME = {c.name: c for c in CAPTURES}
 
@@ -513,7 +570,7 @@ def observe(text: str) -> dict:
     lines = text.splitlines()
     obs = {
         "lines": len(lines), "header_lines": 0, "switch_blocks": 0, "lost_events_lines": [],
-        "irq_entry_arrows": 0, "irq_exit_arrows": 0, "overrun_lines": 0, "comment_lines": 0,
+        "irq_entry_arrows": 0, "irq_exit_arrows": 0, "irq_handlers_traced": 0, "overrun_lines": 0, "comment_lines": 0,
         "comment_kinds": {}, "named_exits": 0, "orphan_exits": 0, "unfinished_entries": 0,
         "migrations": 0, "migration_examples": [], "orphan_examples": [], "blank_lines": 0,
     }
@@ -560,10 +617,12 @@ def observe(text: str) -> dict:
         body = _body(ln)
         key = ("pid", cur_pid[cpu]) if cpu is not None and cpu in cur_pid else ("cpu", cpu)
         st = stacks.setdefault(key, [])
+        if body.startswith(("irq_enter_rcu()", "irq_enter()")):
+            obs["irq_handlers_traced"] += 1
         if body.startswith("/*"):
             obs["comment_lines"] += 1
             km = re.match(r"/\* (\w+): ", body)
-            k = km.group(1) if km else "other"
+            k = km.group(1) if km else "marker/other"
             obs["comment_kinds"][k] = obs["comment_kinds"].get(k, 0) + 1
         elif body.startswith("}"):
             if NAMED_EXIT_RE.match(body):
@@ -596,8 +655,9 @@ def parse_meta(path: Path) -> dict:
         parts = ln.split("\t")
         tag = parts[0]
         if tag == "write":
-            mode, f, v, st = (parts + ["", "", "", ""])[1:5]
-            meta["writes"].append({"file": f, "value": v, "mode": mode, "result": st})
+            mode, f, v, st, t = (parts + ["", "", "", "", ""])[1:6]
+            meta["writes"].append({"file": f, "value": v, "mode": mode, "result": st,
+                                   "uptime_s": float(t) if t else None})
         elif tag == "clear":
             meta["writes"].append({"file": parts[1], "value": "", "mode": ">", "result": "ok (truncate: clears buffer)"})
         elif tag == "read":
@@ -643,12 +703,16 @@ def tracecmd_reports(dat: Path, outdir: Path, stem: str) -> list[dict]:
     return done
 
 
+HEARTBEAT_STALE = 360  # s without a guest heartbeat (written every 20 s) => wedged guest
+
+
 def _completed(rw: Path, name: str) -> bool:
     m = rw / f"{name}.meta"
     return m.exists() and "\nscript_rc\t" in m.read_text(errors="replace")
 
 
-def run_kernel(kernel: str, caps: list[Capture], outroot: Path, timeout: float, tries: int = 3) -> None:
+def run_kernel(kernel: str, caps: list[Capture], outroot: Path, timeout: float, tries: int = 3,
+               note: str = "") -> None:
     """Run captures in one VM; if the VM hangs, finish what completed and retry the rest."""
     hung: dict[str, int] = {}
     remaining = list(caps)
@@ -662,19 +726,30 @@ def run_kernel(kernel: str, caps: list[Capture], outroot: Path, timeout: float, 
             for c in remaining:
                 (rw / f".cap.{c.name}.sh").write_text(c.body)
                 driver.append(DRIVER_EACH.format(name=c.name, timeout=c.timeout))
+            driver.append(DRIVER_TAIL)
             budget = timeout or (150 + sum(c.timeout for c in remaining))
             t0 = time.monotonic()
             print(f"[{kernel}] attempt {attempt}: booting for {len(remaining)} captures "
                   f"(timeout {budget:.0f} s)", flush=True)
             error = None
+            started = time.time()
+
+            def watchdog(rw=rw, started=started):
+                hb = rw / ".heartbeat"
+                last = hb.stat().st_mtime if hb.exists() else started
+                if time.time() - last > HEARTBEAT_STALE:
+                    return f"no guest heartbeat for {time.time() - last:.0f} s (guest wedged)"
+                return None
             try:
-                cp = vm.run_in_vm("\n".join(driver), kernel=kernel, rwdir=rw, timeout=budget)
+                cp = vm.run_in_vm("\n".join(driver), kernel=kernel, rwdir=rw, timeout=budget,
+                                  watchdog=watchdog, extra_args=("--verbose",))
                 print(cp.stdout, end="")
                 if cp.returncode:
                     print(f"[{kernel}] guest exit {cp.returncode}; stderr tail:\n{cp.stderr[-2000:]}")
             except vm.VMError as e:
                 error = str(e)
-                print(f"[{kernel}] {e}\n{e.stdout[-3000:]}", flush=True)
+                print(f"[{kernel}] {e}\n--- console tail:\n{e.stdout[-4000:]}\n{e.stderr[-4000:]}", flush=True)
+                Path(tempfile.gettempdir(), "ftk-capture-last-failure.log").write_text(f"{e}\n{e.stdout}\n--- stderr\n{e.stderr}")
             print(f"[{kernel}] VM done in {time.monotonic() - t0:.0f} s", flush=True)
             uname = (rw / ".uname").read_text().strip() if (rw / ".uname").exists() else kernel
             outdir = outroot / uname
@@ -682,7 +757,7 @@ def run_kernel(kernel: str, caps: list[Capture], outroot: Path, timeout: float, 
             still = []
             for c in remaining:
                 if _completed(rw, c.name):
-                    finish_capture(c, rw, outdir, uname, hung.get(c.name, 0))
+                    finish_capture(c, rw, outdir, uname, hung.get(c.name, 0), kernel_image=kernel, note=note)
                 else:
                     still.append(c)
             if error and still:
@@ -690,7 +765,8 @@ def run_kernel(kernel: str, caps: list[Capture], outroot: Path, timeout: float, 
                 hung[first.name] = hung.get(first.name, 0) + 1
                 if hung[first.name] >= 2:
                     print(f"  {first.name}: VM hung twice during it; giving up on it")
-                    finish_capture(first, rw, outdir, uname, hung[first.name], failed=error)
+                    finish_capture(first, rw, outdir, uname, hung[first.name], failed=error,
+                                   kernel_image=kernel, note=note)
                     still = still[1:]
             remaining = still
     for c in remaining:
@@ -698,7 +774,7 @@ def run_kernel(kernel: str, caps: list[Capture], outroot: Path, timeout: float, 
 
 
 def finish_capture(c: Capture, rw: Path, outdir: Path, uname: str, hangs: int = 0,
-                   failed: str | None = None) -> None:
+                   failed: str | None = None, kernel_image: str = "", note: str = "") -> None:
     metaf = rw / f"{c.name}.meta"
     meta = parse_meta(metaf) if metaf.exists() else parse_meta(Path("/dev/null"))
     if failed:
@@ -729,6 +805,10 @@ def finish_capture(c: Capture, rw: Path, outdir: Path, uname: str, hangs: int = 
     }
     if hangs:
         rec["vm_hangs_before_success"] = hangs
+    if "/" in kernel_image:
+        rec["kernel_image"] = kernel_image
+    if note:
+        rec["kernel_note"] = note
     if werr.exists() and werr.read_text().strip():
         rec["workload_stderr"] = werr.read_text(errors="replace")[-2000:]
     if (rw / f"{c.name}.record.log").exists():
@@ -742,6 +822,13 @@ def finish_capture(c: Capture, rw: Path, outdir: Path, uname: str, hangs: int = 
         info = {"bytes": dst.stat().st_size, "read_from": r["file"]}
         if dst.suffix == ".txt":
             info.update(observe(dst.read_text(errors="replace")))
+            if c.max_plain and info["bytes"] > c.max_plain:
+                xzf = dst.with_name(dst.name + ".xz")
+                with xzf.open("wb") as fo:
+                    subprocess.run(["xz", "-6", "-c", str(dst)], stdout=fo, check=True)
+                dst.unlink()
+                info["stored_as"] = xzf.name
+                info["xz_bytes"] = xzf.stat().st_size
         else:
             info["reports"] = tracecmd_reports(dst, outdir, dst.stem)
             for rep in info["reports"]:
@@ -763,10 +850,17 @@ def _special(info: dict) -> str:
         bits.append("no header")
     if info.get("switch_blocks"):
         bits.append(f"{info['switch_blocks']} switch blocks")
-    for ln in info.get("lost_events_lines", []):
-        bits.append(f"`{ln}`")
+    lost = info.get("lost_events_lines", [])
+    if lost:
+        per = {}
+        for ln in lost:
+            cpu = ln.split()[0]
+            per[cpu] = per.get(cpu, 0) + 1
+        bits.append(f"{len(lost)} `CPU:N [LOST...EVENTS]` lines (" + ", ".join(f"{k} {v}" for k, v in sorted(per.items())) + ")")
     if info.get("irq_entry_arrows") or info.get("irq_exit_arrows"):
         bits.append(f"{info['irq_entry_arrows']}/{info['irq_exit_arrows']} irq arrows")
+    if info.get("irq_handlers_traced"):
+        bits.append(f"{info['irq_handlers_traced']} interrupts traced inside calls (irq_enter_rcu)")
     if info.get("overrun_lines"):
         bits.append(f"{info['overrun_lines']} `(Overruns: N)`")
     if info.get("comment_lines"):
@@ -804,7 +898,9 @@ def readme_table(root: Path) -> str:
                         rows.append(f"| {kdir.name} | {d['name']} | {rep['file']} | {rep.get('lines')} | "
                                     f"{rep.get('bytes')} | `{rep['command'].split(' > ')[0]}` |")
                 else:
-                    rows.append(f"| {kdir.name} | {d['name']} | {fname} | {info.get('lines')} | {info['bytes']} | "
+                    shown = info.get("stored_as", fname)
+                    size = f"{info['bytes']} ({info['xz_bytes']} as .xz)" if "xz_bytes" in info else info["bytes"]
+                    rows.append(f"| {kdir.name} | {d['name']} | {shown} | {info.get('lines')} | {size} | "
                                 f"{_special(info)} |")
     return "\n".join(rows) + "\n"
 
@@ -823,6 +919,7 @@ def main(argv=None) -> int:
     ap.add_argument("--kernel", action="append", help="kernel version(s) (default: all in /boot)")
     ap.add_argument("--out", default=str(HERE), help="output root (default: tests/data)")
     ap.add_argument("--timeout", type=float, default=0, help="VM timeout (default: sum of capture timeouts)")
+    ap.add_argument("--kernel-note", default="", help="provenance of a --kernel given as an image path")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--readme", action="store_true", help="only rewrite the table in <out>/README.md")
     args = ap.parse_args(argv)
@@ -840,7 +937,7 @@ def main(argv=None) -> int:
             print(k + ": " + " ".join(c.name for c in caps))
             continue
         if caps:
-            run_kernel(k, caps, Path(args.out), args.timeout)
+            run_kernel(k, caps, Path(args.out), args.timeout, note=args.kernel_note)
     if not args.list and (Path(args.out) / "README.md").exists():
         update_readme(Path(args.out))
     return 0
