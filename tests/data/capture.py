@@ -548,6 +548,8 @@ CPU_RE = re.compile(r"^\s*(\d+)\)")
 SWITCH_RE = re.compile(r"^\s*(?:\d+\.\d+ \|\s+)?(\d+)\)\s+(\S.*?)\s+=>\s+(\S.*?)\s*$")
 PROC_RE = re.compile(r"^\s*(?:\d+\.\d+ \|\s+)?\d+\)\s+(\S.*?-(\d+))\s+\|")
 CPU_PREFIX_RE = re.compile(r"^\s*\d+\) ")
+ARGS_RE = re.compile(r"^[\w.]+\([^)]")            # funcgraph-args: name(arg=...)
+RETVAL_RE = re.compile(r"/\* (?:[\w.]+ )?(?:= |ret=)")  # funcgraph-retval (6.5-6.12 / 6.13+)
 
 
 def _body(ln: str) -> str:
@@ -570,7 +572,8 @@ def observe(text: str) -> dict:
     lines = text.splitlines()
     obs = {
         "lines": len(lines), "header_lines": 0, "switch_blocks": 0, "lost_events_lines": [],
-        "irq_entry_arrows": 0, "irq_exit_arrows": 0, "irq_handlers_traced": 0, "overrun_lines": 0, "comment_lines": 0,
+        "irq_entry_arrows": 0, "irq_exit_arrows": 0, "irq_handlers_traced": 0,
+        "calls_with_args": 0, "return_values": 0, "return_addresses": 0, "overrun_lines": 0, "comment_lines": 0,
         "comment_kinds": {}, "named_exits": 0, "orphan_exits": 0, "unfinished_entries": 0,
         "migrations": 0, "migration_examples": [], "orphan_examples": [], "blank_lines": 0,
     }
@@ -619,6 +622,12 @@ def observe(text: str) -> dict:
         st = stacks.setdefault(key, [])
         if body.startswith(("irq_enter_rcu()", "irq_enter()")):
             obs["irq_handlers_traced"] += 1
+        if ARGS_RE.match(body):
+            obs["calls_with_args"] += 1
+        if RETVAL_RE.search(body):
+            obs["return_values"] += 1
+        if "/* <-" in body:
+            obs["return_addresses"] += 1
         if body.startswith("/*"):
             obs["comment_lines"] += 1
             km = re.match(r"/\* (\w+): ", body)
@@ -859,6 +868,10 @@ def _special(info: dict) -> str:
         bits.append(f"{len(lost)} `CPU:N [LOST...EVENTS]` lines (" + ", ".join(f"{k} {v}" for k, v in sorted(per.items())) + ")")
     if info.get("irq_entry_arrows") or info.get("irq_exit_arrows"):
         bits.append(f"{info['irq_entry_arrows']}/{info['irq_exit_arrows']} irq arrows")
+    for key, label in (("calls_with_args", "lines with arguments"), ("return_values", "lines with return values"),
+                       ("return_addresses", "lines with return addresses")):
+        if info.get(key):
+            bits.append(f"{info[key]} {label}")
     if info.get("irq_handlers_traced"):
         bits.append(f"{info['irq_handlers_traced']} interrupts traced inside calls (irq_enter_rcu)")
     if info.get("overrun_lines"):
@@ -905,6 +918,27 @@ def readme_table(root: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
+def rescan(root: Path) -> None:
+    """Recompute files.<name> line-kind summaries of existing captures (data untouched)."""
+    import lzma
+    for js in root.glob("*/*.json"):
+        d = json.loads(js.read_text())
+        if "files" not in d:
+            continue
+        for fname, info in d["files"].items():
+            if "reports" in info:
+                continue
+            f = js.parent / info.get("stored_as", fname)
+            if not f.exists():
+                continue
+            text = (lzma.open(f, "rt", errors="replace") if f.suffix == ".xz" else f.open(errors="replace")).read()
+            keep = {k: info[k] for k in ("bytes", "read_from", "stored_as", "xz_bytes") if k in info}
+            info.clear()
+            info.update(keep)
+            info.update(observe(text))
+        js.write_text(json.dumps(d, indent=1) + "\n")
+
+
 def update_readme(root: Path) -> None:
     readme = root / "README.md"
     begin, end = "<!-- captures:begin -->", "<!-- captures:end -->"
@@ -922,8 +956,12 @@ def main(argv=None) -> int:
     ap.add_argument("--kernel-note", default="", help="provenance of a --kernel given as an image path")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--readme", action="store_true", help="only rewrite the table in <out>/README.md")
+    ap.add_argument("--rescan", action="store_true",
+                    help="recompute the scanned summaries in existing json files from their .txt, then --readme")
     args = ap.parse_args(argv)
-    if args.readme:
+    if args.rescan:
+        rescan(Path(args.out))
+    if args.readme or args.rescan:
         update_readme(Path(args.out))
         return 0
     unknown = [n for n in args.names if n not in BY_NAME]
