@@ -52,7 +52,8 @@ from .records import (
     K_COMMENT, K_ENTRY, K_EXIT, K_IRQ_ENTER, K_IRQ_EXIT, K_LEAF, K_SWITCH, LineRecords,
 )
 
-__all__ = ["build_tables", "CALL_COLUMNS", "EVENT_COLUMNS", "STATUSES", "link_records"]
+__all__ = ["build_tables", "CALL_COLUMNS", "EVENT_COLUMNS", "STATUSES", "UNKNOWN_FUNC",
+           "frame_names", "link_records"]
 
 STATUSES = ["complete", "no-exit", "no-entry"]
 
@@ -60,6 +61,22 @@ CALL_COLUMNS = ["func", "module", "pid", "comm", "cpu", "exit_cpu", "depth", "pa
                 "start_s", "end_s", "duration_us", "self_us", "n_children", "status", "in_irq",
                 "retval", "line"]
 EVENT_COLUMNS = ["line", "cpu", "pid", "comm", "ts_s", "event", "text", "call"]
+
+#: Display name of a call whose function the trace does not name (``func`` is NA): an exit
+#: line ``}`` without ``/* name */`` and no entry to pair it with.
+UNKNOWN_FUNC = "[unknown]"
+
+
+def frame_names(calls: pd.DataFrame, *, module: bool = True) -> np.ndarray:
+    """Display name of each row of a calls table (object array): ``func``, or
+    :data:`UNKNOWN_FUNC` where it is NA, plus `` [module]`` where ``module`` is set."""
+    names = calls["func"].astype(object).to_numpy(dtype=object)
+    names = np.where(pd.isna(names), UNKNOWN_FUNC, names).astype(object)
+    if module and "module" in calls and calls["module"].notna().any():
+        m = calls["module"].astype(object).to_numpy(dtype=object)
+        has = pd.notna(m)
+        names[has] = names[has] + " [" + m[has].astype(str) + "]"
+    return names
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from .calltree import frame_names
 from .errors import FtracekitError
 from .render import fmt_us
 from .trace import Trace
@@ -107,6 +108,7 @@ def print_report(trace: Trace, *, func: str | None = None, top: int = 20, slowes
     print(file=out)
     print(f"slowest {what} (of {len(calls):,}):", file=out)
     show = ranked.head(slowest).copy()
+    show["func"] = frame_names(show)
     show["task"] = [_task(r) for _, r in show.iterrows()]
     show.insert(0, "call", show.index)
     cols = ["call", "func", "duration_us", "self_us", "n_children", "task", "cpu"]
@@ -118,6 +120,7 @@ def print_report(trace: Trace, *, func: str | None = None, top: int = 20, slowes
     if len(show) and show["duration_us"].notna().any():
         best = int(show.index[0])
         cp = trace.critical_path(best)
+        cp["func"] = frame_names(cp)
         print(file=out)
         print(f"critical path of call {best} ({show['func'].iloc[0]}, "
               f"{fmt_us(float(show['duration_us'].iloc[0]))} us):", file=out)
@@ -131,6 +134,7 @@ def print_report(trace: Trace, *, func: str | None = None, top: int = 20, slowes
             print(f"heaviest children of call {best}:", file=out)
             h = heavy.copy()
             h.insert(0, "call", h.index)
+            h["func"] = frame_names(h)
             _table(h, ["call", "func", "duration_us", "self_us", "n_children"],
                    {"duration_us": fmt_us, "self_us": fmt_us}, out)
     print(file=out)

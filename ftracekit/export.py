@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, Union
 import numpy as np
 import pandas as pd
 
-from .calltree import task_keys
+from .calltree import frame_names, task_keys
 from .errors import FtracekitError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,7 +105,8 @@ def layout(calls: pd.DataFrame, clock: str = "auto") -> pd.DataFrame:
     * ``"auto"`` — ``abstime`` when the calls carry timestamps, else ``synthetic``.
 
     A call without a duration (``no-exit``: still running when the trace stopped) ends when
-    its task's last recorded call ends (abstime), or at the end of its last child (synthetic).
+    its task's last recorded call ends (abstime), or 2 ns after the end of its last child
+    (synthetic).
 
     Times are finally rounded to whole ns and touching slices separated by ≥ 1 ns (see
     :func:`_whole_ns`), so the result nests in any reader's floating point.
@@ -147,7 +148,11 @@ def layout(calls: pd.DataFrame, clock: str = "auto") -> pd.DataFrame:
         for lv in reversed(levels):
             kids_sum = np.bincount(ppos[has_parent], weights=np.nan_to_num(eff[has_parent]),
                                    minlength=n)[lv]
-            eff[lv] = np.fmax(np.nan_to_num(eff[lv], nan=0.0), kids_sum)
+            # a call without a duration (no exit) spans its children plus 2 ns, so that they
+            # keep their printed durations inside it (see _whole_ns)
+            e = eff[lv]
+            eff[lv] = np.where(np.isnan(e), np.where(kids_sum > 0, kids_sum + 0.002, 0.0),
+                               np.fmax(e, kids_sum))
         for g, lv in enumerate(levels):
             grp = np.full(len(lv), -1) if g == 0 else ppos[lv]
             base = 0.0 if g == 0 else ts[ppos[lv]]
@@ -364,17 +369,6 @@ def _stack_ids(calls: pd.DataFrame, names: np.ndarray) -> tuple[np.ndarray, list
     return sid, stacks
 
 
-def _frame_names(calls: pd.DataFrame) -> np.ndarray:
-    func = calls["func"].astype(str).to_numpy(dtype=object)
-    mod = calls["module"]
-    if mod.notna().any():
-        m = mod.astype(object).to_numpy()
-        has = pd.notna(m)
-        func = func.copy()
-        func[has] = func[has] + " [" + m[has].astype(str) + "]"
-    return func
-
-
 def to_folded(trace: "Trace", path_or_file: PathLike | IO[str] | None = None, *,
               unit: str = "us", tasks: bool = False) -> str | None:
     """Folded stacks: one line ``root;child;…;func WEIGHT`` per distinct call stack.
@@ -394,7 +388,7 @@ def to_folded(trace: "Trace", path_or_file: PathLike | IO[str] | None = None, *,
     if scale is None:
         raise FtracekitError(f"unknown unit {unit!r}; use 'us' or 'ns'")
     calls = trace.calls
-    names = _frame_names(calls)
+    names = frame_names(calls)
     if tasks and len(calls):
         tnames = task_names(calls["pid"].to_numpy(), calls["cpu"].to_numpy(), calls["comm"])
         # the task is prepended to every root's name; children inherit it through the stack
@@ -465,7 +459,7 @@ def chrome_events(trace: "Trace", *, clock: str = "auto", events: bool = True
             f'{{"name":{nm},"cat":"function","ph":"X","ts":{t},"dur":{d},"pid":{p},"tid":{p},'
             f'"args":{{"call":{c},"line":{ln},"cpu":{cp},"status":{st}}}}}'
             for nm, t, d, p, c, ln, cp, st in zip(
-                _json_strings(_frame_names(calls)).tolist(), lay["ts_us"].tolist(),
+                _json_strings(frame_names(calls)).tolist(), lay["ts_us"].tolist(),
                 lay["dur_us"].tolist(), tid.tolist(), calls.index.tolist(),
                 calls["line"].tolist(), calls["cpu"].tolist(),
                 _json_strings(calls["status"].to_numpy()).tolist()))

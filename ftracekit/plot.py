@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .calltree import frame_names
 from .errors import FtracekitError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -369,7 +370,7 @@ def plot_timeline(trace: "Trace", ax: "Axes | None" = None, *, by: str = "task",
     rp = row_pos[row_codes]
     sel = rp >= 0
 
-    funcs = roots["func"].astype(str).to_numpy()
+    funcs = frame_names(roots, module=False).astype(str)
     busy_f = pd.Series(x1 - x0).groupby(funcs).sum().sort_values(ascending=False)
     color_of, named = _func_colors(list(busy_f.index), colors)
     fkey = np.where(np.isin(funcs, named), funcs, "other")
@@ -458,7 +459,7 @@ def plot_flame(trace: "Trace", call: int, ax: "Axes | None" = None, *,
     scale, unit = _unit(top_dur)
     x = (lay["ts_us"].to_numpy() - t0) / scale
     w = lay["dur_us"].to_numpy() / scale
-    names = sub["func"].astype(str).to_numpy()
+    names = frame_names(sub, module=False)
     x, w, lv, names = x[keep], w[keep], lvl[keep], names[keep]
     n_levels = int(lv.max()) + 1 if len(lv) else 1
 

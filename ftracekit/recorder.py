@@ -612,7 +612,8 @@ class Recorder:
             target.ensure(name, value)
         self.meta.update(self._describe(top, d))
         d.clear()
-        self._out.write(d.header().encode())   # non-empty from here: the recording is starting
+        self._out.write(d.header().encode())
+        self._out.flush()          # a non-empty file now says: the recording is starting
         self._stats_before = d.cpu_stats()
         if self.stream:
             self._pipe_fd = d.open_pipe()

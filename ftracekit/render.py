@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from .calltree import frame_names
+
 if TYPE_CHECKING:  # pragma: no cover
     from .trace import Trace
 
@@ -75,10 +77,12 @@ class CallTree:
     def rows(self) -> list[dict]:
         """The visible nodes as dicts (call, level, func, duration_us, self_us, hidden, …)."""
         c = self.trace.calls
+        nodes = list(self._walk())
+        names = frame_names(c.loc[[n.call for n in nodes]], module=False)
         out = []
-        for node in self._walk():
+        for node, name in zip(nodes, names):
             r = c.loc[node.call]
-            out.append({"call": node.call, "level": node.level, "func": str(r["func"]),
+            out.append({"call": node.call, "level": node.level, "func": name,
                         "module": None if r["module"] != r["module"] else str(r["module"]),
                         "duration_us": float(r["duration_us"]), "self_us": float(r["self_us"]),
                         "status": str(r["status"]), "n_children": int(r["n_children"]),
@@ -88,7 +92,7 @@ class CallTree:
     def __str__(self) -> str:
         c = self.trace.calls
         top = c.loc[self.call]
-        head = (f"call {self.call}: {top['func']}  task {top['comm']}-{top['pid']}  "
+        head = (f"call {self.call}: {frame_names(c.loc[[self.call]])[0]}  task {top['comm']}-{top['pid']}  "
                 f"cpu {top['cpu']}  line {top['line']}")
         if top["start_s"] == top["start_s"]:
             head += f"  start {top['start_s']:.6f} s"
@@ -184,11 +188,11 @@ def trace_html(trace: "Trace", top: int = 10, slowest: int = 5) -> str:
         roots = trace.roots().sort_values("duration_us", ascending=False, na_position="last",
                                           kind="stable").head(slowest)
         rows = []
-        for call, r in roots.iterrows():
+        for (call, r), name in zip(roots.iterrows(), frame_names(roots)):
             comm = r["comm"] if isinstance(r["comm"], str) else "?"
             task = f"{comm}-{r['pid']}" if r["pid"] >= 0 else comm
             when = (f"{r['start_s']:.6f}" if r["start_s"] == r["start_s"] else f"line {r['line']}")
-            rows.append([str(call), esc(str(r["func"])), fmt_us(float(r["duration_us"])),
+            rows.append([str(call), esc(name), fmt_us(float(r["duration_us"])),
                          fmt_us(float(r["self_us"])), esc(task), when])
         parts.append(f"<div style='font-size:12px;margin-top:6px'><b>slowest root calls</b> (µs)</div>")
         parts.append(_html_table(rows, ["call", "function", "duration", "self", "task", "start"],

@@ -160,3 +160,20 @@ def test_interrupt_before_a_late_entry_that_excludes_it_6_17():
     assert c.loc[c.index[c["line"] == 183][0], "in_irq"]      # the interrupt's last call
     assert (c["self_us"] >= -1e-9).all()
     assert c["in_irq"].sum() > 0
+
+
+def test_late_exit_line_after_an_interrupt_6_1():
+    # 6.1, abstime: "__rcu_read_unlock() {" (line 11185) is followed by a timer interrupt at the
+    # same depth (irq_enter_rcu on line 11186 ...) and its exit comes after it, named:
+    # "} /* __rcu_read_unlock */" on line 11367 with 6054.237 us. One complete call; the
+    # interrupt's calls stay siblings of it, marked in_irq.
+    t = ftracekit.load(DATA.parent / "6.1.0-56-amd64" / "netlink_dump_200.txt.xz")
+    c = t.calls
+    call = c.loc[c.index[c["line"] == 11185][0]]
+    assert call["func"] == "__rcu_read_unlock" and call["status"] == "complete"
+    assert call["duration_us"] == 6054.237 and call["n_children"] == 0
+    assert call["start_s"] == 635.567622 and call["end_s"] == 635.573676
+    irq = c.loc[c.index[c["line"] == 11186][0]]
+    assert irq["func"] == "irq_enter_rcu" and irq["in_irq"] and irq["parent"] == call["parent"]
+    assert not call["in_irq"]
+    assert (c.loc[c["line"].between(11186, 11366), "in_irq"]).all()
