@@ -6,9 +6,10 @@ top level, and 6.12+/6.17, where it runs in a private instance); FTRACEKIT_LIVE_
 a comma-separated list overrides. The newest also runs the "heavy" tests (a new interpreter,
 200 links, the 2 × 10 s long recording).
 
-Each VM gets ONE vCPU by default (FTRACEKIT_LIVE_CPUS overrides): with two, enabling
-function_graph (int3 live patching of ~50k call sites) under QEMU's TCG emulation sometimes
-panicked the 6.12 guest with a spurious "Oops: int3" in an unrelated task; with one it never did.
+Each VM has two vCPUs (FTRACEKIT_LIVE_CPUS overrides) emulated by one host thread (vm.py's
+single-threaded TCG): with multi-threaded TCG, enabling function_graph (int3 live patching of
+~50k call sites) sometimes panicked the 6.12 guest ("Oops: int3" in an unrelated task) or froze
+it. A guest whose log stops growing for FTRACEKIT_LIVE_STALL_S (default 600 s) is killed.
 
 A kernel's test fails with the guest's output when the guest suite fails, errors, or does not
 pass every test required here (a kernel that allows function_graph in instances, 6.11+, must
@@ -34,7 +35,8 @@ from live.vm import VMError, find_kernels, run_in_vm
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = float(os.environ.get("FTRACEKIT_LIVE_TIMEOUT", "1500"))
-CPUS = int(os.environ.get("FTRACEKIT_LIVE_CPUS", "1"))
+CPUS = int(os.environ.get("FTRACEKIT_LIVE_CPUS", "2"))
+STALL_S = float(os.environ.get("FTRACEKIT_LIVE_STALL_S", "600"))
 
 #: Tests that must PASS on every kernel ("[mode]" variants listed separately below).
 REQUIRED = {
@@ -131,9 +133,20 @@ def _run_guest(run: GuestRun, heavy: bool) -> GuestRun:
         f"-p no:cacheprovider -p no:hypothesispytest -p no:platformdirs -rs --durations=10 "
         f"-o faulthandler_timeout=300 --junitxml='{junit}' > '{log}' 2>&1"
     )
+    last = {"size": -1, "at": time.monotonic()}
+
+    def stalled() -> str | None:
+        size = log.stat().st_size if log.exists() else 0
+        if size != last["size"]:
+            last.update(size=size, at=time.monotonic())
+        elif time.monotonic() - last["at"] > STALL_S:
+            return f"guest made no progress for {STALL_S:g} s (log stopped growing)"
+        return None
+
     t0 = time.monotonic()
     try:
-        cp = run_in_vm(script, kernel=run.kernel, rwdir=run.rwdir, timeout=TIMEOUT_S, cpus=CPUS)
+        cp = run_in_vm(script, kernel=run.kernel, rwdir=run.rwdir, timeout=TIMEOUT_S, cpus=CPUS,
+                       watchdog=stalled)
         run.returncode = cp.returncode
         if not log.exists():
             run.error = f"no guest log; vng said:\n{cp.stdout[-3000:]}\n{cp.stderr[-3000:]}"
@@ -145,7 +158,7 @@ def _run_guest(run: GuestRun, heavy: bool) -> GuestRun:
 
 @pytest.fixture(scope="module")
 def guest_runs(tmp_path_factory) -> dict[str, GuestRun]:
-    """All selected kernels' VMs, booted at the same time (one vCPU each)."""
+    """All selected kernels' VMs, booted at the same time."""
     runs = {k: GuestRun(k, tmp_path_factory.mktemp(f"vm-{k}")) for k in KERNELS}
     with ThreadPoolExecutor(max_workers=len(runs) or 1) as pool:
         list(pool.map(lambda k: _run_guest(runs[k], heavy=k == KERNELS[0]), runs))

@@ -109,12 +109,29 @@ def find_vng() -> str | None:
     return shutil.which("vng")
 
 
+def _is_static_elf(path: Path) -> bool:
+    """An ELF64 executable without a PT_INTERP program header (no dynamic loader)."""
+    import struct
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if head[:5] != b"\x7fELF\x02":
+                return False
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+    except OSError:
+        return False
+    return all(struct.unpack_from("<I", table, i * phentsize)[0] != 3 for i in range(phnum))
+
+
 def _have_busybox() -> bool:
+    """A statically linked busybox, which virtme-ng builds its initramfs from."""
     for name in ("busybox-static", "busybox.static", "busybox"):
-        if shutil.which(name) or any(
-            Path(d, name).exists() for d in ("/bin", "/usr/bin", "/sbin", "/usr/sbin")
-        ):
-            return True
+        for d in ("/bin", "/usr/bin", "/sbin", "/usr/sbin"):
+            if _is_static_elf(Path(d, name)):
+                return True
     return False
 
 
