@@ -70,7 +70,7 @@ echo 0 > $T/tracing_on
 log "text: workload 'ip -d link show' x {dumps} took $(( $(date +%s) - s )) s"
 for c in $T/per_cpu/cpu*; do printf '%s|%s\n' "${c##*/}" "$(tr '\n' '|' < $c/stats)"; done > "$OUT/stats_text"
 s=$(date +%s)
-cat $T/trace > "$OUT/fg_1m.txt"
+cat $T/trace > "$OUT/{name}.txt"
 log "text: cat trace took $(( $(date +%s) - s )) s"
 echo nop > $T/current_tracer
 : > $T/set_graph_function
@@ -83,8 +83,8 @@ fi
 if [ "{do_dat}" = 1 ]; then
 cd "$OUT"
 s=$(date +%s)
-log "dat: trace-cmd record -p function_graph -g rtnetlink_rcv -g netlink_dump -b {bufkb} -o fg_1m.dat sh -c 'for i in \$(seq {dumps}); do ip -d link show > /dev/null; done'"
-trace-cmd record -p function_graph -g rtnetlink_rcv -g netlink_dump -b {bufkb} -o "$OUT/fg_1m.dat" \
+log "dat: trace-cmd record -p function_graph -g rtnetlink_rcv -g netlink_dump -b {bufkb} -o {name}.dat sh -c 'for i in \$(seq {dumps}); do ip -d link show > /dev/null; done'"
+trace-cmd record -p function_graph -g rtnetlink_rcv -g netlink_dump -b {bufkb} -o "$OUT/{name}.dat" \
     sh -c 'for i in $(seq {dumps}); do ip -d link show > /dev/null; done' > "$OUT/record.log" 2>&1
 log "dat: trace-cmd record exit $? took $(( $(date +%s) - s )) s"
 fi
@@ -119,6 +119,10 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-dat", action="store_true")
     ap.add_argument("--skip-text", action="store_true")
     ap.add_argument("--out", default=str(DATA), help="output directory (default: bench/data)")
+    ap.add_argument("--name", default="fg_1m", help="file name stem (default fg_1m)")
+    ap.add_argument("--plain", action="store_true",
+                    help="keep NAME.txt and NAME.dat uncompressed, no prefixes (e.g. the 10^7-line "
+                         "trace: --name fg_10m --dumps 80 --bufkb 786432 --plain)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +133,8 @@ def main(argv=None) -> int:
     inner = (GUEST.replace("{links}", str(args.links)).replace("{last}", str(args.links - 1))
               .replace("{dumps}", str(args.dumps)).replace("{bufkb}", str(args.bufkb))
               .replace("{do_text}", "0" if args.skip_text else "1")
-              .replace("{do_dat}", "0" if args.skip_dat else "1"))
+              .replace("{do_dat}", "0" if args.skip_dat else "1")
+              .replace("{name}", args.name))
     # A private network namespace: uevents of its 1000 dummy links never reach the guest's
     # udevd (whose workers would otherwise run rtnetlink requests during the trace for minutes).
     script = f"cat > /tmp/inner.sh <<'EOF_INNER'\n{inner}\nEOF_INNER\nexec unshare -n sh /tmp/inner.sh\n"
@@ -141,14 +146,14 @@ def main(argv=None) -> int:
         print(f"VM exit {cp.returncode} after {time.monotonic() - t0:.0f} s")
         log = (rw / "log.txt").read_text() if (rw / "log.txt").exists() else ""
         print(log)
-        meta_path = out / "fg_1m.json"
+        meta_path = out / f"{args.name}.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         meta.update({"kernel": (rw / "uname").read_text().strip(), "generator": "bench/make_data.py",
                      "args": vars(args), "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         meta.setdefault("guest_log", {})
         if not args.skip_text:
             meta["guest_log"]["text"] = [ln for ln in log.splitlines() if not ln.startswith("dat:")]
-            txt = rw / "fg_1m.txt"
+            txt = rw / f"{args.name}.txt"
             stats = {}
             for ln in (rw / "stats_text").read_text().splitlines():
                 cpu, *kv = ln.split("|")
@@ -157,16 +162,20 @@ def main(argv=None) -> int:
             lost = sum(1 for ln in txt.open("rb") if ln.startswith(b"CPU:") and b"LOST" in ln)
             meta["text"] = {"lines": n, "bytes": txt.stat().st_size, "lost_lines": lost,
                             "stats_at_end": stats}
-            xz(txt, out / "fg_1m.txt.xz")
-            for label, k in (("fg_100k", 100_000), ("fg_10k", 10_000)):
+            if args.plain:
+                shutil.move(str(txt), out / f"{args.name}.txt")
+            else:
+                xz(txt, out / f"{args.name}.txt.xz")
+            for label, k in (() if args.plain else (("fg_100k", 100_000), ("fg_10k", 10_000))):
                 data = head_lines(txt, k)
                 xz(txt, out / f"{label}.txt.xz", data)
                 meta[label] = {"lines": data.count(b"\n"), "bytes": len(data),
                                "xz_bytes": (out / f"{label}.txt.xz").stat().st_size}
-            meta["text"]["xz_bytes"] = (out / "fg_1m.txt.xz").stat().st_size
+            if not args.plain:
+                meta["text"]["xz_bytes"] = (out / f"{args.name}.txt.xz").stat().st_size
         if not args.skip_dat:
             meta["guest_log"]["dat"] = [ln for ln in log.splitlines() if ln.startswith("dat:")]
-            dat = rw / "fg_1m.dat"
+            dat = rw / f"{args.name}.dat"
             meta["dat"] = {"record_log": (rw / "record.log").read_text(errors="replace")[-3000:]}
             if dat.exists():
                 rep = subprocess.run(["trace-cmd", "report", "-i", str(dat)], stdout=subprocess.PIPE,
@@ -178,16 +187,20 @@ def main(argv=None) -> int:
                 })
                 # trace-cmd >= 3.0 already compresses the per-CPU data in the .dat (zstd/zlib):
                 # keep it plain (trace-cmd reads it directly) unless xz saves >= 10 %.
-                xz(dat, out / "fg_1m.dat.xz")
-                xzb = (out / "fg_1m.dat.xz").stat().st_size
-                if xzb > 0.9 * dat.stat().st_size:
-                    (out / "fg_1m.dat.xz").unlink()
-                    shutil.copyfile(dat, out / "fg_1m.dat")
-                    meta["dat"]["stored_as"] = "fg_1m.dat"
-                    meta["dat"]["note"] = f"xz -6 would only give {xzb} bytes: stored uncompressed"
+                stem = args.name
+                xzb = None
+                if not args.plain:
+                    xz(dat, out / f"{stem}.dat.xz")
+                    xzb = (out / f"{stem}.dat.xz").stat().st_size
+                if xzb is None or xzb > 0.9 * dat.stat().st_size:
+                    (out / f"{stem}.dat.xz").unlink(missing_ok=True)
+                    shutil.copyfile(dat, out / f"{stem}.dat")
+                    meta["dat"]["stored_as"] = f"{stem}.dat"
+                    if xzb is not None:
+                        meta["dat"]["note"] = f"xz -6 would only give {xzb} bytes: stored uncompressed"
                 else:
-                    (out / "fg_1m.dat").unlink(missing_ok=True)
-                    meta["dat"]["stored_as"] = "fg_1m.dat.xz"
+                    (out / f"{stem}.dat").unlink(missing_ok=True)
+                    meta["dat"]["stored_as"] = f"{stem}.dat.xz"
                     meta["dat"]["xz_bytes"] = xzb
         meta_path.write_text(json.dumps(meta, indent=1) + "\n")
         print(json.dumps({k: v for k, v in meta.items() if k not in ("guest_log",)}, indent=1)[:4000])

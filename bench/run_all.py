@@ -1,0 +1,61 @@
+"""Run every benchmark and assemble bench/results.md (what `./run bench` calls).
+
+    .venv/bin/python bench/run_all.py [--skip-record]
+
+1. bench_parse.py  — parse throughput and peak memory vs the naive parser and trace-cmd report
+2. bench_report.py — time to first answer (`ftracekit report` on 10^6 lines)
+3. bench_record.py — recording on a real kernel in a QEMU guest: events captured and lost,
+   recorder CPU, workload slowdown, for ftracekit record (text and --raw), cat trace_pipe,
+   reading trace once, trace-cmd record
+Each writes its own results_*.md; this script concatenates them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PARTS = [("bench_parse.py", "results_parse.md"), ("bench_report.py", "results_report.md"),
+         ("bench_record.py", "results_record.md")]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-record", action="store_true", help="leave out the VM recording benchmark")
+    args = ap.parse_args()
+    failed = []
+    for script, _ in PARTS:
+        if args.skip_record and script == "bench_record.py":
+            continue
+        print(f"== {script}", flush=True)
+        r = subprocess.run([sys.executable, str(HERE / script)])
+        if r.returncode != 0:
+            failed.append(script)
+    head = [
+        "# Benchmarks",
+        "",
+        f"Assembled by `bench/run_all.py` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC: "
+        f"{platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}, "
+        f"Python {platform.python_version()}.",
+        "",
+    ]
+    body = []
+    for _, out in PARTS:
+        p = HERE / out
+        if p.exists():
+            body.append(p.read_text().rstrip() + "\n")
+    (HERE / "results.md").write_text("\n".join(head) + "\n".join(body))
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
