@@ -19,13 +19,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import RecordError
+from .errors import RecordError, TracefsError
 from .rawtrace import CAPTURE_META
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tracefs import TraceFS
 
-__all__ = ["RawReaders", "write_capture_files", "page_size_of"]
+__all__ = ["RawReaders", "write_capture_files", "write_capture_info", "page_size_of",
+           "CAPTURE_FILES", "KALLSYMS"]
 
 _POLL_MS = 100
 
@@ -42,6 +43,7 @@ class _CpuReader(threading.Thread):
         self.bytes = 0
         self.error: BaseException | None = None
         self._stop_event = threading.Event()
+        self._closed = False
 
     def drain(self) -> None:
         read = os.read
@@ -69,14 +71,24 @@ class _CpuReader(threading.Thread):
             self.error = err
 
     def stop(self) -> None:
+        """Stop the thread, read what is left, close both files. Safe to call twice; a read
+        error ends up in ``error``."""
+        if self._closed:
+            return
         self._stop_event.set()
-        self.join()
+        if self.is_alive():
+            self.join()
         try:
             if self.error is None:
                 self.drain()
+        except OSError as err:
+            self.error = err
         finally:
-            self.out.close()
-            os.close(self.fd)
+            self._closed = True
+            try:
+                self.out.close()
+            finally:
+                os.close(self.fd)
 
 
 def page_size_of(header_page: str) -> int:
@@ -86,7 +98,8 @@ def page_size_of(header_page: str) -> int:
 
 
 class RawReaders:
-    """One reader thread per CPU, started on construction; :meth:`stop` after tracing_on=0."""
+    """One reader thread per CPU of ``tfs`` (the top level or an instance), started on
+    construction; :meth:`stop` after tracing_on=0. ``page_size`` is in bytes."""
 
     def __init__(self, tfs: "TraceFS", outdir: Path):
         page_size = page_size_of(tfs.read("events/header_page"))
@@ -97,57 +110,102 @@ class RawReaders:
         try:
             for cpu in tfs.cpus():
                 fd = tfs.open_raw(cpu)
-                r = _CpuReader(cpu, fd, self.outdir / f"cpu{cpu}.raw", page_size)
+                try:
+                    r = _CpuReader(cpu, fd, self.outdir / f"cpu{cpu}.raw", page_size)
+                except BaseException:
+                    os.close(fd)
+                    raise
                 self.readers.append(r)
                 r.start()
         except BaseException:
-            self.stop()
+            self.close()
             raise
 
     @property
     def bytes(self) -> int:
+        """Bytes of ring-buffer pages copied so far (all CPUs; still valid after stop)."""
         return sum(r.bytes for r in self.readers)
 
-    def stop(self) -> None:
+    @property
+    def pages(self) -> int:
+        """Ring-buffer pages copied so far (all CPUs)."""
+        return sum(r.bytes // self.page_size for r in self.readers)
+
+    def close(self) -> list[str]:
+        """Stop every reader (reading what is left) and close its files; returns one message
+        per reader that failed. Safe to call again."""
         errors = []
         for r in self.readers:
             r.stop()
             if r.error is not None:
                 errors.append(f"cpu{r.cpu}: {r.error}")
-        self.readers = []
+        return errors
+
+    def stop(self) -> None:
+        """:meth:`close`, raising :class:`RecordError` when a reader failed."""
+        errors = self.close()
         if errors:
             raise RecordError("reading trace_pipe_raw failed: " + "; ".join(errors))
 
 
+#: Where the kernel's symbols are read from (addresses need root: kptr_restrict).
+KALLSYMS = "/proc/kallsyms"
+
+
 def _kallsyms_text() -> str:
     try:
-        with open("/proc/kallsyms", encoding="utf-8", errors="replace") as fh:
+        with open(KALLSYMS, encoding="utf-8", errors="replace") as fh:
             return "".join(line for line in fh if len(line) > 19 and line[17] in "tTwW")
     except OSError:
         return ""
 
 
+def _read_either(tfs: "TraceFS", name: str) -> str:
+    """``name`` from ``tfs``, else from the top level (event formats are global)."""
+    try:
+        return tfs.read(name)
+    except TracefsError:
+        if tfs.top is tfs:
+            raise
+        return tfs.top.read(name)
+
+
 def write_capture_files(tfs: "TraceFS", outdir: Path, events: Iterable[str],
-                        info: dict[str, Any]) -> Path:
+                        info: dict[str, Any]) -> dict[str, Any]:
     """Save what decoding needs next to the ``cpuN.raw`` files: event formats (ftrace's
     funcgraph_entry/exit and print, plus each ``SYSTEM/EVENT`` in ``events``), kallsyms,
-    saved_cmdlines, and ``capture.json`` (``info`` plus the page size)."""
+    saved_cmdlines (always the top level's: instances have none), and ``capture.json``
+    (``info`` plus ``page_size`` in bytes and ``kallsyms_symbols``). ``tfs`` is the directory
+    that recorded (top level or instance). Returns what ``capture.json`` holds."""
     outdir = Path(outdir)
     fdir = outdir / "formats"
     wanted = ["ftrace/funcgraph_entry", "ftrace/funcgraph_exit", "ftrace/print", *events]
     for ev in dict.fromkeys(wanted):
-        text = tfs.read(f"events/{ev}/format")
+        text = _read_either(tfs, f"events/{ev}/format")
         dest = fdir / ev / "format"
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(text)
-    header_page = tfs.read("events/header_page")
+    header_page = _read_either(tfs, "events/header_page")
     (fdir / "header_page").write_text(header_page)
-    (outdir / "saved_cmdlines").write_text(tfs.read("saved_cmdlines"))
+    (outdir / "saved_cmdlines").write_text(tfs.top.read("saved_cmdlines"))
     syms = _kallsyms_text()
     with gzip.open(outdir / "kallsyms.gz", "wt", compresslevel=3) as fh:
         fh.write(syms)
     info = dict(info)
     info["page_size"] = page_size_of(header_page)
     info["kallsyms_symbols"] = syms.count("\n")
-    (outdir / CAPTURE_META).write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
-    return outdir
+    write_capture_info(outdir, info)
+    return info
+
+
+def write_capture_info(outdir: Path, info: dict[str, Any]) -> Path:
+    """(Re)write ``capture.json`` in ``outdir`` atomically; returns its path."""
+    path = Path(outdir) / CAPTURE_META
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+#: What a capture directory holds besides ``cpuN.raw`` (see :mod:`ftracekit.rawtrace`).
+CAPTURE_FILES = (CAPTURE_META, "formats", "kallsyms.gz", "saved_cmdlines")
