@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import ftracekit
-from ftracekit.rawtrace import decode_cpu, is_capture, load_capture, parse_format
+from ftracekit.rawtrace import Symbols, decode_cpu, is_capture, load_capture, parse_format
 
 DATA = Path(__file__).parent / "data" / "raw-6.17"
 CAP = DATA / "rtnl_capture"
@@ -107,3 +107,45 @@ def test_empty_and_garbage_raw_do_not_crash():
         blob = rng.integers(0, 256, 4096 * 3, dtype=np.uint8).tobytes()
         ev = decode_cpu(blob, 0)
         assert (ev.offset + ev.length <= len(blob)).all()
+
+
+KALLSYMS_LINES = """\
+ffffffff81000000 T _stext
+ffffffff81001000 t do_one_initcall
+ffffffff81002000 D some_data
+ffffffff81003000 W weak_func.isra.0
+0000000000000000 T hidden_without_root
+ffffffffc0201000 t dummy_xmit\t[dummy]
+ffffffffc0202000 T dummy_init_one\t[dummy]
+ffffffffc0203000 t ftrace_trampoline\t[__builtin__ftrace]
+"""
+
+
+@pytest.mark.parametrize("text, fast", [
+    (KALLSYMS_LINES, True), (KALLSYMS_LINES.encode(), True),
+    (KALLSYMS_LINES.replace("\n", " \n"), False), (KALLSYMS_LINES.replace("\n", "\r\n"), False),
+    (KALLSYMS_LINES.replace("T _stext", "T  _stext"), False),
+])
+def test_kallsyms_symbols(text, fast):
+    sym = Symbols.from_kallsyms(text)
+    assert (type(sym) is not Symbols) == fast     # the numpy parser, or the line-by-line one
+    addrs = np.array([0xffffffff81000000, 0xffffffff81001010, 0xffffffff81002008,
+                      0xffffffff81003000, 0xffffffffc0201004, 0xffffffffc0202000,
+                      0xffffffffc0203100, 0x1000], dtype=np.uint64)
+    names, mods, off = sym.lookup(addrs)
+    assert names == ["_stext", "do_one_initcall", "do_one_initcall", "weak_func.isra.0",
+                     "dummy_xmit", "dummy_init_one", "ftrace_trampoline", "0x1000"]
+    assert mods == [None, None, None, None, "dummy", "dummy", "__builtin__ftrace", None]
+    assert list(off[:7]) == [0, 0x10, 0x1008, 0, 4, 0, 0x100]
+    assert len(sym.addrs) == 6          # data symbols and address 0 are not kept
+
+
+def test_kallsyms_of_the_real_capture_names_every_call():
+    import gzip
+
+    text = gzip.decompress((CAP / "kallsyms.gz").read_bytes())
+    fast, slow = Symbols.from_kallsyms(text), Symbols.from_kallsyms(b"junk\n" + text)
+    assert type(fast) is not type(slow)           # numpy parser vs the line-by-line fallback
+    assert (fast.addrs == slow.addrs).all() and len(fast.addrs) == 798
+    probe = np.concatenate([fast.addrs, fast.addrs + np.uint64(3)])
+    assert fast.lookup(probe)[:2] == slow.lookup(probe)[:2]
