@@ -2,8 +2,9 @@
 
 :class:`Recorder` owns one recording's whole life — configure → run → read → restore — and
 :func:`record` is the one-call form. Every tracefs access goes through :mod:`ftracekit.tracefs`;
-the only thing this module knows about parsing is calling :func:`ftracekit.load` on the text it
-wrote.
+the only thing this module knows about parsing is calling :func:`ftracekit.load` on what it
+wrote: trace text streamed from ``trace_pipe``, or (``raw=True``) a capture directory of
+ring-buffer pages copied from ``per_cpu/cpuN/trace_pipe_raw`` (:mod:`ftracekit.rawcapture`).
 
 Where it records:
 
@@ -31,6 +32,7 @@ import json
 import os
 import platform
 import select
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -42,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from ._version import __version__
 from .errors import RecordError, TracefsError, TracerBusyError, TracerUnavailableError
+from .rawcapture import CAPTURE_FILES, RawReaders, write_capture_files, write_capture_info
 from .sidecar import write_sidecar
 from .tracefs import TraceFS
 
@@ -321,7 +324,10 @@ class Recorder:
     functions
         graph functions: names or globs written to ``set_graph_function`` (required).
     output
-        where the trace text goes; the metadata goes next to it (``trace.json``).
+        where the trace text goes (default ``trace.txt``); the metadata goes next to it
+        (``trace.json``). With ``raw``: the capture directory (default ``trace.raw``; created,
+        or an empty directory, or a previous capture, which is replaced), the metadata in its
+        ``capture.json``; a name ending in ``.txt`` is refused there.
     notrace
         ``set_graph_notrace``: functions whose calls (and everything below) are left out.
     filter
@@ -350,6 +356,11 @@ class Recorder:
     stream
         True (default): stream ``trace_pipe`` to the file while recording. False: read ``trace``
         once at the end (the ring buffer may wrap and lose the oldest events).
+    raw
+        copy the ring buffer's binary pages (``per_cpu/cpuN/trace_pipe_raw``, one reader thread
+        per CPU) instead of ``trace_pipe`` text: for busy graphs, where the kernel's text
+        formatting cannot keep up and events are lost. ``output`` is then a directory that
+        :func:`ftracekit.load` decodes into the same calls table. Implies streaming.
     instance
         None (default): a private instance when the kernel allows function_graph there, else
         the top level; True: require an instance; False: always the top level.
@@ -366,7 +377,7 @@ class Recorder:
         self,
         functions: str | Sequence[str],
         *,
-        output: str | os.PathLike[str] = "trace.txt",
+        output: str | os.PathLike[str] | None = None,
         notrace: str | Sequence[str] = (),
         filter: str | Sequence[str] = (),
         pids: int | Sequence[int] = (),
@@ -380,6 +391,7 @@ class Recorder:
         events: str | Sequence[str] = (),
         clock: str | None = None,
         stream: bool = True,
+        raw: bool = False,
         instance: bool | None = None,
         force: bool = False,
         tracefs: TraceFS | None = None,
@@ -388,7 +400,9 @@ class Recorder:
         self.functions = _as_tuple(functions)
         if not self.functions:
             raise RecordError("give at least one function to graph (e.g. rtnetlink_rcv)")
-        self.output = Path(output)
+        self.raw = bool(raw)
+        self.output = Path(output if output is not None else
+                           ("trace.raw" if self.raw else "trace.txt"))
         self.notrace = _as_tuple(notrace)
         self.filter = _as_tuple(filter)
         self.pids = (int(pids),) if isinstance(pids, int) else tuple(int(p) for p in pids)
@@ -428,6 +442,8 @@ class Recorder:
         self._reader: _PipeReader | None = None
         self._pipe_fd: int | None = None
         self._out: Any = None
+        self._raw: RawReaders | None = None
+        self._made_dir = False          # raw: this recording created the output directory
         self._stats_before: dict[int, dict[str, float]] = {}
         self._old_sigterm: Any = None
         self._t0 = 0.0
@@ -447,8 +463,30 @@ class Recorder:
         parent = self.output.parent if str(self.output.parent) else Path(".")
         if not parent.is_dir():
             raise RecordError(f"cannot write the trace to {self.output}: {parent} is not a directory")
-        if self.output.is_dir():
+        if self.raw:
+            self._validate_raw()
+        elif self.output.is_dir():
             raise RecordError(f"cannot write the trace to {self.output}: it is a directory")
+
+    def _validate_raw(self) -> None:
+        out = self.output
+        if not self.stream:
+            raise RecordError("a raw capture reads the ring buffer while recording: it cannot "
+                              "be combined with no streaming (--no-stream)")
+        if out.name.endswith((".txt", ".txt.gz", ".txt.xz")):
+            raise RecordError(f"a raw capture is a directory, not a text file: give -o a "
+                              f"directory name (e.g. {out.name.split('.txt')[0] or 'trace'}.raw), "
+                              f"not {out}")
+        if out.exists() and not out.is_dir():
+            raise RecordError(f"cannot write the capture to {out}: it exists and is not a "
+                              "directory")
+        if out.is_dir():
+            foreign = [p.name for p in out.iterdir()
+                       if p.name not in CAPTURE_FILES and not _is_cpu_raw(p.name)]
+            if foreign:
+                raise RecordError(f"cannot write the capture to {out}: the directory holds "
+                                  f"other files ({', '.join(sorted(foreign)[:3])}); give a new "
+                                  "or empty directory, or a previous capture")
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -459,7 +497,7 @@ class Recorder:
             "command": self.command, "duration_s": self.duration_s, "max_depth": self.max_depth,
             "thresh_us": self.thresh_us, "buffer_kb": self.buffer_kb, "options": self.options,
             "events": list(self.events), "clock": self.clock, "stream": self.stream,
-            "instance": self.want_instance, "force": self.force,
+            "raw": self.raw, "instance": self.want_instance, "force": self.force,
         }
 
     def _resolve_options(self, d: TraceFS) -> dict[str, bool]:
@@ -558,6 +596,8 @@ class Recorder:
             self._restore_sigterm()
             if self._out is not None and self.output.exists() and self.output.stat().st_size == 0:
                 self.output.unlink()          # created by us, nothing recorded into it
+            if self._made_dir:
+                shutil.rmtree(self.output, ignore_errors=True)   # ours, nothing recorded
             if failures:
                 warnings.warn("tracefs could not be fully restored: "
                               + "; ".join(failures), RuntimeWarning, stacklevel=2)
@@ -604,18 +644,25 @@ class Recorder:
             self._lock.write({"pid": os.getpid(), "started": _now(), "root": str(top.root),
                               "instance": self._instance_name, "snapshot": self._snapshot})
 
-        try:
-            self._out = open(self.output, "wb")
-        except OSError as err:
-            raise RecordError(f"cannot write the trace to {self.output}: {err.strerror}") from err
+        if self.raw:
+            self._prepare_capture_dir()
+        else:
+            try:
+                self._out = open(self.output, "wb")
+            except OSError as err:
+                raise RecordError(f"cannot write the trace to {self.output}: {err.strerror}") from err
         for target, name, value in plan:
             target.ensure(name, value)
         self.meta.update(self._describe(top, d))
         d.clear()
-        self._out.write(d.header().encode())
-        self._out.flush()          # a non-empty file now says: the recording is starting
+        if self._out is not None:
+            self._out.write(d.header().encode())
+            self._out.flush()          # a non-empty file now says: the recording is starting
         self._stats_before = d.cpu_stats()
-        if self.stream:
+        if self.raw:
+            # cpuN.raw files appearing in the directory say: the recording is starting
+            self._raw = RawReaders(d, self.output)
+        elif self.stream:
             self._pipe_fd = d.open_pipe()
             self._reader = _PipeReader(self._pipe_fd, self._out)
             self._reader.start()
@@ -624,6 +671,23 @@ class Recorder:
         self._t0 = time.monotonic()
         self.meta["started"] = _now()
         d.write("tracing_on", "1")
+
+    def _prepare_capture_dir(self) -> None:
+        """Create the capture directory, or empty a previous capture in it (checked by
+        :meth:`_validate_raw`: nothing else is deleted)."""
+        out = self.output
+        try:
+            if out.is_dir():
+                for p in out.iterdir():
+                    if p.name == "formats" and p.is_dir():
+                        shutil.rmtree(p)
+                    elif p.name in CAPTURE_FILES or _is_cpu_raw(p.name):
+                        p.unlink()
+            else:
+                out.mkdir()
+                self._made_dir = True
+        except OSError as err:
+            raise RecordError(f"cannot write the capture to {out}: {err.strerror}") from err
 
     def _choose_dir(self, top: TraceFS) -> TraceFS:
         if self.want_instance is False:
@@ -678,6 +742,7 @@ class Recorder:
             "tracefs": str(top.root),
             "instance": self._instance_name,
             "mode": "instance" if d is not top else "top-level",
+            "capture": "raw" if self.raw else "text",
             "settings": self.settings,
             "trace_clock": d.read_value("trace_clock") if d.exists("trace_clock") else None,
             "buffer_kb": d.read_value("buffer_size_kb") if d.exists("buffer_size_kb") else None,
@@ -689,8 +754,21 @@ class Recorder:
     # ------------------------------------------------------------------ running
     @property
     def lines(self) -> int:
-        """Lines of trace text written so far (streaming mode)."""
+        """Lines of trace text written so far (streaming mode; 0 for a raw capture)."""
         return self._reader.lines if self._reader is not None else 0
+
+    @property
+    def bytes(self) -> int:
+        """Bytes captured so far: trace text (streaming mode), or ring-buffer pages (raw)."""
+        if self._raw is not None:
+            return self._raw.bytes
+        return self._reader.bytes if self._reader is not None else 0
+
+    @property
+    def captured(self) -> int:
+        """What ``run``'s progress callback reports: :attr:`lines`, or for a raw capture
+        :attr:`bytes` (pages are copied whole, there are no lines until decoding)."""
+        return self.bytes if self.raw else self.lines
 
     def lost_events(self) -> int:
         """Events lost so far (overrun + dropped, all CPUs) since the start."""
@@ -702,8 +780,9 @@ class Recorder:
             interval_s: float = 0.5) -> "Trace":
         """Record: run the command, or wait ``duration_s``, or wait for Ctrl-C; then stop and
         return the parsed :class:`~ftracekit.trace.Trace`. Ctrl-C / SIGTERM stop the recording
-        early and the result is still returned (``interrupted`` is set). ``progress(lines,
-        lost)`` is called every ``interval_s`` while waiting."""
+        early and the result is still returned (``interrupted`` is set). ``progress(count,
+        lost)`` is called every ``interval_s`` while waiting: ``count`` is :attr:`captured`
+        (lines of text, or bytes of pages for a raw capture), ``lost`` events lost so far."""
         self.start()
         try:
             self._wait(progress, interval_s)
@@ -740,7 +819,7 @@ class Recorder:
                 else:
                     time.sleep(max(step, 0.01))
                 if progress is not None:
-                    progress(self.lines, self.lost_events())
+                    progress(self.captured, self.lost_events())
         finally:
             if proc is not None and proc.poll() is None:
                 proc.terminate()
@@ -754,9 +833,10 @@ class Recorder:
 
     # ------------------------------------------------------------------ stop
     def stop(self, *, load: bool = True) -> "Trace | None":
-        """Stop recording, write the text and the sidecar, restore tracefs, then (``load``)
-        parse the text and return the :class:`Trace`. Raises :class:`RecordError` when nothing
-        was recorded, or when tracefs could not be fully restored."""
+        """Stop recording, write the text and the sidecar (raw: the capture files and
+        ``capture.json``), restore tracefs, then (``load``) parse what was written and return
+        the :class:`Trace`. Raises :class:`RecordError` when nothing was recorded, or when
+        tracefs could not be fully restored."""
         if not self._started:
             raise RecordError("this Recorder was never started")
         failures: list[str] = []
@@ -772,10 +852,13 @@ class Recorder:
 
     def _finish_capture(self) -> None:
         d = self._dir
-        if d is None or self._out is None:
+        if d is None or (self._out is None and self._raw is None):
             return
         elapsed = time.monotonic() - self._t0
         d.write("tracing_on", "0")
+        if self._raw is not None:
+            self._finish_raw(d, elapsed)
+            return
         if self._reader is not None:
             self._reader.stop()
             if self._reader.error is not None:
@@ -799,6 +882,26 @@ class Recorder:
             "interrupted": self.interrupted,
         })
 
+    def _finish_raw(self, d: TraceFS, elapsed: float) -> None:
+        """Stop the page readers, then save what decoding needs (while ``d`` still exists)."""
+        assert self._raw is not None
+        self._raw.stop()
+        stats_after = d.cpu_stats()
+        events = [f[len("events/"):-len("/enable")] for spec in self.events
+                  for f in d.event_files(spec)]
+        self.meta.update({
+            "duration_s": round(elapsed, 6),
+            "bytes": self._raw.bytes,
+            "pages": self._raw.pages,
+            "cpus": [r.cpu for r in self._raw.readers],
+            "stats_before": self._stats_before,
+            "stats_after": stats_after,
+            "lost_events": _lost(self._stats_before, stats_after),
+            "command_returncode": self.returncode,
+            "interrupted": self.interrupted,
+        })
+        self.meta = write_capture_files(d, self.output, events, self.meta)   # + page_size
+
     def _restore_sigterm(self) -> None:
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
@@ -808,6 +911,8 @@ class Recorder:
         """Close files, remove the instance, restore the snapshot, release the lock. Each step
         runs even when an earlier one failed; returns what could not be restored."""
         failures: list[str] = []
+        if self._raw is not None:       # open trace_pipe_raw files would keep the instance busy
+            self._raw.close()           # (read errors: raised by _finish_raw, not restore failures)
         if self._reader is not None and self._reader.is_alive():
             self._reader._stop_event.set()
             self._reader.join()
@@ -838,13 +943,16 @@ class Recorder:
         return failures
 
     def _conclude(self, failures: list[str], load: bool) -> "Trace | None":
-        if not self.meta.get("settings") or "lines" not in self.meta:
+        if not self.meta.get("settings") or "duration_s" not in self.meta:
             if failures:
                 raise TracefsError("could not restore tracefs: " + "; ".join(failures))
             return None
         if failures:
             self.meta["restore_failures"] = failures
-        write_sidecar(self.output, self.meta)
+        if self.raw:
+            write_capture_info(self.output, self.meta)
+        else:
+            write_sidecar(self.output, self.meta)
         lost = self.meta["lost_events"]["total"]
         if lost:
             warnings.warn(
@@ -856,11 +964,12 @@ class Recorder:
                                + "; ".join(failures))
         if not load:
             return None
-        if self.meta["lines"] == 0:
+        if self.meta["bytes" if self.raw else "lines"] == 0:
             what = " or ".join(self.functions)
+            held = "no ring-buffer pages" if self.raw else "only the header"
             raise RecordError(
                 f"nothing was recorded: {what} was not called during the recording "
-                f"({self.output} holds only the header)")
+                f"({self.output} holds {held})")
         import ftracekit
 
         self.trace = ftracekit.load(self.output)
@@ -880,6 +989,11 @@ def _lost(before: Mapping[int, Mapping[str, float]],
     return {"per_cpu": per_cpu, "total": total}
 
 
+def _is_cpu_raw(name: str) -> bool:
+    """``cpuN.raw``: one CPU's pages in a capture directory."""
+    return name.startswith("cpu") and name.endswith(".raw") and name[3:-4].isdigit()
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -888,7 +1002,8 @@ def record(functions: str | Sequence[str], **settings: Any) -> "Trace":
     """Record function_graph calls of ``functions`` and return the parsed trace.
 
     One-call form of :class:`Recorder` (same keyword settings), e.g.
-    ``record("rtnetlink_rcv", command=["ip", "link", "show"], output="t.txt")``.
+    ``record("rtnetlink_rcv", command=["ip", "link", "show"], output="t.txt")``, or with
+    ``raw=True, output="t.raw"`` for a binary capture directory (busy graphs).
     """
     return Recorder(functions, **settings).run()
 

@@ -324,3 +324,156 @@ def test_failed_start_leaves_no_empty_output(tfs: TraceFS, tmp_path: Path) -> No
     with pytest.raises(TracefsError, match="set_graph_notrace"):
         r.run()
     assert not r.output.exists()
+
+
+# ------------------------------------------------------------------------- raw capture
+#: A real capture (Debian 6.17, two CPUs): its cpuN.raw are real trace_pipe_raw pages.
+RAW_CAP = Path(__file__).parent / "data" / "raw-6.17" / "rtnl_capture"
+
+
+@pytest.fixture
+def raw_tfs(tfs: TraceFS, tmp_path: Path, monkeypatch) -> TraceFS:
+    """The fake tree serving the real capture: per_cpu/cpuN/trace_pipe_raw hold its pages,
+    events/ its formats, saved_cmdlines its cmdlines; /proc/kallsyms is its symbol list
+    (the host's own symbols would name the 6.17 addresses wrongly)."""
+    import gzip
+
+    import ftracekit.rawcapture
+
+    for cpu in (0, 1):
+        tfs.path(f"per_cpu/cpu{cpu}/trace_pipe_raw").write_bytes(
+            (RAW_CAP / f"cpu{cpu}.raw").read_bytes())
+    for fmt in (RAW_CAP / "formats").glob("*/*/format"):
+        dest = tfs.path(f"events/{fmt.relative_to(RAW_CAP / 'formats')}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(fmt.read_text())
+    tfs.path("events/header_page").write_text((RAW_CAP / "formats/header_page").read_text())
+    tfs.path("saved_cmdlines").write_text((RAW_CAP / "saved_cmdlines").read_text())
+    kallsyms = tmp_path / "kallsyms"
+    kallsyms.write_bytes(gzip.decompress((RAW_CAP / "kallsyms.gz").read_bytes()))
+    monkeypatch.setattr(ftracekit.rawcapture, "KALLSYMS", str(kallsyms))
+    return tfs
+
+
+def test_raw_capture_loads_like_the_real_capture(raw_tfs: TraceFS, tmp_path: Path) -> None:
+    import pandas as pd
+
+    import ftracekit
+
+    before = tree_state(raw_tfs)
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "rtnl.raw"
+    r = rec(raw_tfs, tmp_path, output=out, raw=True, events=["skb:kfree_skb"], buffer_kb=2048)
+    trace = r.run()
+    assert tree_state(raw_tfs) == before
+    assert lock_text(raw_tfs, tmp_path) == ""
+    expected = ftracekit.load(RAW_CAP)
+    assert len(trace.calls) == 5054
+    pd.testing.assert_frame_equal(trace.calls, expected.calls)
+    pd.testing.assert_frame_equal(trace.events, expected.events)
+    assert len(trace.events) == 9
+    # what the recorder wrote: the pages as read, the formats, no text and no sidecar
+    for cpu in (0, 1):
+        assert (out / f"cpu{cpu}.raw").read_bytes() == (RAW_CAP / f"cpu{cpu}.raw").read_bytes()
+    assert sorted(str(p.relative_to(out / "formats")) for p in (out / "formats").rglob("format")) \
+        == ["ftrace/funcgraph_entry/format", "ftrace/funcgraph_exit/format",
+            "ftrace/print/format", "skb/kfree_skb/format"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["rtnl.raw"]
+    info = json.loads((out / "capture.json").read_text())
+    assert trace.meta["recording"] == info
+    assert info["capture"] == "raw" and info["settings"]["raw"] is True
+    assert info["mode"] == "top-level" and info["page_size"] == 4096
+    assert info["bytes"] == 114688 + 253952 and info["pages"] == 90 and info["cpus"] == [0, 1]
+    assert info["kallsyms_symbols"] == 798
+    assert info["lost_events"] == {"per_cpu": {"0": {"overrun": 0, "dropped": 0},
+                                               "1": {"overrun": 0, "dropped": 0}}, "total": 0}
+    assert info["stats_before"]["0"]["overrun"] == 345
+    assert trace.summary()["recording_lost_events"] == 0
+    assert trace.meta["options"] == info["options"] and info["options"]["funcgraph-proc"] is True
+    assert r.bytes == info["bytes"] and r.captured == r.bytes and r.lines == 0
+
+
+def test_raw_default_output_and_previous_capture_replaced(raw_tfs: TraceFS, tmp_path: Path,
+                                                          monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = Recorder(["rtnetlink_rcv"], raw=True, duration_s=0.2, tracefs=raw_tfs,
+                     lock_dir=tmp_path)
+    assert first.output == Path("trace.raw")
+    assert Recorder(["f"], output=None).output == Path("trace.txt")
+    n_calls = len(first.run().calls)
+    (tmp_path / "trace.raw" / "cpu7.raw").write_bytes(b"\0" * 4096)   # a CPU gone since then
+    second = Recorder(["rtnetlink_rcv"], raw=True, duration_s=0.2, tracefs=raw_tfs,
+                      lock_dir=tmp_path).run()
+    assert len(second.calls) == n_calls
+    assert sorted(p.name for p in (tmp_path / "trace.raw").glob("cpu*.raw")) == ["cpu0.raw",
+                                                                                 "cpu1.raw"]
+
+
+def test_raw_lost_events_in_capture_json(raw_tfs: TraceFS, tmp_path: Path) -> None:
+    r = rec(raw_tfs, tmp_path, output=tmp_path / "lost.raw", raw=True)
+    with pytest.warns(LostEventsWarning, match="1000 events were lost"):
+        with r:
+            raw_tfs.path("per_cpu/cpu1/stats").write_text(
+                STATS.replace("overrun: 345", "overrun: 990").replace("dropped events: 7",
+                                                                      "dropped events: 17"))
+    assert r.meta["lost_events"]["per_cpu"][1] == {"overrun": 990, "dropped": 10}
+    assert r.trace is not None
+    assert r.trace.meta["recording"]["lost_events"]["total"] == 1000
+    assert r.trace.summary()["recording_lost_events"] == 1000
+
+
+def test_raw_exception_inside_with_restores_and_keeps_capture(raw_tfs: TraceFS,
+                                                              tmp_path: Path) -> None:
+    import ftracekit
+
+    before = tree_state(raw_tfs)
+    r = rec(raw_tfs, tmp_path, output=tmp_path / "boom.raw", raw=True)
+    with pytest.raises(ZeroDivisionError):
+        with r:
+            1 / 0
+    assert tree_state(raw_tfs) == before
+    assert r.trace is None
+    assert len(ftracekit.load(tmp_path / "boom.raw").calls) == 5054
+
+
+def test_raw_nothing_recorded_is_an_error(raw_tfs: TraceFS, tmp_path: Path) -> None:
+    for cpu in (0, 1):
+        raw_tfs.path(f"per_cpu/cpu{cpu}/trace_pipe_raw").write_bytes(b"")
+    before = tree_state(raw_tfs)
+    with pytest.raises(RecordError, match="nothing was recorded.*holds no ring-buffer pages"):
+        rec(raw_tfs, tmp_path, output=tmp_path / "empty.raw", raw=True).run()
+    assert tree_state(raw_tfs) == before
+
+
+def test_raw_failed_start_removes_its_directory(raw_tfs: TraceFS, tmp_path: Path) -> None:
+    raw_tfs.path("per_cpu/cpu1/trace_pipe_raw").unlink()      # opening it fails (ENOENT)
+    before = tree_state(raw_tfs)
+    r = rec(raw_tfs, tmp_path, output=tmp_path / "failed.raw", raw=True)
+    with pytest.raises(TracerUnavailableError, match="cpu1/trace_pipe_raw does not exist"):
+        r.run()
+    assert tree_state(raw_tfs) == before
+    assert lock_text(raw_tfs, tmp_path) == ""
+    assert not (tmp_path / "failed.raw").exists()
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"output": "t.txt"}, r"a raw capture is a directory.*\(e.g. t.raw\), not t.txt"),
+    ({"stream": False}, "cannot be combined with no streaming"),
+    ({"output": "/nonexistent-ftracekit-dir/t.raw"}, "not a directory"),
+])
+def test_raw_invalid_settings(tfs: TraceFS, tmp_path: Path, kw, message) -> None:
+    with pytest.raises(RecordError, match=message):
+        rec(tfs, tmp_path, raw=True, **kw)
+
+
+def test_raw_output_must_be_a_new_or_capture_directory(tfs: TraceFS, tmp_path: Path) -> None:
+    (tmp_path / "file.raw").write_text("x")
+    with pytest.raises(RecordError, match="file.raw: it exists and is not a directory"):
+        rec(tfs, tmp_path, raw=True, output=tmp_path / "file.raw")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.md").write_text("keep me")
+    with pytest.raises(RecordError, match=r"holds other files \(notes.md\)"):
+        rec(tfs, tmp_path, raw=True, output=tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.md").read_text() == "keep me"
+    (tmp_path / "empty").mkdir()
+    assert rec(tfs, tmp_path, raw=True, output=tmp_path / "empty").output == tmp_path / "empty"
