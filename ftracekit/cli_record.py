@@ -15,10 +15,13 @@ examples:
   ftracekit record rtnetlink_rcv -- ip link show
   ftracekit record 'tcp_v4_*' -d 10 --event skb:kfree_skb -o tcp.txt
   ftracekit record netlink_dump -p 1234 --follow --depth 6      (until Ctrl-C)
+  ftracekit record 'rtnl_fill_ifinfo*' --raw -o dump.raw -d 30  (busy graph: binary pages)
 
 The trace text goes to -o (default trace.txt), its metadata (settings, per-CPU buffer stats,
-lost events) next to it (trace.json). Every tracefs setting touched is restored afterwards,
-also on Ctrl-C, on errors and when the command fails.
+lost events) next to it (trace.json). With --raw, -o is a directory (default trace.raw) that
+receives the ring buffer's binary pages, what decoding them needs, and the metadata
+(capture.json); every ftracekit command reads that directory like a text trace. Every tracefs
+setting touched is restored afterwards, also on Ctrl-C, on errors and when the command fails.
 """
 
 
@@ -71,7 +74,9 @@ def register(sub: Any) -> None:
         usage="%(prog)s FUNC [FUNC ...] [-o trace.txt] [-d SECONDS | -- COMMAND ...] [options]",
         epilog=_RECORD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("functions", nargs="+", metavar="FUNC", help="graph functions (globs allowed)")
-    p.add_argument("-o", "--output", default="trace.txt", help="trace text file (default trace.txt)")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="trace text file (default trace.txt); with --raw the capture directory "
+                        "(default trace.raw)")
     p.add_argument("-d", "--duration", type=_positive(float), metavar="SECONDS",
                    help="record for this many seconds (with a command: stop it then)")
     p.add_argument("-p", "--pid", type=_positive(int), action="append", default=[],
@@ -96,6 +101,10 @@ def register(sub: Any) -> None:
     p.add_argument("--no-stream", dest="stream", action="store_false",
                    help="read `trace` once at the end instead of streaming trace_pipe "
                         "(the ring buffer may wrap)")
+    p.add_argument("--raw", action="store_true",
+                   help="copy the binary ring-buffer pages (per_cpu/cpuN/trace_pipe_raw) into "
+                        "a directory instead of streaming trace_pipe text: for busy graphs, "
+                        "where the kernel's text output cannot keep up and events are lost")
     p.add_argument("--top-level", action="store_true",
                    help="record at the top level even when a private instance is possible")
     p.add_argument("--force", action="store_true",
@@ -116,16 +125,30 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_cmd_doctor)
 
 
-class _Progress:
-    """The live 'N lines, M lost' line while recording until Ctrl-C."""
+def _size(n_bytes: int) -> str:
+    """``n_bytes`` as KiB / MiB / GiB (binary units)."""
+    value = float(n_bytes)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
-    def __init__(self) -> None:
+
+class _Progress:
+    """The live 'N lines, M lost' line (raw: 'X MiB of pages, M lost') while recording until
+    Ctrl-C."""
+
+    def __init__(self, raw: bool = False) -> None:
         self.tty = sys.stderr.isatty()
         self.shown = False
+        self.raw = raw
 
-    def __call__(self, lines: int, lost: int) -> None:
+    def __call__(self, count: int, lost: int) -> None:
+        """``count``: lines so far, or bytes of pages for a raw capture."""
         if self.tty:
-            sys.stderr.write(f"\r  {lines:,} lines, {lost:,} events lost  (Ctrl-C to stop) ")
+            what = f"{_size(count)} of pages" if self.raw else f"{count:,} lines"
+            sys.stderr.write(f"\r  {what}, {lost:,} events lost  (Ctrl-C to stop) ")
             sys.stderr.flush()
             self.shown = True
 
@@ -144,13 +167,14 @@ def _cmd_record(args: argparse.Namespace) -> int:
         pids=args.pid, follow=args.follow, command=command, duration_s=args.duration,
         max_depth=args.depth, thresh_us=args.thresh, buffer_kb=args.buffer_kb,
         options=_split_commas(args.option), events=_split_commas(args.event), clock=args.clock,
-        stream=args.stream, instance=False if args.top_level else None, force=args.force)
+        stream=args.stream, raw=args.raw, instance=False if args.top_level else None,
+        force=args.force)
     progress = None
     until_interrupt = command is None and args.duration is None
     if until_interrupt:
         print(f"ftracekit: recording {' '.join(args.functions)} until Ctrl-C ...",
               file=sys.stderr)
-        progress = _Progress()
+        progress = _Progress(raw=args.raw)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -162,8 +186,14 @@ def _cmd_record(args: argparse.Namespace) -> int:
                 print(f"ftracekit: warning: {w.message}", file=sys.stderr)
     meta = rec.meta
     lost = meta["lost_events"]["total"]
-    print(f"ftracekit: wrote {rec.output} ({meta['lines']:,} lines in {meta['duration_s']:.1f} s"
-          f", {lost:,} events lost, {meta['mode']}) and its metadata", file=sys.stderr)
+    if rec.raw:
+        amount = f"{meta['pages']:,} pages, {_size(meta['bytes'])}"
+        where = f"{rec.output}/ (raw capture)"
+    else:
+        amount = f"{meta['lines']:,} lines"
+        where = str(rec.output)
+    print(f"ftracekit: wrote {where} ({amount} in {meta['duration_s']:.1f} s, {lost:,} events "
+          f"lost, {meta['mode']}) and its metadata", file=sys.stderr)
     if rec.returncode:
         print(f"ftracekit: note: the command exited with status {rec.returncode}",
               file=sys.stderr)

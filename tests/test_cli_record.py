@@ -120,6 +120,8 @@ def test_record_without_function_graph_fails_cleanly(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv, message", [
     (["record", "f", "-o", "/nonexistent-ftracekit-dir/t.txt"], "not a directory"),
     (["record", "f", "-p", "4194305"], "no process with pid 4194305"),
+    (["record", "f", "--raw", "-o", "t.txt"], "a raw capture is a directory, not a text file"),
+    (["record", "f", "--raw", "--no-stream"], "cannot be combined with no streaming"),
 ])
 def test_record_bad_input_one_line(argv, message) -> None:
     r = ftracekit(*argv)
@@ -147,6 +149,8 @@ def test_defaults_without_command() -> None:
     ns = record_parser().parse_args(["record", "f", "-d", "2.5", "-p", "1", "-p", "2",
                                      "--option", "retval,tail", "--option", "noirqs"])
     assert ns.command_argv == [] and ns.duration == 2.5 and ns.pid == [1, 2]
+    assert ns.output is None and ns.raw is False     # the Recorder picks trace.txt / trace.raw
+    assert record_parser().parse_args(["record", "f", "--raw"]).raw is True
     assert cli_record._split_commas(ns.option) == ["retval", "tail", "noirqs"]
     assert ns.depth == 0 and ns.thresh == 0 and ns.stream is True and not ns.force
 
@@ -157,3 +161,19 @@ def test_bad_arguments_exit_2(argv, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         record_parser().parse_args(argv)
     assert exc.value.code == 2
+
+
+def test_progress_line_counts_lines_or_raw_bytes(monkeypatch) -> None:
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for raw, count, shown in ((False, 12345, "12,345 lines"), (True, 368640, "360.0 KiB of pages"),
+                              (True, 3 << 20, "3.0 MiB of pages")):
+        err = Tty()
+        monkeypatch.setattr(sys, "stderr", err)
+        progress = cli_record._Progress(raw=raw)
+        progress(count, 7)
+        assert err.getvalue() == f"\r  {shown}, 7 events lost  (Ctrl-C to stop) "
