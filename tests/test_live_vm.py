@@ -4,7 +4,7 @@ tests/live/vm.py) and run ``pytest tests/live`` inside each, all VMs at the same
 Which kernels: the oldest and the newest installed (e.g. 6.1, where function_graph must use the
 top level, and 6.12+/6.17, where it runs in a private instance); FTRACEKIT_LIVE_KERNELS=all or
 a comma-separated list overrides. The newest also runs the "heavy" tests (a new interpreter,
-200 links, the 2 × 10 s long recording).
+200 links, the 3 × 10 s long recording: trace_pipe text, raw pages, `trace` read once).
 
 Each VM has two vCPUs (FTRACEKIT_LIVE_CPUS overrides) emulated by one host thread (vm.py's
 single-threaded TCG): with multi-threaded TCG, enabling function_graph (int3 live patching of
@@ -62,6 +62,7 @@ PER_MODE = {
     "test_unknown_function_suggests_and_changes_nothing",
     "test_busy_tracer_is_refused",
     "test_sigkill_leaves_state_that_the_next_run_restores",
+    "test_record_raw_rtnetlink_rcv_around_ip_link_show",
 }
 
 pytestmark = pytest.mark.skipif(os.environ.get("FTRACEKIT_SKIP_LIVE") == "1",

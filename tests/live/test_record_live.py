@@ -1,5 +1,5 @@
 """Recording on a real kernel (inside the VM): call trees, events, restore on every exit path,
-refusals, stale state after SIGKILL, and streaming vs reading `trace` once.
+refusals, stale state after SIGKILL, and streaming text vs binary pages vs reading `trace` once.
 
 Run by tests/test_live_vm.py with FTRACEKIT_LIVE=1; see conftest.py for the fixtures.
 """
@@ -102,6 +102,34 @@ def test_record_rtnetlink_rcv_around_ip_link_show(tfs, cli, tmp_path, unchanged)
     print_report(trace, file=expected)
     assert expected.getvalue() in r.stdout          # the same summary as `ftracekit report`
     figure("rtnetlink_rcv_calls", len(roots))
+
+
+def test_record_raw_rtnetlink_rcv_around_ip_link_show(tfs, mode, cli, tmp_path,
+                                                      unchanged) -> None:
+    """--raw: trace_pipe_raw pages of the top level or of the private instance, decoded by
+    load() into the same call trees."""
+    out = tmp_path / "rtnl.raw"
+    where = ["--top-level"] if mode == "top-level" else []
+    r = cli("record", "rtnetlink_rcv", "--raw", "-o", str(out), *where,
+            "--", "ip", "link", "show")
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {out}/ (raw capture" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in out.glob("cpu*.raw")) == [f"cpu{c}.raw" for c in tfs.cpus()]
+    trace = ftracekit.load(out)
+    c = trace.calls
+    roots = c[(c["func"] == "rtnetlink_rcv") & (c["status"] == "complete")]
+    assert len(roots) >= 1
+    assert len(children(trace, roots.index, "netlink_rcv_skb")) >= 1
+    assert (roots["comm"] == "ip").any() or (c["comm"] == "ip").any()
+    rec = trace.meta["recording"]
+    assert rec["mode"] == mode and rec["capture"] == "raw" and rec["pages"] >= 1
+    assert rec["settings"]["command"] == ["ip", "link", "show"]
+    assert rec["command_returncode"] == 0 and rec["lost_events"]["total"] == 0
+    assert trace.meta["lost_events"]["total"] == 0        # no page flagged "events lost"
+    expected = io.StringIO()
+    print_report(trace, file=expected)
+    assert expected.getvalue() in r.stdout          # the same summary as for text
+    figure(f"raw_rtnetlink_rcv_calls[{mode}]", len(roots))
 
 
 @pytest.mark.heavy
@@ -339,9 +367,9 @@ def _busy_for(seconds: float) -> int:
     return pid
 
 
-def _record_busy(tmp_path: Path, stream: bool, seconds: float) -> dict:
-    rec = Recorder([FILL], output=tmp_path / f"long-{stream}.txt", max_depth=1,
-                   buffer_kb=128, stream=stream)
+def _record_busy(tmp_path: Path, stream: bool, seconds: float, raw: bool = False) -> dict:
+    output = tmp_path / ("long.raw" if raw else f"long-{stream}.txt")
+    rec = Recorder([FILL], output=output, max_depth=1, buffer_kb=128, stream=stream, raw=raw)
     rec.start()
     try:
         pid = _busy_for(seconds)
@@ -350,23 +378,35 @@ def _record_busy(tmp_path: Path, stream: bool, seconds: float) -> dict:
     finally:
         rec.stop(load=False)
     m = rec.meta
-    return {"lines": m["lines"], "lost": m["lost_events"]["total"],
-            "duration_s": m["duration_s"]}
+    amount = {"pages": m["pages"], "bytes": m["bytes"]} if raw else {"lines": m["lines"]}
+    return {**amount, "lost": m["lost_events"]["total"], "duration_s": m["duration_s"]}
 
 
 @pytest.mark.heavy
 def test_long_recording_streams_without_loss(tfs, dummy_links, tmp_path, unchanged) -> None:
     """≥ 10 s of a busy graph into a small ring buffer (128 KiB per CPU): streaming
-    trace_pipe keeps up and loses nothing; reading `trace` once at the end loses most."""
+    trace_pipe keeps up and loses nothing, and so does copying the binary pages (--raw);
+    reading `trace` once at the end loses most."""
     streamed = _record_busy(tmp_path, stream=True, seconds=10)
+    raw = _record_busy(tmp_path, stream=True, seconds=10, raw=True)
     once = _record_busy(tmp_path, stream=False, seconds=10)
     figure("long_streamed", streamed)
+    figure("long_raw", raw)
     figure("long_read_once", once)
-    print(f"\nlong recording: streamed {streamed}; read once {once}")
-    assert streamed["duration_s"] >= 10 and once["duration_s"] >= 10
+    print(f"\nlong recording: streamed {streamed}; raw {raw}; read once {once}")
+    assert streamed["duration_s"] >= 10 and raw["duration_s"] >= 10 and once["duration_s"] >= 10
+    assert raw["lost"] == 0
     assert streamed["lost"] == 0
     assert once["lost"] >= 1000
     assert streamed["lines"] > 2 * once["lines"]
     # the streamed text is a complete, parseable trace
     trace = ftracekit.load(tmp_path / "long-True.txt")
     assert trace.calls["func"].str.startswith("rtnl_fill_ifinfo").sum() >= 10 * N_DUMMIES
+    # so are the pages: every decoded call complete, none flagged lost
+    t0 = time.monotonic()
+    pages = ftracekit.load(tmp_path / "long.raw")
+    figure("long_raw_load_s", round(time.monotonic() - t0, 1))
+    fills = pages.calls[pages.calls["func"].str.startswith("rtnl_fill_ifinfo")]
+    figure("long_raw_calls", len(fills))
+    assert len(fills) >= 10 * N_DUMMIES and (fills["status"] == "complete").all()
+    assert pages.meta["lost_events"]["total"] == 0
