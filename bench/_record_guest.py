@@ -66,6 +66,24 @@ def cpu_self() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def wait_cpu(proc: subprocess.Popen, timeout_s: float | None = None,
+             sig: int = signal.SIGINT) -> float:
+    """Wait for ``proc`` (sending ``sig`` if it still runs after ``timeout_s``) and return the
+    CPU time of it and its waited-for descendants, from wait4's rusage. Popen.poll/send_signal
+    are avoided: they would reap the process first (`cat trace_pipe` ends by itself once
+    tracing is off and the buffer is drained)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        pid, _, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = 0          # reaped here; keep Popen from waiting again
+            return ru.ru_utime + ru.ru_stime
+        if deadline is not None and time.monotonic() > deadline:
+            os.kill(proc.pid, sig)
+            deadline = None
+        time.sleep(0.05)
+
+
 def start_workload(seconds: float, out: Path) -> tuple[int, int]:
     """(workload pid, busy-loop pid). The workload writes its iteration count to ``out``."""
     loop = (f'end=$(( $(date +%s) + {int(seconds)} )); n=0; '
@@ -148,14 +166,11 @@ def run(method: str, outdir: Path, seconds: float, buffer_kb: int) -> dict:
         write("tracing_on", "0")
         t1 = time.monotonic()
         if cat is not None:
-            time.sleep(1.0)                # let cat drain what is left, then stop it
-            cat.send_signal(signal.SIGINT)
-            _, status, ru = os.wait4(cat.pid, 0)
+            cpu = wait_cpu(cat, timeout_s=10.0)   # drains what is left, then ends by itself
         else:
-            c = subprocess.Popen(["cat", str(T / "trace")], stdout=out.open("wb"))
-            _, status, ru = os.wait4(c.pid, 0)
+            cpu = wait_cpu(subprocess.Popen(["cat", str(T / "trace")], stdout=out.open("wb")))
         res["stop_s"] = time.monotonic() - t1
-        res["recorder_cpu_s"] = ru.ru_utime + ru.ru_stime
+        res["recorder_cpu_s"] = cpu
         res["lost"] = lost(before, after)
         res["file"] = out.name
         manual_teardown()
@@ -184,10 +199,8 @@ def run(method: str, outdir: Path, seconds: float, buffer_kb: int) -> dict:
         res["workload_s"] = time.monotonic() - t0
         after = stats()
         t1 = time.monotonic()
-        tc.send_signal(signal.SIGINT)
-        _, status, ru = os.wait4(tc.pid, 0)
+        res["recorder_cpu_s"] = wait_cpu(tc, timeout_s=0.0)   # SIGINT at once: stop recording
         res["stop_s"] = time.monotonic() - t1
-        res["recorder_cpu_s"] = ru.ru_utime + ru.ru_stime
         res["lost"] = lost(before, after)
         res["file"] = out.name
         res["trace_cmd_log"] = (outdir / "trace-cmd.log").read_text(errors="replace")[-1500:]
