@@ -3,7 +3,7 @@
 
 Usage (host, as root, from the repo root; takes ~30-60 min under TCG)::
 
-    .venv/bin/python bench/make_data.py [--kernel 6.1.0-56-amd64] [--dumps 8] [--skip-dat]
+    .venv/bin/python bench/make_data.py [--kernel 6.1.0-57-amd64] [--dumps 8] [--skip-dat]
 
 Boots a Debian kernel in QEMU (tests/live/vm.py) and in the guest:
 
@@ -110,7 +110,8 @@ def head_lines(path: Path, n: int) -> bytes:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kernel", default="6.1.0-56-amd64")
+    ap.add_argument("--kernel", default=None,
+                    help="guest kernel (default: the oldest Debian kernel in /boot, a 6.1)")
     ap.add_argument("--links", type=int, default=1000)
     ap.add_argument("--dumps", type=int, default=8)
     ap.add_argument("--bufkb", type=int, default=131072)
@@ -124,6 +125,12 @@ def main(argv=None) -> int:
                     help="keep NAME.txt and NAME.dat uncompressed, no prefixes (e.g. the 10^7-line "
                          "trace: --name fg_10m --dumps 80 --bufkb 786432 --plain)")
     args = ap.parse_args(argv)
+    if args.kernel is None:
+        kernels = vm.find_kernels()
+        if not kernels:
+            print("no Debian kernel in /boot (./run test installs them)", file=sys.stderr)
+            return 2
+        args.kernel = kernels[-1]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(out).free
