@@ -83,17 +83,24 @@ def children(trace, parents, func: str):
     return c[c["parent"].isin(list(parents)) & (c["func"] == func)]
 
 
+def rtnetlink_rcv_trees(trace):
+    """The complete rtnetlink_rcv calls of an `ip link show` recording (≥ 1, each shape
+    checked: a netlink_rcv_skb child, sent by ip)."""
+    c = trace.calls
+    roots = c[(c["func"] == "rtnetlink_rcv") & (c["status"] == "complete")]
+    assert len(roots) >= 1
+    assert len(children(trace, roots.index, "netlink_rcv_skb")) >= 1
+    assert (roots["comm"] == "ip").any() or (c["comm"] == "ip").any()
+    return roots
+
+
 # ---------------------------------------------------------------------------- call trees
 def test_record_rtnetlink_rcv_around_ip_link_show(tfs, cli, tmp_path, unchanged) -> None:
     out = tmp_path / "rtnl.txt"
     r = cli("record", "rtnetlink_rcv", "-o", str(out), "--", "ip", "link", "show")
     assert r.returncode == 0, r.stderr
     trace = ftracekit.load(out)
-    c = trace.calls
-    roots = c[(c["func"] == "rtnetlink_rcv") & (c["status"] == "complete")]
-    assert len(roots) >= 1
-    assert len(children(trace, roots.index, "netlink_rcv_skb")) >= 1
-    assert (roots["comm"] == "ip").any() or (c["comm"] == "ip").any()
+    roots = rtnetlink_rcv_trees(trace)
     rec = trace.meta["recording"]
     assert rec["settings"]["functions"] == ["rtnetlink_rcv"]
     assert rec["settings"]["command"] == ["ip", "link", "show"]
@@ -116,11 +123,7 @@ def test_record_raw_rtnetlink_rcv_around_ip_link_show(tfs, mode, cli, tmp_path,
     assert f"wrote {out}/ (raw capture" in r.stderr and "Traceback" not in r.stderr
     assert sorted(p.name for p in out.glob("cpu*.raw")) == [f"cpu{c}.raw" for c in tfs.cpus()]
     trace = ftracekit.load(out)
-    c = trace.calls
-    roots = c[(c["func"] == "rtnetlink_rcv") & (c["status"] == "complete")]
-    assert len(roots) >= 1
-    assert len(children(trace, roots.index, "netlink_rcv_skb")) >= 1
-    assert (roots["comm"] == "ip").any() or (c["comm"] == "ip").any()
+    roots = rtnetlink_rcv_trees(trace)
     rec = trace.meta["recording"]
     assert rec["mode"] == mode and rec["capture"] == "raw" and rec["pages"] >= 1
     assert rec["settings"]["command"] == ["ip", "link", "show"]
