@@ -144,12 +144,15 @@ class Links:
 
     __slots__ = ("is_start", "exit_of", "parent", "owner", "n_tasks", "interrupt", "by_task")
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, comments: bool = True):
         idx = np.int32 if n < 2**31 else np.int64        # record indices
         self.is_start = np.zeros(n, dtype=bool)      # record starts a call
         self.exit_of = np.full(n, -1, dtype=idx)     # entry record → its exit record
         self.parent = np.full(n, -1, dtype=idx)      # start record → parent's start record
-        self.owner = np.full(n, -1, dtype=idx)       # comment record → innermost call's start
+        # comment record → innermost call's start (without comments: a read-only view of -1,
+        # which touches no memory)
+        self.owner = (np.full(n, -1, dtype=idx) if comments
+                      else np.broadcast_to(np.array(-1, dtype=idx), (n,)))
         self.n_tasks = 0                             # tasks with call records
         # start record of a call that interrupted another: it sits more than one level below
         # the innermost open call, or before a late entry line that adopted it
@@ -597,6 +600,8 @@ def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.n
         moved[x] = True
         remap[x] = e
     for arr in (out.parent, out.owner):       # calls/events that hung under the exit
+        if not arr.flags.writeable:
+            continue                           # (owner without comments: all -1)
         sel = np.flatnonzero(moved[np.maximum(arr, 0)] & (arr >= 0))
         arr[sel] = [remap[int(v)] for v in arr[sel]]
 
@@ -614,15 +619,14 @@ def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     depth. ``force_sequential`` runs the defining Python stack algorithm instead (for tests).
     """
     n = len(kind)
-    out = Links(n)
-    relevant = np.flatnonzero((kind == K_ENTRY) | (kind == K_LEAF) | (kind == K_EXIT)
-                              | (kind == K_COMMENT))
-    if not len(relevant):
-        return out
-    # Records of each task together (sorted by task key), in line order within a task.
-    order = relevant[_stable_argsort(task[relevant])]
-    del relevant
     if force_sequential:
+        out = Links(n)
+        relevant = np.flatnonzero((kind == K_ENTRY) | (kind == K_LEAF) | (kind == K_EXIT)
+                                  | (kind == K_COMMENT))
+        if not len(relevant):
+            return out
+        order = relevant[_stable_argsort(task[relevant])]
+        del relevant
         T_all = task[order]
         out.n_tasks = _count_distinct(T_all[kind[order] != K_COMMENT])
         bounds = np.concatenate(([0], np.flatnonzero(np.diff(T_all)) + 1, [len(order)]))
@@ -630,14 +634,20 @@ def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
             _link_sequential(order[lo:hi], kind, depth, func, module, out, dur)
         return out
 
+    # Records of each task together, in line order within a task; T: which task (equal values
+    # for the same task).
+    order, T_all = _group_by_task(kind, task)
+    if not len(order):
+        return Links(n)
     is_call = kind[order] != K_COMMENT
     has_comments = not is_call.all()
+    out = Links(n, comments=has_comments)
     calls = order[is_call] if has_comments else order
     out.by_task = calls
     if not has_comments:
         del order
     m = len(calls)
-    T = task[calls]
+    T = T_all[is_call] if has_comments else T_all
     K = kind[calls]
     D = depth[calls].astype(np.int32)
     if m:
@@ -652,8 +662,8 @@ def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     out.n_tasks = int(new_task.sum())
     task_of_calls = T if has_comments else None
     if has_comments:
-        Tc = task[order[~is_call]]
-    del T, task   # (the caller may pass a temporary: it is freed here)
+        Tc = T_all[~is_call]
+    del T, T_all, task   # (the caller may pass a temporary: it is freed here)
 
     # Entries and their exits.
     ent = np.flatnonzero(K == K_ENTRY)
@@ -710,19 +720,18 @@ def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
         gap, nsg = gap[cand], nsg[cand]
         if len(gap):
             # The entry must be complete and last at least as long as the calls it adopts.
-            exit_pos = np.full(m, -1, dtype=np.int64)
-            exit_pos[call_start[~start]] = np.flatnonzero(~start)
-            g_rec = np.where(K[gap] == K_ENTRY, exit_pos[gap], gap)
-            g_dur = np.where(g_rec >= 0, dur[calls[np.maximum(g_rec, 0)]], np.nan)
+            # (exit records from out.exit_of, which holds the pairs found above)
+            g_rec = np.where(K[gap] == K_ENTRY, out.exit_of[calls[gap]], calls[gap])
+            g_dur = np.where(g_rec >= 0, dur[np.maximum(g_rec, 0)], np.nan)
             uq, inv = np.unique(nsg, return_inverse=True)
             inside = np.bincount(inv, weights=np.nan_to_num(g_dur), minlength=len(uq))
-            ex_u = exit_pos[uq]
-            own = np.where(ex_u >= 0, dur[calls[np.maximum(ex_u, 0)]], np.nan)
+            ex_u = out.exit_of[calls[uq]]
+            own = np.where(ex_u >= 0, dur[np.maximum(ex_u, 0)], np.nan)
             ok_u = (ex_u >= 0) & (own >= inside)
             adopt = ok_u[inv]
             parent[gap[adopt]] = nsg[adopt]
             intr_pos = np.union1d(intr_pos, gap[adopt])
-            del exit_pos, g_rec, g_dur, uq, inv, inside, ex_u, own, ok_u, adopt
+            del g_rec, g_dur, uq, inv, inside, ex_u, own, ok_u, adopt
         del nsg, nsv, cand
     del gap
     out.interrupt[calls[intr_pos]] = True
@@ -816,6 +825,42 @@ def _stable_argsort(keys: np.ndarray) -> np.ndarray:
     return np.argsort(keys, kind="stable")
 
 
+def _group_by_task(kind: np.ndarray, task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The call and comment records sorted by task (stable: line order within a task), and a
+    task id of each of them (equal ids = same task).
+
+    With few tasks in a small key range (the usual case) the records get dense uint16 task
+    ids, the other records an id after all of them, and one stable (radix) sort of all records
+    does the selection and the grouping at once: no index array of the relevant records, no
+    int64 copies of the keys (at 10^7 records each such array is 80 MB of memory touched for
+    the first time, which is what costs most on a VM that backs memory lazily).
+    """
+    relevant = (kind == K_ENTRY) | (kind == K_LEAF) | (kind == K_EXIT) | (kind == K_COMMENT)
+    n = len(kind)
+    n_rel = int(np.count_nonzero(relevant))
+    if n_rel and n < 2**31:
+        lo, hi = int(task.min()), int(task.max())
+        if hi - lo < 1 << 23:
+            off = np.empty(n, dtype=np.int32)
+            np.subtract(task, lo, out=off, casting="unsafe")
+            seen = np.zeros(hi - lo + 1, dtype=bool)
+            seen[off] = True
+            distinct = np.flatnonzero(seen)
+            del seen
+            if len(distinct) < (1 << 16) - 1:
+                table = np.zeros(hi - lo + 1, dtype=np.uint16)
+                table[distinct] = np.arange(len(distinct), dtype=np.uint16)
+                tid = table[off]
+                del off, table
+                tid[~relevant] = len(distinct)        # sorted after every task
+                order = np.argsort(tid, kind="stable")[:n_rel]
+                return order, tid[order]
+            del off
+    rel = np.flatnonzero(relevant)
+    order = rel[_stable_argsort(task[rel])]
+    return order, task[order]
+
+
 def _roots_and_interrupts(parent: np.ndarray, depth: np.ndarray, flag: np.ndarray
                           ) -> tuple[np.ndarray, np.ndarray]:
     """Per call: its outermost ancestor (itself without a parent), and whether it or an
@@ -899,7 +944,8 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     n_calls = len(S)
     n_tasks = links.n_tasks
     links.is_start = None  # type: ignore[assignment]
-    call_id = np.full(len(kind), -1, dtype=np.int32 if n_calls < 2**31 else np.int64)
+    # record → call number; only read at call starts (parents, owners), so not filled
+    call_id = np.empty(len(kind), dtype=np.int32 if n_calls < 2**31 else np.int64)
     call_id[S] = np.arange(n_calls)
 
     # Events first (they need a few record columns that are released below).
