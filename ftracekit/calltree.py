@@ -297,7 +297,8 @@ def _prev_smaller(D: np.ndarray, first: np.ndarray, at: np.ndarray | None = None
     # Only positions after a down-step need the search: after an up-step it is i - 1, and a
     # position at the depth of its predecessor shares the predecessor's answer.
     step = np.zeros(m, dtype=np.int8)
-    np.sign(D[1:] - D[:-1], out=step[1:], casting="unsafe")
+    step[1:] = D[1:] > D[:-1]            # sign of the step (bool temporaries: no int32
+    step[1:] -= D[1:] < D[:-1]           # difference array)
     step[first] = 2
     ev = np.flatnonzero(step == 1)
     down = np.flatnonzero(step == -1)
@@ -391,7 +392,7 @@ class _LevelIndex:
         if n_groups >= 1 << 32 or n_groups * self.stride >= 1 << 62:
             return None
         if E == len(ev):
-            e_pos = ev.astype(np.int64)
+            e_pos = ev.astype(np.int64, copy=False)
             e_lev = ev_hi.astype(np.int64)
         else:
             ramp = np.arange(E, dtype=np.int64) - np.repeat(np.cumsum(s) - s, s)
@@ -422,7 +423,9 @@ class _LevelIndex:
             j = np.searchsorted(self.key, kq, side="right") - 1
             jv = np.maximum(j, 0)
             hit = j >= 0
-        hit &= (self.key[jv] // self.stride == gq) & ~bad
+        kj = self.key[jv]
+        g0 = kq - qp                   # = gq * stride: the key's group is gq (no division)
+        hit &= (kj >= g0) & (kj < g0 + self.stride) & ~bad
         return np.where(hit, self.pos[jv], -1)
 
 
@@ -649,7 +652,9 @@ def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     m = len(calls)
     T = T_all[is_call] if has_comments else T_all
     K = kind[calls]
-    D = depth[calls].astype(np.int32)
+    D = np.empty(m, dtype=np.int32)
+    for lo in range(0, m, _CHUNK):     # (no full-size int16 copy)
+        D[lo:lo + _CHUNK] = depth[calls[lo:lo + _CHUNK]]
     if m:
         new_task = np.empty(m, dtype=bool)
         new_task[0] = True
