@@ -345,10 +345,11 @@ def write_report(out: Path, rows: list[dict], tcs: dict[str, dict], real: bool,
             lines.append(f"Second load in the same process (memory reused): "
                          + ", ".join(f"fg_{n}: {v:.0f} ns/line" for n, v in warm)
                          + f"; fg_{warm[-2][0]} → fg_{warm[-1][0]} ×{warm[-1][1] / warm[-2][1]:.2f}. "
-                         "The difference is the cost of memory touched for the first time: this "
-                         "machine is a VM whose host backs guest memory lazily (and takes freed "
-                         "pages back within seconds), so a first touch costs up to ~50× a reused "
-                         "page (np.full of 43 MB: 100 ms cold, 1.4 ms warm).")
+                         "Why the two can differ: this machine is a VM whose host backs guest "
+                         "memory lazily (and takes freed pages back within seconds), so memory "
+                         "touched for the first time can cost up to ~50× a reused page (np.full "
+                         "of 43 MB measured at 100 ms cold, 1.4 ms warm); how much of that a run "
+                         "pays varies from run to run, most at 10^7 lines (~1.2 GB of columns).")
     if big is not None:
         rate = big["lines"] / big["best"]["wall"]
         mem = big["peak_rss"] / big["bytes"]
