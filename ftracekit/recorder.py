@@ -869,38 +869,33 @@ class Recorder:
             body = "".join(line + "\n" for line in text.splitlines() if not line.startswith("#"))
             self._out.write(body.encode())
             lines = body.count("\n")
-        stats_after = d.cpu_stats()
+        self._note_outcome(d, elapsed, lines=lines)
         self._out.close()
-        lost = _lost(self._stats_before, stats_after)
-        self.meta.update({
-            "duration_s": round(elapsed, 6),
-            "lines": lines,
-            "stats_before": self._stats_before,
-            "stats_after": stats_after,
-            "lost_events": lost,
-            "command_returncode": self.returncode,
-            "interrupted": self.interrupted,
-        })
 
     def _finish_raw(self, d: TraceFS, elapsed: float) -> None:
         """Stop the page readers, then save what decoding needs (while ``d`` still exists)."""
         assert self._raw is not None
         self._raw.stop()
-        stats_after = d.cpu_stats()
+        self._note_outcome(d, elapsed, bytes=self._raw.bytes, pages=self._raw.pages,
+                           cpus=[r.cpu for r in self._raw.readers])
         events = [f[len("events/"):-len("/enable")] for spec in self.events
                   for f in d.event_files(spec)]
+        self.meta = write_capture_files(d, self.output, events, self.meta)   # + page_size
+
+    def _note_outcome(self, d: TraceFS, elapsed: float, **amount: Any) -> None:
+        """Record in ``meta`` how the recording went: duration, what was captured
+        (``amount``: lines, or bytes/pages/cpus), per-CPU stats and lost events, the command's
+        status. Reads ``d``'s stats now (after tracing stopped and the readers drained)."""
+        stats_after = d.cpu_stats()
         self.meta.update({
             "duration_s": round(elapsed, 6),
-            "bytes": self._raw.bytes,
-            "pages": self._raw.pages,
-            "cpus": [r.cpu for r in self._raw.readers],
+            **amount,
             "stats_before": self._stats_before,
             "stats_after": stats_after,
             "lost_events": _lost(self._stats_before, stats_after),
             "command_returncode": self.returncode,
             "interrupted": self.interrupted,
         })
-        self.meta = write_capture_files(d, self.output, events, self.meta)   # + page_size
 
     def _restore_sigterm(self) -> None:
         if self._old_sigterm is not None:
