@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._concurrent import background
 from ._memory import release_memory as _release_memory
 from .lineparse import event_name
 from .records import (
@@ -670,6 +671,9 @@ def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
         Tc = T_all[~is_call]
     del T, T_all, task   # (the caller may pass a temporary: it is freed here)
 
+    # (the forward-parent search needs only D and the task starts: on a second core meanwhile)
+    pse_job = background(_prev_smaller, D, new_task, size=m)
+
     # Entries and their exits.
     ent = np.flatnonzero(K == K_ENTRY)
     x = _next_smaller(D, end_task, strict=False, at=ent)
@@ -688,7 +692,8 @@ def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     del ent_m, exit_m
 
     # Forward parent: top of stack after the previous record of smaller depth.
-    pse = _prev_smaller(D, new_task)
+    pse = pse_job.result()
+    del pse_job
     is_entry = K == K_ENTRY
     hop = pse[call_start]                # from a non-entry record to the next candidate down
     fwd = _resolve(pse, hop, is_entry)   # per record: innermost open entry when it starts

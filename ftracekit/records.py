@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from ._memory import Prefaulter
+
 K_ENTRY = 0      # "func() {"
 K_LEAF = 1       # "func();"  (entry and exit in one line)
 K_EXIT = 2       # "}" / "} /* func */"
@@ -163,14 +165,26 @@ class ColumnBuilder:
     read-only zero-stride views.
     """
 
-    def __init__(self, capacity: int = 0) -> None:
+    def __init__(self, capacity: int = 0, *, prefault: int = 0) -> None:
         self.n = 0
         self.cap = max(int(capacity), 1024)
         self.arrays: dict[str, np.ndarray | None] = {
             name: (None if name in _COMPACTABLE else np.empty(self.cap, dtype=dt))
             for name, dt in COLUMNS.items()}
+        # The first ``prefault`` rows are faulted in on a helper thread ahead of the appends.
+        self._prefault: Prefaulter | None = None
+        if prefault > 0:
+            self._prefault = Prefaulter([a for a in self.arrays.values() if a is not None],
+                                        prefault, lambda: self.n).start()
+
+    def stop_prefault(self) -> None:
+        """Stop the helper thread (if any); called by :meth:`columns` and on errors."""
+        if self._prefault is not None:
+            self._prefault.stop()
+            self._prefault = None
 
     def _grow(self, need: int) -> None:
+        self.stop_prefault()       # (the arrays move)
         cap = max(need, self.cap + (self.cap >> 2))
         for name, a in self.arrays.items():
             if a is not None:
@@ -204,6 +218,7 @@ class ColumnBuilder:
 
     def columns(self) -> dict[str, np.ndarray]:
         """The columns (views of the first ``n`` rows; the builder must not be used after)."""
+        self.stop_prefault()
         n = self.n
         out = {}
         for name, dt in COLUMNS.items():
