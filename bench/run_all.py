@@ -10,7 +10,7 @@
 Each writes its own results_*.md; this script concatenates them.
 
 The 10^7-line trace (and its trace-cmd .dat) is too big for git: when it is missing from
-/var/tmp/fg10m it is recorded first with bench/make_data.py in a QEMU guest (~8 min, ~1 GB
+/var/tmp/fg10m it is recorded first with bench/make_data.py in a QEMU guest (8–18 min, ~1 GB
 of disk; --skip-10m leaves that size out).
 """
 

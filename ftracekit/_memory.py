@@ -91,19 +91,22 @@ class Prefaulter:
     """Faults in rows ``[front(), limit)`` of equally long 1-d arrays on a helper thread.
 
     The rows are done in steps of about ``step_bytes`` (all arrays at once, so each array's
-    resident front advances with the row index its writer is at); rows below ``front()`` (the
-    writer's position) are skipped. :meth:`stop` must be called before the arrays are resized
+    resident front advances with the row index its writer is at), at most ``ahead_bytes``
+    ahead of ``front()`` (the writer's position); rows below it are skipped. :meth:`stop` must be called before the arrays are resized
     or freed. Nothing happens where the kernel lacks ``MADV_POPULATE_WRITE``, the platform is
     not glibc/Linux, or only one CPU is usable.
     """
 
     def __init__(self, arrays: Sequence[np.ndarray], limit: int, front: Callable[[], int],
-                 step_bytes: int = 8 << 20) -> None:
+                 step_bytes: int = 4 << 20, ahead_bytes: int = 16 << 20) -> None:
         self.arrays = [a for a in arrays if a.ndim == 1 and a.flags.c_contiguous and a.size]
         self.limit = min([limit] + [len(a) for a in self.arrays])
         self.front = front
         row_bytes = sum(a.itemsize for a in self.arrays) or 1
         self.step = max(step_bytes // row_bytes, 1024)
+        # at most this many rows resident ahead of the writer (the peak memory of the parse
+        # is not raised by pages needed only later)
+        self.ahead = max(ahead_bytes // row_bytes, 2 * self.step)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.done = 0              # rows faulted in so far (for tests and benchmarks)
@@ -122,7 +125,11 @@ class Prefaulter:
     def _run(self) -> None:
         pos = 0
         while pos < self.limit and not self._stop.is_set():
-            pos = max(pos, min(self.front(), self.limit))
+            front = min(self.front(), self.limit)
+            pos = max(pos, front)
+            if pos - front >= self.ahead:
+                self._stop.wait(0.002)      # far enough ahead: let the writer catch up
+                continue
             hi = min(pos + self.step, self.limit)
             if hi <= pos:
                 break

@@ -982,11 +982,30 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     })
     del C, lines_c, texts, owner
 
+    # Parents first: the roots and the interrupt context (a pass down the depths) are then
+    # worked out on a second core while the other columns are gathered.
+    parent_rec = links.parent[S]
+    links.parent = None  # type: ignore[assignment]
+    has_parent = parent_rec >= 0
+    np.maximum(parent_rec, 0, out=parent_rec)
+    parent = call_id[parent_rec].astype(np.int64)
+    parent[~has_parent] = -1
+    del parent_rec, call_id
+    interrupted = links.interrupt[S]
+    links.interrupt = None  # type: ignore[assignment]
+    depth_c = take("depth")[S]
+    # Root (the outermost ancestor) and interrupt context (calls that interrupted another, seen
+    # from their depth, and everything below them ran in interrupt context even where the
+    # text has no irq arrows).
+    roots_job = background(_roots_and_interrupts, parent, depth_c, interrupted, size=n_calls)
+    del interrupted
+
     # Call columns, each record column released after its last use.
     data: dict[str, Any] = {}
     data["func"] = _categorical(take("func")[S], recs.funcs)
     data["module"] = _categorical(take("module")[S], recs.modules)
-    data["depth"] = take("depth")[S]
+    data["depth"] = depth_c
+    del depth_c
     data["line"] = take("line")[S]
     data["pid"] = pid[S]
     data["comm"] = _categorical(comm[S], recs.comms)
@@ -1036,16 +1055,7 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
         retval = pd.arrays.IntegerArray(np.where(has_ret, rv[xr], 0), ~has_ret)
         del has_ret
     del rv, hr, xr, has_exit
-    parent_rec = links.parent[S]
-    links.parent = None  # type: ignore[assignment]
-    interrupted = links.interrupt[S]
-    links.interrupt = None  # type: ignore[assignment]
     del S
-    has_parent = parent_rec >= 0
-    np.maximum(parent_rec, 0, out=parent_rec)
-    parent = call_id[parent_rec].astype(np.int64)
-    parent[~has_parent] = -1
-    del parent_rec, call_id
     # Children: counts and summed durations.
     pidx = parent[has_parent]
     n_children = np.bincount(pidx, minlength=n_calls).astype(np.int32)
@@ -1053,11 +1063,9 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     del pidx
     self_us = dur - child_sum
     del child_sum
-    # Root (the outermost ancestor) and interrupt context (calls that interrupted another, seen
-    # from their depth, and everything below them ran in interrupt context even where the
-    # text has no irq arrows).
     del has_parent
-    root, interrupted = _roots_and_interrupts(parent, data["depth"], interrupted)
+    root, interrupted = roots_job.result()
+    del roots_job
     data["in_irq"] = data["in_irq"] | interrupted
     del interrupted
     # An entry line recorded late (an interrupt hit between the call and its entry event) is

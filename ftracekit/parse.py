@@ -37,10 +37,13 @@ __all__ = ["parse_source", "parse_text"]
 
 _SNIFF_LINES = 3000
 _PROGRESS_MIN_BYTES = 32 << 20
-# Fast-path block size: with two scanning threads 4 MB measured fastest (10^7 lines: 2.5-3.0 s
-# against 2.9-3.0 s at 8 or 16 MB, 3.0-3.1 s at 2 MB, and 3.8-4.2 s on one thread at 2 MB).
-_SCAN_BYTES = 4 << 20
-_READ_BYTES = 4 << 20     # read size after the first _SNIFF_BYTES
+# Fast-path block size. With two scanning threads 4 MB measured fastest on 10^7 lines (2.5-3.0 s
+# against 2.9-3.0 s at 8 or 16 MB, 3.0-3.1 s at 2 MB, and 3.8-4.2 s on one thread at 2 MB),
+# but the blocks in flight hold ~20 MB more: inputs under _BIG_INPUT use 2 MB.
+_SCAN_BYTES = 2 << 20
+_SCAN_BYTES_BIG = 4 << 20
+_BIG_INPUT = 256 << 20
+_READ_BYTES = 2 << 20     # read size after the first _SNIFF_BYTES (the block size)
 _SNIFF_BYTES = 4 << 20    # the first bytes read at once (layout detection)
 _PREFAULT_MIN_ROWS = 1 << 18   # record columns this long are faulted in ahead (12+ MB)
 _WORKERS = 2              # scanning threads where 2+ CPUs are usable (3 were not faster on 2)
@@ -143,8 +146,10 @@ def parse_source(src: PathOrFile, *, progress: bool | None = None,
         if source.kind != "text":
             raise InputError(f"{source.name}: is a trace-cmd binary trace.dat, not text; "
                              "load it with ftracekit.load()")
-        return _parse_stream(source.name, source.chunks(_READ_BYTES), source.size, source.position,
-                             progress, fast)
+        big = source.size is not None and source.size >= _BIG_INPUT
+        read = max(_READ_BYTES, _SCAN_BYTES_BIG) if big else _READ_BYTES
+        return _parse_stream(source.name, source.chunks(read), source.size, source.position,
+                             progress, fast, _SCAN_BYTES_BIG if big else _SCAN_BYTES)
     finally:
         source.close()
 
@@ -157,7 +162,9 @@ def parse_text(text: str, *, fast: bool = True) -> tuple[LineRecords, dict[str, 
 
 
 def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], int | None],
-                  progress: bool | None, fast: bool) -> tuple[LineRecords, dict[str, Any]]:
+                  progress: bool | None, fast: bool, scan_bytes: int | None = None
+                  ) -> tuple[LineRecords, dict[str, Any]]:
+    scan_bytes = scan_bytes or _SCAN_BYTES
     funcs, modules, comms = Interner(), Interner(), Interner()
     bar = _Progress(name, size, progress)
     parts: ColumnBuilder | None = None   # created once the first block tells the line length
@@ -208,8 +215,8 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
         nonlocal lineno, pool
         assert parser is not None
         if fast:
-            for lo, hi in _split_block(data, end, _SCAN_BYTES):
-                if pool is None and workers > 1 and end >= _SCAN_BYTES:
+            for lo, hi in _split_block(data, end, scan_bytes):
+                if pool is None and workers > 1 and end >= scan_bytes:
                     pool = ThreadPoolExecutor(workers, thread_name_prefix="ftracekit-scan")
                 if pool is not None:
                     pending.append(pool.submit(_fastparse.scan_block, data, parser, lo, hi))
