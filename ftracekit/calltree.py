@@ -964,7 +964,9 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     links.is_start = None  # type: ignore[assignment]
     # record → call number; only read at call starts (parents, owners), so not filled
     call_id = np.empty(len(kind), dtype=np.int32 if n_calls < 2**31 else np.int64)
-    call_id[S] = np.arange(n_calls)
+    for lo in range(0, n_calls, _CHUNK):    # (in pieces: no full-size arange)
+        hi = min(lo + _CHUNK, n_calls)
+        call_id[S[lo:hi]] = np.arange(lo, hi, dtype=call_id.dtype)
 
     # Events first (they need a few record columns that are released below).
     C = np.flatnonzero(kind == K_COMMENT)
@@ -986,13 +988,20 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
 
     # Parents first: the roots and the interrupt context (a pass down the depths) are then
     # worked out on a second core while the other columns are gathered.
-    parent_rec = links.parent[S]
+    # (in pieces: the only full-size arrays are the results)
+    parent = np.empty(n_calls, dtype=np.int64)
+    has_parent = np.empty(n_calls, dtype=bool)
+    for lo in range(0, n_calls, _CHUNK):
+        hi = min(lo + _CHUNK, n_calls)
+        p_rec = links.parent[S[lo:hi]]
+        has = p_rec >= 0
+        has_parent[lo:hi] = has
+        np.maximum(p_rec, 0, out=p_rec)
+        p_call = call_id[p_rec]
+        p_call[~has] = -1
+        parent[lo:hi] = p_call
     links.parent = None  # type: ignore[assignment]
-    has_parent = parent_rec >= 0
-    np.maximum(parent_rec, 0, out=parent_rec)
-    parent = call_id[parent_rec].astype(np.int64)
-    parent[~has_parent] = -1
-    del parent_rec, call_id
+    del call_id
     interrupted = links.interrupt[S]
     links.interrupt = None  # type: ignore[assignment]
     depth_c = take("depth")[S]
@@ -1073,11 +1082,18 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     # An entry line recorded late (an interrupt hit between the call and its entry event) is
     # printed after the interrupt's calls, which it adopted: it began no later than they did.
     line = data["line"]
-    adopted = np.flatnonzero(parent >= 0)
-    adopted = adopted[(line[parent[adopted]] > line[adopted]) & (status[parent[adopted]] != 2)]
-    if len(adopted):
-        np.fmin.at(start_s, parent[adopted], start_s[adopted])
-    del adopted, line
+    to, value = [], []             # (all read before any is moved, in pieces)
+    for lo in range(0, n_calls, _CHUNK):
+        sub = np.flatnonzero(parent[lo:lo + _CHUNK] >= 0)
+        sub += lo
+        p_sub = parent[sub]
+        keep = (line[p_sub] > line[sub]) & (status[p_sub] != 2)
+        if keep.any():
+            to.append(p_sub[keep])
+            value.append(start_s[sub[keep]])
+    if to:
+        np.fmin.at(start_s, np.concatenate(to), np.concatenate(value))
+    del line, to, value
     data.update(parent=parent, root=root, start_s=start_s, end_s=end_s, duration_us=dur,
                 self_us=self_us, n_children=n_children, retval=retval)
     del parent, root, start_s, end_s, dur, self_us, n_children, retval
