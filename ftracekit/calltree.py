@@ -368,6 +368,9 @@ def _level_search(D: np.ndarray, first: np.ndarray, ev: np.ndarray, ev_lo: np.nd
     return None if index is None else index.query(qp, ql, forward)
 
 
+_QUERY_CHUNK = 1 << 20
+
+
 class _LevelIndex:
     """Events sorted by (level, task, position) — a stable radix sort by (level, task), as they
     come in position order; a query is a binary search for its (level, task, position)."""
@@ -414,6 +417,17 @@ class _LevelIndex:
         E = len(self.key)
         if not E or not len(qp):
             return np.full(len(qp), -1, dtype=np.int64)
+        if len(qp) <= _QUERY_CHUNK:
+            return self._query(qp, ql, forward)
+        # in pieces: the temporaries (eight int64 arrays per query) stay small
+        out = np.empty(len(qp), dtype=np.int64)
+        for lo in range(0, len(qp), _QUERY_CHUNK):
+            hi = lo + _QUERY_CHUNK
+            out[lo:hi] = self._query(qp[lo:hi], ql[lo:hi], forward)
+        return out
+
+    def _query(self, qp: np.ndarray, ql: np.ndarray, forward: bool) -> np.ndarray:
+        E = len(self.key)
         tid = np.searchsorted(self.tstart, qp, side="right") - 1
         gq = (ql.astype(np.int64) - self.lo) * self.n_tasks + tid
         bad = (gq < 0)                 # a level below every event: none
