@@ -178,6 +178,7 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
     n_sniff_matching = 0
     sniffed: list[str] = []
     fast_lines = 0
+    sniff_result: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     # Fast path: blocks are scanned on worker threads (numpy releases the GIL) while this
     # thread finishes them in order (interning, exact parsing of rejected lines).
@@ -278,6 +279,10 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
                     continue
                 data, head = head, b""
                 start(data)
+                feed(data)
+                # (while the scanning threads work on the first blocks)
+                sniff_result = sniff_options(sniffed, parser.layout)
+                continue
             feed(data)
         if first and head:
             start(head)
@@ -329,7 +334,9 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
             example = parser.skipped_examples[0][1] if parser.skipped_examples else ""
             hint = f"; first line: {example[:60]!r}" if example else ""
             raise NotATraceError(f"{name}: no function_graph lines in {lineno} lines{hint}")
-    options, hints = sniff_options(sniffed, parser.layout)
+    if sniff_result is None:
+        sniff_result = sniff_options(sniffed, parser.layout)
+    options, hints = sniff_result
     if recs.retaddr:
         options["funcgraph-retaddr"] = True
     if recs.args:
@@ -338,7 +345,10 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
         options["funcgraph-retval"] = True
     lost_per_cpu: dict[int, int] = {}
     lost_unknown = 0
-    cpu_of_line = dict(zip(cols["line"][kinds == K_LOST].tolist(), cols["cpu"][kinds == K_LOST].tolist()))
+    cpu_of_line: dict[int, int] = {}
+    if kind_counts[K_LOST]:
+        lost_at = np.flatnonzero(kinds == K_LOST)
+        cpu_of_line = dict(zip(cols["line"][lost_at].tolist(), cols["cpu"][lost_at].tolist()))
     for ln, n in recs.lost.items():
         cpu = cpu_of_line.get(ln, -1)
         if n < 0:
@@ -365,6 +375,6 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
         "fast_path_lines": fast_lines,
         "options": options,
         "kernel_hints": hints,
-        "has_comments": bool((kinds == K_COMMENT).any()),
+        "has_comments": bool(kind_counts[K_COMMENT]),
     }
     return recs, meta
