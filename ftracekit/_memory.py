@@ -3,7 +3,9 @@
 numpy frees its large temporaries with ``free()``; glibc keeps much of that memory in its
 heaps (the mmap threshold grows with the sizes freed, and worker threads get heaps of their
 own), so the resident size after parsing stays far above what is live. ``malloc_trim(0)``
-gives the free pages back. It is called between the big phases of :func:`ftracekit.load`.
+gives the free pages back. It is called at the end of the parse (the scanning threads' heaps)
+and at the end of the table building, not in between: memory freed by one phase is reused at
+once by the next, and giving it back would only make the next phase fault it in again.
 
 The first write to a page of a fresh buffer costs a page fault and the zeroing of the page
 (on a VM whose host backs guest memory lazily, much more: ~2.7 ms per MB measured on this

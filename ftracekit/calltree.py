@@ -658,12 +658,12 @@ def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     # for the same task).
     # (the result arrays are allocated and filled on a second core meanwhile: at 10^7 records
     # that is ~100 MB of memory touched for the first time)
-    links_job = background(Links, n, bool((kind == K_COMMENT).any()), size=n)
+    has_comments = bool((kind == K_COMMENT).any())
+    links_job = background(Links, n, has_comments, size=n)
     order, T_all = _group_by_task(kind, task)
     if not len(order):
         return links_job.result()
     is_call = kind[order] != K_COMMENT
-    has_comments = not is_call.all()
     out = links_job.result()
     del links_job
     calls = order[is_call] if has_comments else order
