@@ -41,9 +41,11 @@ def _libc() -> Any:
         return None
 
 
+_LIBC = _libc()
+
+
 def _find(name: str, argtypes: list, restype: Any) -> Any:
-    lib = _libc()
-    fn = getattr(lib, name, None) if lib is not None else None
+    fn = getattr(_LIBC, name, None) if _LIBC is not None else None
     if fn is not None:
         fn.argtypes = argtypes
         fn.restype = restype
@@ -94,8 +96,8 @@ class Prefaulter:
 
     The rows are done in steps of about ``step_bytes`` (all arrays at once, so each array's
     resident front advances with the row index its writer is at), at most ``ahead_bytes``
-    ahead of ``front()`` (the writer's position); rows below it are skipped. :meth:`stop` must be called before the arrays are resized
-    or freed. Nothing happens where the kernel lacks ``MADV_POPULATE_WRITE``, the platform is
+    ahead of ``front()`` (the writer's position); rows below it are skipped. :meth:`stop` must
+    be called before the arrays are resized or freed. Nothing happens where the kernel lacks ``MADV_POPULATE_WRITE``, the platform is
     not glibc/Linux, or only one CPU is usable.
     """
 

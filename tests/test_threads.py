@@ -48,11 +48,10 @@ def test_prefaulter_makes_pages_resident_without_touching_contents():
     b = np.empty(n, dtype=np.int16)
     before = _resident_bytes(a)
     a[:1000] = 7.0                           # the owner's writes survive the prefault
-    p = _memory.Prefaulter([a, b], limit=n, front=lambda: 0, step_bytes=1 << 20).start()
+    p = _memory.Prefaulter([a, b], limit=n, front=lambda: 0, step_bytes=1 << 20,
+                           ahead_bytes=a.nbytes + b.nbytes).start()
+    p._thread.join()                         # (runs to the end: nothing is left to wait for)
     p.stop()
-    if p.done < n:                           # (stop() may have cut it short: run to the end)
-        p = _memory.Prefaulter([a, b], limit=n, front=lambda: p.done).start()
-        p._thread and p._thread.join()
     assert p.done == n
     assert (a[:1000] == 7.0).all()
     assert _resident_bytes(a) >= before + a.nbytes - (4 << 20)
