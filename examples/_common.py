@@ -56,7 +56,7 @@ def live_record(functions: Sequence[str], command: Sequence[str], output: str,
     if os.geteuid() != 0:
         raise FtracekitError("--live records with ftrace and needs root (run it with sudo)")
     try:
-        from ftracekit.recorder import record
+        from ftracekit.recording.recorder import record
     except ImportError as err:  # pragma: no cover
         raise FtracekitError(f"this ftracekit has no recorder ({err})") from err
     print(f"recording {', '.join(functions)}" + (f" and {', '.join(events)}" if events else "")
@@ -81,7 +81,7 @@ def main_wrapper(run: Callable[[argparse.Namespace], int], p: argparse.ArgumentP
 def task_of(trace: ftracekit.Trace, calls: pd.DataFrame) -> pd.Series:
     """``comm-pid`` per call, with the comm first printed for that task in the whole trace
     (the kernel may print ``<...>`` until its comm cache knows the name)."""
-    from ftracekit.export import task_names
+    from ftracekit.show.export import task_names
 
     if "_task_names" not in trace.meta:
         c = trace.calls

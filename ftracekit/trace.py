@@ -15,7 +15,7 @@ import pandas as pd
 from .errors import FtracekitError, UnknownFunctionError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .render import CallTree
+    from .show.render import CallTree
 
 __all__ = ["Trace", "TOP_COLUMNS", "base_name"]
 
@@ -337,7 +337,7 @@ class Trace:
         ``max_depth``: levels below ``call`` to show; ``min_us``: hide children shorter than
         this (they are summarised per parent as "N more calls").
         """
-        from .render import CallTree
+        from .show.render import CallTree
 
         self._check_call(call)
         return CallTree(self, call, max_depth=max_depth, min_us=min_us)
@@ -431,13 +431,13 @@ class Trace:
         }
 
     def _repr_html_(self) -> str:
-        from .render import trace_html
+        from .show.render import trace_html
 
         return trace_html(self)
 
     @property
     def plot(self) -> Any:
         """Plots of this trace (:mod:`ftracekit.plot`), e.g. ``trace.plot.hist("netlink_dump")``."""
-        from .plot import TracePlots
+        from .show.plot import TracePlots
 
         return TracePlots(self)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ftracekit.cli import main
+from ftracekit.cli.main import main
 
 DATA = Path(__file__).parent / "data" / "shared"
 PIPE = str(DATA / "rtnl_trace_pipe.txt")

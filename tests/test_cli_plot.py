@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import ftracekit
-from ftracekit import export as ex
-from ftracekit.cli import main
+from ftracekit.show import export as ex
+from ftracekit.cli.main import main
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fabricate  # noqa: E402

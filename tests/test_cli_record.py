@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ftracekit import cli_record
-from ftracekit.tracefs import TraceFS
+from ftracekit.cli import record as cli_record
+from ftracekit.recording.tracefs import TraceFS
 
 REPO = Path(__file__).resolve().parents[1]
 

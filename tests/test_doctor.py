@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ftracekit.doctor import diagnose
-from ftracekit.recorder import INSTANCE_PREFIX, _Lock
+from ftracekit.recording.doctor import diagnose
+from ftracekit.recording.recorder import INSTANCE_PREFIX, _Lock
 
 from test_tracefs import make_tree
 

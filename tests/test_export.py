@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import ftracekit
-from ftracekit import export as ex
+from ftracekit.show import export as ex
 from ftracekit.errors import FtracekitError
 
 sys.path.insert(0, str(Path(__file__).parent))

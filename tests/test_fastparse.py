@@ -25,13 +25,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ftracekit import _fastparse
-from ftracekit import calltree as ct
-from ftracekit.calltree import build_tables, fill_tasks, link_records, task_keys
-from ftracekit.parse import parse_source, parse_text
-from ftracekit.records import COLUMNS
+from ftracekit.read import _fastparse
+from ftracekit.calltree import link as ct
+from ftracekit.calltree.link import build_tables, fill_tasks, link_records, task_keys
+from ftracekit.read.text import parse_source, parse_text
+from ftracekit.read.records import COLUMNS
 
-parse_mod = sys.modules["ftracekit.parse"]   # (ftracekit.parse is also a function)
+from ftracekit.read import text as parse_mod
 
 REPO = Path(__file__).resolve().parents[1]
 ROOTS = [Path("/work/shared/samples"), REPO / "tests" / "data", REPO / "bench" / "data"]

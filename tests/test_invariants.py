@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ftracekit
-from ftracekit.calltree import fill_tasks, link_records, task_keys
-from ftracekit.parse import parse_text
+from ftracekit.calltree.link import fill_tasks, link_records, task_keys
+from ftracekit.read.text import parse_text
 
 NAMES = ["do_sys_open", "getname", "kmem_cache_alloc", "finish_task_switch.isra.0",
          "nft_do_chain", "foo.constprop.0", "__x64_sys_sendmsg", "rtnl_fill_ifinfo", "a", "b_c"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import ftracekit
-from ftracekit.lineparse import parse_retval
+from ftracekit.read.lineparse import parse_retval
 
 
 def calls(text: str) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
 import ftracekit  # noqa: E402
-from ftracekit import plot as P  # noqa: E402
+from ftracekit.show import plot as P  # noqa: E402
 from ftracekit.errors import FtracekitError, UnknownFunctionError  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -45,7 +45,7 @@ def fab() -> ftracekit.Trace:
 
 def test_import_ftracekit_does_not_import_matplotlib():
     code = ("import sys, ftracekit; t = ftracekit.load(sys.argv[1]); t.top(); t.plot; "
-            "import ftracekit.export, ftracekit.plot; "
+            "import ftracekit.show.export, ftracekit.show.plot; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     r = subprocess.run([sys.executable, "-c", code, str(DATA / "rtnl_depth3_markers.txt")],
                        capture_output=True, text=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import ftracekit
-from ftracekit.rawtrace import Symbols, decode_cpu, is_capture, load_capture, parse_format
+from ftracekit.read.rawtrace import Symbols, decode_cpu, is_capture, load_capture, parse_format
 
 DATA = Path(__file__).parent / "data" / "raw-6.17"
 CAP = DATA / "rtnl_capture"

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from ftracekit.errors import RecordError, TracefsError, TracerBusyError, TracerUnavailableError
-from ftracekit.recorder import (
+from ftracekit.recording.recorder import (
     INSTANCE_PREFIX, LostEventsWarning, Recorder, StaleStateWarning, _Lock, _lost, recover_stale,
 )
-from ftracekit.sidecar import read_sidecar
-from ftracekit.tracefs import LIST_FILES, TraceFS
+from ftracekit.recording.sidecar import read_sidecar
+from ftracekit.recording.tracefs import LIST_FILES, TraceFS
 
 from test_tracefs import STATS, make_tree
 
@@ -280,7 +280,7 @@ def test_next_recording_cleans_stale_state(tfs: TraceFS, tmp_path: Path) -> None
 
 
 def test_instances_of_live_owners_are_left_alone(tfs: TraceFS, tmp_path: Path) -> None:
-    from ftracekit.recorder import _proc_starttime
+    from ftracekit.recording.recorder import _proc_starttime
     mine = f"{INSTANCE_PREFIX}{os.getpid()}-{_proc_starttime(os.getpid())}"
     tfs.make_instance(mine)
     tfs.make_instance("someone-else")
@@ -338,7 +338,7 @@ def raw_tfs(tfs: TraceFS, tmp_path: Path, monkeypatch) -> TraceFS:
     (the host's own symbols would name the 6.17 addresses wrongly)."""
     import gzip
 
-    import ftracekit.rawcapture
+    import ftracekit.recording.rawcapture
 
     for cpu in (0, 1):
         tfs.path(f"per_cpu/cpu{cpu}/trace_pipe_raw").write_bytes(
@@ -351,7 +351,7 @@ def raw_tfs(tfs: TraceFS, tmp_path: Path, monkeypatch) -> TraceFS:
     tfs.path("saved_cmdlines").write_text((RAW_CAP / "saved_cmdlines").read_text())
     kallsyms = tmp_path / "kallsyms"
     kallsyms.write_bytes(gzip.decompress((RAW_CAP / "kallsyms.gz").read_bytes()))
-    monkeypatch.setattr(ftracekit.rawcapture, "KALLSYMS", str(kallsyms))
+    monkeypatch.setattr(ftracekit.recording.rawcapture, "KALLSYMS", str(kallsyms))
     return tfs
 
 

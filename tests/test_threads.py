@@ -15,7 +15,7 @@ import pytest
 
 import ftracekit
 from ftracekit import _concurrent, _memory
-from ftracekit.records import ColumnBuilder
+from ftracekit.read.records import ColumnBuilder
 
 HERE = os.path.dirname(__file__)
 
@@ -84,7 +84,7 @@ def test_prefaulter_is_a_no_op_with_one_thread(monkeypatch):
 
 def test_column_builder_with_prefault_grows_and_keeps_values():
     b = ColumnBuilder(1024, prefault=1024)
-    cols = {name: np.zeros(3000, dtype=dt) for name, dt in ftracekit.records.COLUMNS.items()}
+    cols = {name: np.zeros(3000, dtype=dt) for name, dt in ftracekit.read.records.COLUMNS.items()}
     cols["line"] = np.arange(3000, dtype=np.int64)
     b.append(cols)                           # beyond the capacity: the helper is stopped first
     b.append(cols)

@@ -13,7 +13,7 @@ from ftracekit.errors import (
     NotTraceableError, PermissionDeniedError, TracefsError, TracefsNotFoundError,
     TracerBusyError, TracerUnavailableError, UnknownFunctionError,
 )
-from ftracekit.tracefs import TraceFS, find_tracefs
+from ftracekit.recording.tracefs import TraceFS, find_tracefs
 
 STATS = """entries: 12
 overrun: 345

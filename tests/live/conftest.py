@@ -51,7 +51,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
 @pytest.fixture(scope="session")
 def tfs():
     from ftracekit.errors import FtracekitError
-    from ftracekit.tracefs import TraceFS
+    from ftracekit.recording.tracefs import TraceFS
 
     if os.geteuid() != 0:
         pytest.skip("live tests need root")

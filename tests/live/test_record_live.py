@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 import ftracekit
-from ftracekit.cli_analyse import print_report
-from ftracekit.recorder import INSTANCE_PREFIX, Recorder, StaleStateWarning
+from ftracekit.cli.analyse import print_report
+from ftracekit.recording.recorder import INSTANCE_PREFIX, Recorder, StaleStateWarning
 
 from .conftest import diff, recorder_kw, tracefs_state, wait_recording
 

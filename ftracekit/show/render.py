@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from .calltree import frame_names
+from ..calltree.link import frame_names
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .trace import Trace
+    from ..trace import Trace
 
 __all__ = ["CallTree", "trace_html", "fmt_us"]
 

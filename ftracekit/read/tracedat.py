@@ -13,7 +13,7 @@ import struct
 import zlib
 from typing import Any
 
-from .errors import InputError
+from ..errors import InputError
 from .rawtrace import EventFormat, Symbols, decode_records, parse_format
 
 __all__ = ["load_tracedat", "MAGIC"]

@@ -21,11 +21,11 @@ from typing import IO, TYPE_CHECKING, Any, Union
 import numpy as np
 import pandas as pd
 
-from .calltree import frame_names, task_keys
-from .errors import FtracekitError
+from ..calltree.link import frame_names, task_keys
+from ..errors import FtracekitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .trace import Trace
+    from ..trace import Trace
 
 __all__ = ["to_folded", "to_chrome", "to_parquet", "to_csv", "read_parquet", "chrome_events",
            "layout", "task_ids", "task_names"]
@@ -627,7 +627,7 @@ def read_parquet(dir_or_prefix: PathLike) -> "Trace":
     _require_pyarrow()
     import pyarrow.parquet as pq
 
-    from .trace import Trace
+    from ..trace import Trace
 
     s = os.fspath(dir_or_prefix)
     p = Path(s)

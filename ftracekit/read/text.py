@@ -25,14 +25,14 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _fastparse
-from ._memory import release_memory, usable_cpus
-from .errors import InputError, NotATraceError
+from .._memory import release_memory, usable_cpus
+from ..errors import InputError, NotATraceError
 from .lineparse import Layout, LineParser, detect_layout, layout_from_header, sniff_options
 from .records import (
     K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, K_LOST, KIND_NAMES, ColumnBuilder, Interner,
     LineRecords, concat_columns,
 )
-from .textio import CHUNK_BYTES, PathOrFile, Source, open_source
+from .sources import CHUNK_BYTES, PathOrFile, Source, open_source
 
 __all__ = ["parse_source", "parse_text"]
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import FtracekitError
+from ..errors import FtracekitError
 
 __all__ = ["register"]
 
@@ -45,7 +45,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if args.kind == "compare" and not args.against:
         raise FtracekitError("--kind compare needs --against OTHER_TRACE")
 
-    from .cli_analyse import load_for_cli
+    from .analyse import load_for_cli
 
     trace = load_for_cli(args.trace)
     import matplotlib
@@ -53,7 +53,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")          # files only; never open a window from the CLI
     import matplotlib.pyplot as plt
 
-    from . import plot as P
+    from ..show import plot as P
 
     if args.kind == "hist":
         ax = P.plot_hist(trace, args.function)[0]
@@ -81,8 +81,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from . import export as E
-    from .cli_analyse import load_for_cli
+    from ..show import export as E
+    from .analyse import load_for_cli
 
     if args.format in ("chrome", "parquet", "csv") and not args.output:
         raise FtracekitError(f"--format {args.format} needs -o PATH")

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ._memory import Prefaulter
+from .._memory import Prefaulter
 
 K_ENTRY = 0      # "func() {"
 K_LEAF = 1       # "func();"  (entry and exit in one line)

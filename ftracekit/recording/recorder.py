@@ -42,14 +42,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
-from ._version import __version__
-from .errors import RecordError, TracefsError, TracerBusyError, TracerUnavailableError
+from .._version import __version__
+from ..errors import RecordError, TracefsError, TracerBusyError, TracerUnavailableError
 from .rawcapture import CAPTURE_FILES, RawReaders, write_capture_files, write_capture_info
 from .sidecar import write_sidecar
 from .tracefs import TraceFS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .trace import Trace
+    from ..trace import Trace
 
 __all__ = ["Recorder", "record", "recover_stale", "LostEventsWarning", "StaleStateWarning",
            "INSTANCE_PREFIX", "DEFAULT_OPTIONS"]
@@ -965,9 +965,9 @@ class Recorder:
             raise RecordError(
                 f"nothing was recorded: {what} was not called during the recording "
                 f"({self.output} holds {held})")
-        import ftracekit
+        from ..loader import load
 
-        self.trace = ftracekit.load(self.output)
+        self.trace = load(self.output)
         return self.trace
 
 

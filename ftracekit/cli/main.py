@@ -3,9 +3,9 @@
 The sub-commands live in small modules, each exposing ``register(subparsers)`` which adds its
 parsers and sets ``func`` (a callable ``(args) -> int``) as the parser default:
 
-* :mod:`ftracekit.cli_analyse` — ``report``, ``tree``, ``top``
-* :mod:`ftracekit.cli_record` — ``record``, ``doctor``
-* :mod:`ftracekit.cli_plot` — ``plot``, ``export``
+* :mod:`ftracekit.cli.analyse` — ``report``, ``tree``, ``top``
+* :mod:`ftracekit.cli.record` — ``record``, ``doctor``
+* :mod:`ftracekit.cli.plot` — ``plot``, ``export``
 
 Errors meant for users (:class:`~ftracekit.errors.FtracekitError`) print as one line on stderr
 and exit with code 2; Ctrl-C exits with 130; a closed stdout pipe (``| head``) exits quietly.
@@ -19,12 +19,12 @@ import os
 import sys
 from typing import Sequence
 
-from ._version import __version__
-from .errors import FtracekitError
+from .._version import __version__
+from ..errors import FtracekitError
 
 __all__ = ["main", "build_parser"]
 
-_COMMAND_MODULES = ("cli_analyse", "cli_record", "cli_plot")
+_COMMAND_MODULES = ("analyse", "record", "plot")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .calltree import frame_names
-from .errors import FtracekitError
+from ..calltree.link import frame_names
+from ..errors import FtracekitError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-    from .trace import Trace
+    from ..trace import Trace
 
 __all__ = ["TracePlots", "plot_hist", "plot_time", "plot_timeline", "plot_flame", "plot_top",
            "plot_compare", "time_axis"]

@@ -159,7 +159,7 @@ class _Progress:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from .recorder import Recorder
+    from ..recording.recorder import Recorder
 
     command = args.command_argv or None
     rec = Recorder(
@@ -197,7 +197,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     if rec.returncode:
         print(f"ftracekit: note: the command exited with status {rec.returncode}",
               file=sys.stderr)
-    from .cli_analyse import print_report
+    from .analyse import print_report
 
     print_report(trace, top=args.top)
     if rec.interrupted and not until_interrupt:
@@ -206,8 +206,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import diagnose
-    from .recorder import recover_stale
+    from ..recording.doctor import diagnose
+    from ..recording.recorder import recover_stale
 
     if args.clean:
         for msg in recover_stale():

@@ -37,15 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
+from ..recording.rawcapture import CAPTURE_META
 from .records import (
     COLUMNS, DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, Interner, LineRecords,
 )
 
 __all__ = ["EventFormat", "parse_format", "decode_cpu", "decode_records", "load_capture",
-           "is_capture", "Symbols", "CAPTURE_META"]
+           "is_capture", "Symbols"]
 
-CAPTURE_META = "capture.json"
 
 _COMMIT_MASK = (1 << 27) - 1
 _MISSED_EVENTS = 1 << 31

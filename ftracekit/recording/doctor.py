@@ -15,7 +15,7 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import FtracekitError, PermissionDeniedError, TracefsError
+from ..errors import FtracekitError, PermissionDeniedError, TracefsError
 from .recorder import INSTANCE_PREFIX, _proc_starttime, stale_state
 from .tracefs import TraceFS
 

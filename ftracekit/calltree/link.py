@@ -46,10 +46,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._concurrent import background
-from ._memory import release_memory as _release_memory
-from .lineparse import event_name
-from .records import (
+from .._concurrent import background
+from .._memory import release_memory as _release_memory
+from ..read.lineparse import event_name
+from ..read.records import (
     K_COMMENT, K_ENTRY, K_EXIT, K_IRQ_ENTER, K_IRQ_EXIT, K_LEAF, K_SWITCH, LineRecords,
 )
 

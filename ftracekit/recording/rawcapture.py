@@ -19,16 +19,18 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import RecordError, TracefsError
-from .rawtrace import CAPTURE_META
+from ..errors import RecordError, TracefsError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tracefs import TraceFS
 
 __all__ = ["RawReaders", "write_capture_files", "write_capture_info", "page_size_of",
-           "CAPTURE_FILES", "KALLSYMS"]
+           "CAPTURE_FILES", "CAPTURE_META", "KALLSYMS"]
 
 _POLL_MS = 100
+
+#: The capture directory's metadata file (read back by :mod:`ftracekit.read.rawtrace`).
+CAPTURE_META = "capture.json"
 
 
 class _CpuReader(threading.Thread):

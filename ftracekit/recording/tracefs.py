@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from .errors import (
+from ..errors import (
     NotTraceableError,
     PermissionDeniedError,
     TracefsError,
@@ -381,7 +381,7 @@ class TraceFS:
                 if (events_dir / s / e / "enable").exists():
                     files.append(f"events/{s}/{e}/enable")
         if not files:
-            from .errors import _suggest
+            from ..errors import _suggest
 
             matched = fnmatch.filter(systems, system)
             if matched:

@@ -9,17 +9,17 @@ from typing import IO, Any
 
 import pandas as pd
 
-from .calltree import frame_names
-from .errors import FtracekitError
-from .render import fmt_us
-from .trace import Trace
+from ..calltree.link import frame_names
+from ..errors import FtracekitError
+from ..show.render import fmt_us
+from ..trace import Trace
 
 __all__ = ["register", "print_report", "load_for_cli"]
 
 
 def load_for_cli(path: str) -> Trace:
     """Load a trace for a CLI command; a trace without any call is an error here."""
-    from . import load
+    from .. import load
 
     trace = load(path)
     if not len(trace.calls):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Iterator, Union
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["Source", "open_source", "PathOrFile"]
 
