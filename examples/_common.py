@@ -81,7 +81,7 @@ def main_wrapper(run: Callable[[argparse.Namespace], int], p: argparse.ArgumentP
 def task_of(trace: ftracekit.Trace, calls: pd.DataFrame) -> pd.Series:
     """``comm-pid`` per call, with the comm first printed for that task in the whole trace
     (the kernel may print ``<...>`` until its comm cache knows the name)."""
-    from ftracekit.show.export import task_names
+    from ftracekit.analysis import task_names
 
     if "_task_names" not in trace.meta:
         c = trace.calls

@@ -17,7 +17,7 @@ __all__ = ["load", "parse"]
 
 
 def _make_trace(recs: Any, meta: dict[str, Any]) -> Trace:
-    from .calltree.link import build_tables
+    from .calltree.tables import build_tables
 
     calls, events, stats = build_tables(recs, consume=True)   # recs is not used afterwards
     meta["tasks"] = stats["tasks"]

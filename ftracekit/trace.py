@@ -1,33 +1,26 @@
 """The user-facing :class:`Trace`: the calls and events tables plus the analyses on them.
 
-Pure pandas/numpy; plotting lives in :mod:`ftracekit.plot` (reached through ``Trace.plot``).
+The analyses themselves are pure functions in :mod:`ftracekit.analysis`; the methods here
+validate arguments and delegate. Text/HTML trees and plots live in :mod:`ftracekit.show`,
+reached through ``Trace.tree`` and the ``Trace.plot`` accessor (imported on first use).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import pandas as pd
 
-from .errors import FtracekitError, UnknownFunctionError
+from . import analysis as A
+from .analysis import TOP_COLUMNS, base_name
+from .errors import FtracekitError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .show.render import CallTree
 
 __all__ = ["Trace", "TOP_COLUMNS", "base_name"]
-
-TOP_COLUMNS = ["count", "total_us", "self_us", "mean_us", "p50_us", "p90_us", "p99_us", "max_us"]
-
-_GCC_SUFFIX = re.compile(r"(\.(?:isra|constprop|part|cold|lto_priv|llvm)(?:\.\d+)?)+$")
-
-
-def base_name(func: str) -> str:
-    """``finish_task_switch.isra.0`` → ``finish_task_switch`` (GCC clone suffixes removed)."""
-    return _GCC_SUFFIX.sub("", func)
-
 
 class Trace:
     """A parsed function_graph trace.
@@ -80,7 +73,7 @@ class Trace:
         self.calls = calls
         self.events = events
         self.meta: dict[str, Any] = dict(meta or {})
-        self._children_index: tuple[np.ndarray, np.ndarray] | None = None
+        self._children_index: A.ChildIndex | None = None
 
     # -- basics --------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -109,8 +102,7 @@ class Trace:
     @property
     def functions(self) -> list[str]:
         """Names of the functions that have at least one call, sorted."""
-        f = self.calls["func"]
-        return sorted(str(x) for x in f.dropna().unique())
+        return A.functions(self.calls)
 
     @property
     def has_times(self) -> bool:
@@ -119,20 +111,7 @@ class Trace:
 
     # -- selecting -----------------------------------------------------------------------------
     def _match_funcs(self, func: str) -> list[str]:
-        """Function names matching ``func``: exact, else glob, else same name without GCC suffix."""
-        cats = list(self.calls["func"].cat.categories)
-        present = set(self.functions)
-        if func in present:
-            return [func]
-        if any(ch in func for ch in "*?["):
-            hits = [c for c in cats if c in present and fnmatch.fnmatchcase(c, func)]
-            if hits:
-                return hits
-        base = base_name(func)
-        hits = [c for c in cats if c in present and base_name(c) == base]
-        if hits:
-            return hits
-        raise UnknownFunctionError(func, sorted(present))
+        return A.match_funcs(self.calls, func)
 
     def calls_of(self, func: str) -> pd.DataFrame:
         """All calls of ``func`` (exact name, a glob such as ``tcp_*``, or a name without its
@@ -140,16 +119,12 @@ class Trace:
 
         Raises :class:`~ftracekit.errors.UnknownFunctionError` (with close matches) if none.
         """
-        names = self._match_funcs(func)
-        f = self.calls["func"]
-        mask = f == names[0] if len(names) == 1 else f.isin(names)
-        return self.calls[mask.to_numpy(dtype=bool, na_value=False)]
+        return A.calls_of(self.calls, func)
 
     def roots(self, func: str | None = None) -> pd.DataFrame:
         """Calls without a parent (graph roots, and calls whose callers were not recorded),
         optionally only those of ``func``."""
-        c = self.calls if func is None else self.calls_of(func)
-        return c[c["parent"].to_numpy() < 0]
+        return A.roots(self.calls if func is None else self.calls_of(func))
 
     def slowest(self, func: str | None = None, n: int = 10) -> pd.DataFrame:
         """The ``n`` longest calls of ``func`` (default: of the roots), longest first."""
@@ -159,8 +134,7 @@ class Trace:
     def children(self, call: int) -> pd.DataFrame:
         """Direct children of ``call``, in order of appearance."""
         self._check_call(call)
-        order, offsets = self._child_idx()
-        ids = order[offsets[call]:offsets[call + 1]]
+        ids = self._child_idx().children(call)
         return self.calls.loc[ids] if len(ids) else self.calls.iloc[0:0]
 
     def subtree(self, call: int) -> pd.DataFrame:
@@ -174,35 +148,13 @@ class Trace:
             raise FtracekitError(f"no call {call!r} in this trace (calls are numbered 0.."
                                  f"{len(self.calls) - 1})")
 
-    def _child_idx(self) -> tuple[np.ndarray, np.ndarray]:
-        """CSR children index by call id: children of ``c`` are ``kids[offsets[c]:offsets[c+1]]``.
-
-        Works for filtered traces too (ids need not be dense; parents may be absent)."""
+    def _child_idx(self) -> A.ChildIndex:
         if self._children_index is None:
-            parent = self.calls["parent"].to_numpy()
-            index = self.calls.index.to_numpy()
-            n = int(max(index.max(), parent.max())) + 2 if len(index) else 1
-            has = parent >= 0
-            order = np.argsort(np.where(has, parent, n), kind="stable")[: int(has.sum())]
-            kids = index[order]
-            counts = np.bincount(parent[has], minlength=n)
-            offsets = np.concatenate(([0], np.cumsum(counts)))
-            self._children_index = (kids, offsets)
+            self._children_index = A.ChildIndex(self.calls)
         return self._children_index
 
     def _subtree_ids(self, call: int) -> np.ndarray:
-        order, offsets = self._child_idx()
-        out = [np.array([call])]
-        frontier = np.array([call])
-        while len(frontier):
-            starts, ends = offsets[frontier], offsets[frontier + 1]
-            lens = ends - starts
-            if not lens.sum():
-                break
-            idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(lens.sum())
-            frontier = order[idx]
-            out.append(frontier)
-        return np.concatenate(out)
+        return self._child_idx().subtree(call)
 
     # -- aggregating ---------------------------------------------------------------------------
     def top(self, n: int | None = 20, by: str = "self") -> pd.DataFrame:
@@ -214,59 +166,13 @@ class Trace:
         ``p90_us``, ``p99_us``, ``max_us`` (of durations; calls without a duration are
         counted but not in the duration statistics). Index: ``func``.
         """
-        keys = {"self": "self_us", "total": "total_us", "count": "count", "max": "max_us"}
-        if by not in keys:
-            raise FtracekitError(f"cannot sort by {by!r}; use one of: {', '.join(keys)}")
-        table = self._func_stats(self.calls)
-        table = table.sort_values([keys[by], "count"], ascending=False, kind="stable")
-        return table.head(n) if n is not None else table
-
-    @staticmethod
-    def _func_stats(calls: pd.DataFrame) -> pd.DataFrame:
-        if not len(calls):
-            return pd.DataFrame(columns=TOP_COLUMNS, index=pd.Index([], name="func"))
-        g = calls.groupby("func", observed=True, sort=False)
-        dur = g["duration_us"]
-        table = pd.DataFrame({
-            "count": g.size(),
-            "total_us": dur.sum(min_count=1),
-            "self_us": g["self_us"].sum(min_count=1),
-            "mean_us": dur.mean(),
-        })
-        q = dur.quantile([0.5, 0.9, 0.99]).unstack()
-        table["p50_us"] = q[0.5]
-        table["p90_us"] = q[0.9]
-        table["p99_us"] = q[0.99]
-        table["max_us"] = dur.max()
-        table.index = table.index.astype(str)
-        table.index.name = "func"
-        return table[TOP_COLUMNS]
+        return A.top(self.calls, n, by)
 
     def stats(self, func: str) -> pd.Series:
         """Statistics of one function: counts by status, ``total_us``, ``self_us``, ``mean_us``,
         ``std_us``, ``min_us``, ``p50_us``, ``p90_us``, ``p99_us``, ``max_us``, ``tasks``, ``cpus``,
         ``roots`` (calls without a parent)."""
-        c = self.calls_of(func)
-        d = c["duration_us"]
-        st = c["status"].value_counts()
-        return pd.Series({
-            "count": len(c),
-            "complete": int(st.get("complete", 0)),
-            "no_exit": int(st.get("no-exit", 0)),
-            "no_entry": int(st.get("no-entry", 0)),
-            "total_us": d.sum(),
-            "self_us": c["self_us"].sum(),
-            "mean_us": d.mean(),
-            "std_us": d.std(),
-            "min_us": d.min(),
-            "p50_us": d.quantile(0.5),
-            "p90_us": d.quantile(0.9),
-            "p99_us": d.quantile(0.99),
-            "max_us": d.max(),
-            "tasks": int(c["pid"].nunique()),
-            "cpus": int(c["cpu"].nunique()),
-            "roots": int((c["parent"] < 0).sum()),
-        }, name=func)
+        return A.stats(self.calls_of(func), func)
 
     def compare(self, other: "Trace", n: int | None = None, by: str = "total") -> pd.DataFrame:
         """Per-function change from this trace (``a``) to ``other`` (``b``).
@@ -276,30 +182,7 @@ class Trace:
         ``p99_us_a``, ``p99_us_b``, ``p99_change_pct``. Functions missing on one side have count
         0 there. Sorted by the absolute change of ``by`` (``total``, ``count``, ``p50``, ``p99``).
         """
-        a = self._func_stats(self.calls)
-        b = self._func_stats(other.calls)
-        cols = ["count", "total_us", "p50_us", "p99_us"]
-        t = a[cols].add_suffix("_a").join(b[cols].add_suffix("_b"), how="outer")
-        t["count_a"] = t["count_a"].fillna(0).astype(int)
-        t["count_b"] = t["count_b"].fillna(0).astype(int)
-        t["count_change"] = t["count_b"] - t["count_a"]
-        t["total_us_a"] = t["total_us_a"].fillna(0.0)
-        t["total_us_b"] = t["total_us_b"].fillna(0.0)
-        t["total_change_us"] = t["total_us_b"] - t["total_us_a"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t["total_change_pct"] = 100 * t["total_change_us"] / t["total_us_a"].replace(0, np.nan)
-            t["p50_change_pct"] = 100 * (t["p50_us_b"] - t["p50_us_a"]) / t["p50_us_a"].replace(0, np.nan)
-            t["p99_change_pct"] = 100 * (t["p99_us_b"] - t["p99_us_a"]) / t["p99_us_a"].replace(0, np.nan)
-        keys = {"total": "total_change_us", "count": "count_change", "p50": "p50_change_pct",
-                "p99": "p99_change_pct"}
-        if by not in keys:
-            raise FtracekitError(f"cannot sort by {by!r}; use one of: {', '.join(keys)}")
-        order = t[keys[by]].abs().sort_values(ascending=False, na_position="last", kind="stable").index
-        t = t.loc[order, ["count_a", "count_b", "count_change", "total_us_a", "total_us_b",
-                          "total_change_us", "total_change_pct", "p50_us_a", "p50_us_b",
-                          "p50_change_pct", "p99_us_a", "p99_us_b", "p99_change_pct"]]
-        t.index.name = "func"
-        return t.head(n) if n is not None else t
+        return A.compare(self.calls, other.calls, n, by)
 
     # -- one call ------------------------------------------------------------------------------
     def critical_path(self, call: int) -> pd.DataFrame:
@@ -309,26 +192,7 @@ class Trace:
         ``pct_of_top`` (duration as % of ``call``'s), ``share_of_parent`` (% of the parent's).
         """
         self._check_call(call)
-        order, offsets = self._child_idx()
-        dur = self.calls["duration_us"]
-        chain = [call]
-        cur = call
-        while True:
-            kids = order[offsets[cur]:offsets[cur + 1]]
-            if not len(kids):
-                break
-            kd = dur.loc[kids].to_numpy(dtype=float)
-            if np.all(np.isnan(kd)):
-                break
-            cur = int(kids[int(np.nanargmax(kd))])
-            chain.append(cur)
-        rows = self.calls.loc[chain, ["func", "depth", "duration_us", "self_us", "n_children"]].copy()
-        top = rows["duration_us"].iloc[0]
-        rows["pct_of_top"] = 100 * rows["duration_us"] / top if top else np.nan
-        parent_dur = rows["duration_us"].shift(1)
-        rows["share_of_parent"] = 100 * rows["duration_us"] / parent_dur
-        rows.insert(0, "call", rows.index)
-        return rows.reset_index(drop=True)
+        return A.critical_path(self.calls, self._child_idx(), call)
 
     def tree(self, call: int, max_depth: int | None = None, min_us: float = 0.0) -> "CallTree":
         """The call tree under ``call`` as an object that prints as indented text (durations

@@ -26,8 +26,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ftracekit.read import _fastparse
-from ftracekit.calltree import link as ct
-from ftracekit.calltree.link import build_tables, fill_tasks, link_records, task_keys
+from ftracekit.calltree import _vectorised as ct
+from ftracekit.calltree.link import link_records
+from ftracekit.calltree.tables import build_tables, fill_tasks, task_keys
 from ftracekit.read.text import parse_source, parse_text
 from ftracekit.read.records import COLUMNS
 

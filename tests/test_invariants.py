@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ftracekit
-from ftracekit.calltree.link import fill_tasks, link_records, task_keys
+from ftracekit.calltree.link import link_records
+from ftracekit.calltree.tables import fill_tasks, task_keys
 from ftracekit.read.text import parse_text
 
 NAMES = ["do_sys_open", "getname", "kmem_cache_alloc", "finish_task_switch.isra.0",

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from ..calltree.link import frame_names
+from ..analysis import frame_names
 from ..errors import FtracekitError
 from ..show.render import fmt_us
 from ..trace import Trace

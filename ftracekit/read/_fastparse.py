@@ -38,12 +38,12 @@ template derived from them (e.g. abstime gaining a digit, long pids).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .records import COLUMNS, K_ENTRY, K_EXIT, K_LEAF, Interner, concat_columns, empty_columns
+from .records import COLUMNS, K_ENTRY, K_EXIT, K_LEAF, Interner
 
 __all__ = ["parse_block", "scan_block", "finish_block"]
 

@@ -32,7 +32,7 @@ from .records import (
     K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, K_LOST, KIND_NAMES, ColumnBuilder, Interner,
     LineRecords, concat_columns,
 )
-from .sources import CHUNK_BYTES, PathOrFile, Source, open_source
+from .sources import PathOrFile, Source, open_source
 
 __all__ = ["parse_source", "parse_text"]
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..calltree.link import frame_names
+from ..analysis import frame_names
 from ..errors import FtracekitError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,7 +104,7 @@ def _log_axis(axis: Any, lo: float, hi: float) -> None:
 def _task_labels(trace: "Trace", calls: pd.DataFrame) -> list[str]:
     """Task of each of ``calls``, named as in the whole trace (the first comm printed for
     that task other than ``<...>``); ``cpu N`` when the trace has no task column."""
-    from .export import task_names
+    from ..analysis import task_names
 
     c = trace.calls
     pids = calls["pid"].to_numpy()
@@ -443,7 +443,7 @@ def plot_flame(trace: "Trace", call: int, ax: "Axes | None" = None, *,
     its right (``"synthetic"``). Calls narrower than ``min_frac`` of the top call are not
     drawn; names are written where they fit. x axis: µs (ms/s for long calls) since the call
     started."""
-    from .export import layout
+    from ._layout import layout
 
     trace._check_call(call)
     sub = trace.subtree(call)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from ..calltree.link import frame_names
+from ..analysis import frame_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace
@@ -52,12 +52,12 @@ class CallTree:
         self.min_us = min_us
 
     def _walk(self) -> Iterator[_Node]:
-        order, offsets = self.trace._child_idx()
+        index = self.trace._child_idx()
         dur = self.trace.calls["duration_us"]
         stack = [(self.call, 0)]
         while stack:
             call, level = stack.pop()
-            kids = order[offsets[call]:offsets[call + 1]]
+            kids = index.children(call)
             node = _Node(call, level)
             if len(kids):
                 if self.max_depth is not None and level >= self.max_depth:
@@ -194,7 +194,7 @@ def trace_html(trace: "Trace", top: int = 10, slowest: int = 5) -> str:
             when = (f"{r['start_s']:.6f}" if r["start_s"] == r["start_s"] else f"line {r['line']}")
             rows.append([str(call), esc(name), fmt_us(float(r["duration_us"])),
                          fmt_us(float(r["self_us"])), esc(task), when])
-        parts.append(f"<div style='font-size:12px;margin-top:6px'><b>slowest root calls</b> (µs)</div>")
+        parts.append("<div style='font-size:12px;margin-top:6px'><b>slowest root calls</b> (µs)</div>")
         parts.append(_html_table(rows, ["call", "function", "duration", "self", "task", "start"],
                                  {1, 4}))
         t = trace.top(top)

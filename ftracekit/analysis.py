@@ -1,0 +1,285 @@
+"""Analyses on the calls table: pure functions that :class:`~ftracekit.Trace`, plots, exports
+and the CLI share (selecting calls of a function, roots, children, subtrees, per-function
+statistics, critical paths, display names of calls and tasks).
+
+Every function takes the calls table (the column contract is on :class:`~ftracekit.Trace`)
+and returns numpy arrays or DataFrames; durations are in µs, times in seconds. Nothing here
+draws, prints or reads files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .calltree.tables import task_keys
+from .errors import FtracekitError, UnknownFunctionError
+
+__all__ = ["UNKNOWN_FUNC", "TOP_COLUMNS", "frame_names", "base_name", "match_funcs", "calls_of",
+           "roots", "ChildIndex", "func_stats", "top", "stats", "compare", "critical_path",
+           "task_ids", "task_names", "PSEUDO_TID_BASE"]
+
+#: Display name of a call whose function the trace does not name (``func`` is NA): an exit
+#: line ``}`` without ``/* name */`` and no entry to pair it with.
+UNKNOWN_FUNC = "[unknown]"
+
+
+def frame_names(calls: pd.DataFrame, *, module: bool = True) -> np.ndarray:
+    """Display name of each row of a calls table (object array): ``func``, or
+    :data:`UNKNOWN_FUNC` where it is NA, plus `` [module]`` where ``module`` is set."""
+    names = calls["func"].astype(object).to_numpy(dtype=object)
+    names = np.where(pd.isna(names), UNKNOWN_FUNC, names).astype(object)
+    if module and "module" in calls and calls["module"].notna().any():
+        m = calls["module"].astype(object).to_numpy(dtype=object)
+        has = pd.notna(m)
+        names[has] = names[has] + " [" + m[has].astype(str) + "]"
+    return names
+
+
+#: Chrome ``pid``/``tid`` of tasks without a real pid (pid 0 ``<idle>`` and unknown tasks are
+#: kept apart per CPU): this offset plus a small per-CPU number. Linux pids are < 2**22.
+PSEUDO_TID_BASE = 1 << 22
+
+
+def task_ids(pid: np.ndarray, cpu: np.ndarray) -> np.ndarray:
+    """Chrome ``pid``/``tid`` per row: the pid, or ``PSEUDO_TID_BASE + n`` for pid 0 and
+    unknown tasks (one per CPU, as the calls table keeps them apart)."""
+    key = task_keys(np.asarray(pid), np.asarray(cpu))
+    return np.where(key > 0, key, PSEUDO_TID_BASE - key).astype(np.int64)
+
+
+def task_names(pid: np.ndarray, cpu: np.ndarray, comm: Any) -> np.ndarray:
+    """Name of each row's task: ``comm-pid`` with the first comm printed for that task other
+    than ``<...>`` (the kernel prints ``<...>`` until its comm cache knows the name),
+    ``<idle>-0 (cpu N)`` or ``cpu N`` for per-CPU pseudo tasks."""
+    pid = np.asarray(pid)
+    cpu = np.asarray(cpu)
+    key = task_keys(pid, cpu)
+    codes, uniq = pd.factorize(key)
+    if not len(key):
+        return np.zeros(0, dtype=object)
+    comm_s = pd.Series(comm).astype(object).to_numpy()
+    unknown = pd.isna(comm_s) | (comm_s == "<...>")
+    order = np.lexsort((np.arange(len(key)), unknown, codes))
+    first = pd.Series(order).groupby(codes[order]).first().to_numpy()
+    names = []
+    for i in first:                 # one per task, not per row
+        p, c, cm = int(pid[i]), int(cpu[i]), comm_s[i]
+        cm = cm if isinstance(cm, str) else None
+        if p > 0:
+            names.append(f"{cm or '?'}-{p}")
+        elif p == 0:
+            names.append(f"{cm or '<idle>'}-0 (cpu {c})")
+        else:
+            names.append(f"cpu {c}" if c >= 0 else "unknown task")
+    return np.array(names, dtype=object)[codes]
+
+
+# ---------------------------------------------------------------------------------------------
+# Selecting calls
+
+TOP_COLUMNS = ["count", "total_us", "self_us", "mean_us", "p50_us", "p90_us", "p99_us", "max_us"]
+
+_GCC_SUFFIX = re.compile(r"(\.(?:isra|constprop|part|cold|lto_priv|llvm)(?:\.\d+)?)+$")
+
+
+def base_name(func: str) -> str:
+    """``finish_task_switch.isra.0`` → ``finish_task_switch`` (GCC clone suffixes removed)."""
+    return _GCC_SUFFIX.sub("", func)
+
+
+def functions(calls: pd.DataFrame) -> list[str]:
+    """Names of the functions that have at least one call, sorted."""
+    return sorted(str(x) for x in calls["func"].dropna().unique())
+
+
+def match_funcs(calls: pd.DataFrame, func: str) -> list[str]:
+    """Function names matching ``func``: exact, else glob, else same name without GCC suffix.
+
+    Raises :class:`~ftracekit.errors.UnknownFunctionError` (with close matches) if none."""
+    cats = list(calls["func"].cat.categories)
+    present = set(functions(calls))
+    if func in present:
+        return [func]
+    if any(ch in func for ch in "*?["):
+        hits = [c for c in cats if c in present and fnmatch.fnmatchcase(c, func)]
+        if hits:
+            return hits
+    base = base_name(func)
+    hits = [c for c in cats if c in present and base_name(c) == base]
+    if hits:
+        return hits
+    raise UnknownFunctionError(func, sorted(present))
+
+
+def calls_of(calls: pd.DataFrame, func: str) -> pd.DataFrame:
+    """The rows of ``calls`` whose function matches ``func`` (see :func:`match_funcs`)."""
+    names = match_funcs(calls, func)
+    f = calls["func"]
+    mask = f == names[0] if len(names) == 1 else f.isin(names)
+    return calls[mask.to_numpy(dtype=bool, na_value=False)]
+
+
+def roots(calls: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``calls`` without a parent."""
+    return calls[calls["parent"].to_numpy() < 0]
+
+
+class ChildIndex:
+    """Children of every call (CSR by call id): children of ``c`` are
+    ``kids[offsets[c]:offsets[c+1]]``, in order of appearance.
+
+    Works for filtered tables too (ids need not be dense; parents may be absent)."""
+
+    __slots__ = ("kids", "offsets")
+
+    def __init__(self, calls: pd.DataFrame) -> None:
+        parent = calls["parent"].to_numpy()
+        index = calls.index.to_numpy()
+        n = int(max(index.max(), parent.max())) + 2 if len(index) else 1
+        has = parent >= 0
+        order = np.argsort(np.where(has, parent, n), kind="stable")[: int(has.sum())]
+        self.kids = index[order]
+        counts = np.bincount(parent[has], minlength=n)
+        self.offsets = np.concatenate(([0], np.cumsum(counts)))
+
+    def children(self, call: int) -> np.ndarray:
+        """Ids of the direct children of ``call``."""
+        return self.kids[self.offsets[call]:self.offsets[call + 1]]
+
+    def subtree(self, call: int) -> np.ndarray:
+        """Ids of ``call`` and all its descendants (breadth-first order)."""
+        order, offsets = self.kids, self.offsets
+        out = [np.array([call])]
+        frontier = np.array([call])
+        while len(frontier):
+            starts, ends = offsets[frontier], offsets[frontier + 1]
+            lens = ends - starts
+            if not lens.sum():
+                break
+            idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(lens.sum())
+            frontier = order[idx]
+            out.append(frontier)
+        return np.concatenate(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-function statistics
+
+def func_stats(calls: pd.DataFrame) -> pd.DataFrame:
+    """Per-function statistics, index ``func``, columns :data:`TOP_COLUMNS`: ``count`` (calls),
+    ``total_us``, ``self_us`` (sums), ``mean_us``, ``p50_us``, ``p90_us``, ``p99_us``,
+    ``max_us`` (of durations; calls without a duration are counted but not in the duration
+    statistics)."""
+    if not len(calls):
+        return pd.DataFrame(columns=TOP_COLUMNS, index=pd.Index([], name="func"))
+    g = calls.groupby("func", observed=True, sort=False)
+    dur = g["duration_us"]
+    table = pd.DataFrame({
+        "count": g.size(),
+        "total_us": dur.sum(min_count=1),
+        "self_us": g["self_us"].sum(min_count=1),
+        "mean_us": dur.mean(),
+    })
+    q = dur.quantile([0.5, 0.9, 0.99]).unstack()
+    table["p50_us"] = q[0.5]
+    table["p90_us"] = q[0.9]
+    table["p99_us"] = q[0.99]
+    table["max_us"] = dur.max()
+    table.index = table.index.astype(str)
+    table.index.name = "func"
+    return table[TOP_COLUMNS]
+
+
+def top(calls: pd.DataFrame, n: int | None = 20, by: str = "self") -> pd.DataFrame:
+    """:func:`func_stats`, largest ``by`` first (``self``, ``total``, ``count`` or ``max``)."""
+    keys = {"self": "self_us", "total": "total_us", "count": "count", "max": "max_us"}
+    if by not in keys:
+        raise FtracekitError(f"cannot sort by {by!r}; use one of: {', '.join(keys)}")
+    table = func_stats(calls)
+    table = table.sort_values([keys[by], "count"], ascending=False, kind="stable")
+    return table.head(n) if n is not None else table
+
+
+def stats(c: pd.DataFrame, name: str) -> pd.Series:
+    """Statistics of the calls ``c`` of one function (see :meth:`ftracekit.Trace.stats`)."""
+    d = c["duration_us"]
+    st = c["status"].value_counts()
+    return pd.Series({
+        "count": len(c),
+        "complete": int(st.get("complete", 0)),
+        "no_exit": int(st.get("no-exit", 0)),
+        "no_entry": int(st.get("no-entry", 0)),
+        "total_us": d.sum(),
+        "self_us": c["self_us"].sum(),
+        "mean_us": d.mean(),
+        "std_us": d.std(),
+        "min_us": d.min(),
+        "p50_us": d.quantile(0.5),
+        "p90_us": d.quantile(0.9),
+        "p99_us": d.quantile(0.99),
+        "max_us": d.max(),
+        "tasks": int(c["pid"].nunique()),
+        "cpus": int(c["cpu"].nunique()),
+        "roots": int((c["parent"] < 0).sum()),
+    }, name=name)
+
+
+def compare(a_calls: pd.DataFrame, b_calls: pd.DataFrame, n: int | None = None,
+            by: str = "total") -> pd.DataFrame:
+    """Per-function change from ``a_calls`` to ``b_calls`` (see :meth:`ftracekit.Trace.compare`)."""
+    a = func_stats(a_calls)
+    b = func_stats(b_calls)
+    cols = ["count", "total_us", "p50_us", "p99_us"]
+    t = a[cols].add_suffix("_a").join(b[cols].add_suffix("_b"), how="outer")
+    t["count_a"] = t["count_a"].fillna(0).astype(int)
+    t["count_b"] = t["count_b"].fillna(0).astype(int)
+    t["count_change"] = t["count_b"] - t["count_a"]
+    t["total_us_a"] = t["total_us_a"].fillna(0.0)
+    t["total_us_b"] = t["total_us_b"].fillna(0.0)
+    t["total_change_us"] = t["total_us_b"] - t["total_us_a"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t["total_change_pct"] = 100 * t["total_change_us"] / t["total_us_a"].replace(0, np.nan)
+        t["p50_change_pct"] = 100 * (t["p50_us_b"] - t["p50_us_a"]) / t["p50_us_a"].replace(0, np.nan)
+        t["p99_change_pct"] = 100 * (t["p99_us_b"] - t["p99_us_a"]) / t["p99_us_a"].replace(0, np.nan)
+    keys = {"total": "total_change_us", "count": "count_change", "p50": "p50_change_pct",
+            "p99": "p99_change_pct"}
+    if by not in keys:
+        raise FtracekitError(f"cannot sort by {by!r}; use one of: {', '.join(keys)}")
+    order = t[keys[by]].abs().sort_values(ascending=False, na_position="last", kind="stable").index
+    t = t.loc[order, ["count_a", "count_b", "count_change", "total_us_a", "total_us_b",
+                      "total_change_us", "total_change_pct", "p50_us_a", "p50_us_b",
+                      "p50_change_pct", "p99_us_a", "p99_us_b", "p99_change_pct"]]
+    t.index.name = "func"
+    return t.head(n) if n is not None else t
+
+
+# ---------------------------------------------------------------------------------------------
+# One call
+
+def critical_path(calls: pd.DataFrame, index: ChildIndex, call: int) -> pd.DataFrame:
+    """The chain from ``call`` down through the heaviest child at each level (see
+    :meth:`ftracekit.Trace.critical_path` for the columns)."""
+    dur = calls["duration_us"]
+    chain = [call]
+    cur = call
+    while True:
+        kids = index.children(cur)
+        if not len(kids):
+            break
+        kd = dur.loc[kids].to_numpy(dtype=float)
+        if np.all(np.isnan(kd)):
+            break
+        cur = int(kids[int(np.nanargmax(kd))])
+        chain.append(cur)
+    rows = calls.loc[chain, ["func", "depth", "duration_us", "self_us", "n_children"]].copy()
+    head = rows["duration_us"].iloc[0]
+    rows["pct_of_top"] = 100 * rows["duration_us"] / head if head else np.nan
+    parent_dur = rows["duration_us"].shift(1)
+    rows["share_of_parent"] = 100 * rows["duration_us"] / parent_dur
+    rows.insert(0, "call", rows.index)
+    return rows.reset_index(drop=True)
