@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ftracekit.recording.doctor import diagnose
-from ftracekit.recording.recorder import INSTANCE_PREFIX, _Lock
+from ftracekit.recording._lock import INSTANCE_PREFIX, _Lock
 
 from test_tracefs import make_tree
 

@@ -280,7 +280,7 @@ def test_next_recording_cleans_stale_state(tfs: TraceFS, tmp_path: Path) -> None
 
 
 def test_instances_of_live_owners_are_left_alone(tfs: TraceFS, tmp_path: Path) -> None:
-    from ftracekit.recording.recorder import _proc_starttime
+    from ftracekit.recording._lock import _proc_starttime
     mine = f"{INSTANCE_PREFIX}{os.getpid()}-{_proc_starttime(os.getpid())}"
     tfs.make_instance(mine)
     tfs.make_instance("someone-else")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FtracekitError, PermissionDeniedError, TracefsError
-from .recorder import INSTANCE_PREFIX, _proc_starttime, stale_state
+from ._lock import INSTANCE_PREFIX, _proc_starttime, stale_state
 from .tracefs import TraceFS
 
 __all__ = ["Check", "Diagnosis", "diagnose", "USEFUL_EVENTS"]

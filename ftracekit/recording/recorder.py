@@ -1,10 +1,13 @@
 """Live recording: configure function_graph, stream the trace to a file, restore tracefs.
 
 :class:`Recorder` owns one recording's whole life — configure → run → read → restore — and
-:func:`record` is the one-call form. Every tracefs access goes through :mod:`ftracekit.tracefs`;
-the only thing this module knows about parsing is calling :func:`ftracekit.load` on what it
-wrote: trace text streamed from ``trace_pipe``, or (``raw=True``) a capture directory of
-ring-buffer pages copied from ``per_cpu/cpuN/trace_pipe_raw`` (:mod:`ftracekit.rawcapture`).
+:func:`record` is the one-call form. Every tracefs access goes through
+:mod:`~ftracekit.recording.tracefs`; its settings, their validation and the plan of writes are in
+:mod:`~ftracekit.recording.settings`, the lock and stale-state recovery in ``_lock``, the
+``trace_pipe`` streaming in ``_stream``. The only thing it knows about parsing is calling
+:func:`ftracekit.load` on what it wrote: trace text streamed from ``trace_pipe``, or
+(``raw=True``) a capture directory of ring-buffer pages copied from
+``per_cpu/cpuN/trace_pipe_raw`` (:mod:`~ftracekit.recording.rawcapture`).
 
 Where it records:
 
@@ -25,27 +28,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
-import fcntl
-import hashlib
-import json
 import os
-import platform
-import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .._version import __version__
 from ..errors import RecordError, TracefsError, TracerBusyError, TracerUnavailableError
 from .rawcapture import CAPTURE_FILES, RawReaders, write_capture_files, write_capture_info
 from .sidecar import write_sidecar
+from ._lock import INSTANCE_PREFIX, _Lock, _recover, recover_stale
+from ._stream import _PipeReader, _raise_interrupt, _signals_deferred
+from .settings import DEFAULT_OPTIONS, _as_tuple, _is_cpu_raw, _Settings
 from .tracefs import TraceFS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,34 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Recorder", "record", "recover_stale", "LostEventsWarning", "StaleStateWarning",
            "INSTANCE_PREFIX", "DEFAULT_OPTIONS"]
-
-#: Name prefix of the private tracing instances ftracekit creates.
-INSTANCE_PREFIX = "ftracekit-"
-
-#: Trace options every recording sets (when the kernel has them), so the text has the columns the
-#: parser relies on — comm-pid and absolute timestamps — whatever someone else left there.
-DEFAULT_OPTIONS: dict[str, bool] = {
-    "funcgraph-proc": True,
-    "funcgraph-abstime": True,
-    "funcgraph-cpu": True,
-    "funcgraph-duration": True,
-    "funcgraph-overhead": True,
-    "funcgraph-irqs": True,
-    "funcgraph-tail": False,
-    "funcgraph-overrun": False,
-    "funcgraph-retval": False,
-    "funcgraph-retval-hex": False,
-    "funcgraph-retaddr": False,
-    "funcgraph-args": False,
-    "context-info": True,
-    "latency-format": False,
-    "function-fork": False,
-    "event-fork": False,
-}
-
-_POLL_MS = 100            # how often the pipe reader wakes when the kernel does not wake it
-_READ_CHUNK = 1 << 16
-
 
 class LostEventsWarning(RuntimeWarning):
     """The ring buffer lost events during a recording (overrun or dropped); counts are in
@@ -90,227 +60,7 @@ class LostEventsWarning(RuntimeWarning):
 class StaleStateWarning(RuntimeWarning):
     """A killed ftracekit had left tracefs modified; it was restored before recording."""
 
-
-# ---------------------------------------------------------------------------------------- lock
-def _default_lock_dir() -> Path:
-    for d in ("/run/lock", "/run", tempfile.gettempdir()):
-        if os.path.isdir(d) and os.access(d, os.W_OK):
-            return Path(d)
-    return Path(tempfile.gettempdir())
-
-
-def _proc_starttime(pid: int) -> str | None:
-    """Start time of ``pid`` in clock ticks since boot (tells pid reuse apart), None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[19]
-
-
-def _owner_alive(instance_name: str) -> bool:
-    """Whether the process that created instance ``ftracekit-<pid>-<start>`` still runs."""
-    parts = instance_name[len(INSTANCE_PREFIX):].split("-")
-    if len(parts) != 2 or not parts[0].isdigit():
-        return True     # not ours by format: never touch it
-    return _proc_starttime(int(parts[0])) == parts[1]
-
-
-class _Lock:
-    """An ``flock``-ed JSON file per tracefs: held while recording, keeps the snapshot."""
-
-    def __init__(self, tracefs: TraceFS, lock_dir: str | os.PathLike[str] | None = None):
-        key = hashlib.sha1(str(tracefs.top.root.resolve()).encode()).hexdigest()[:10]
-        self.path = Path(lock_dir or _default_lock_dir()) / f"ftracekit-{key}.lock"
-        self.fd: int | None = None
-
-    def read(self) -> dict[str, Any] | None:
-        """The content left in the lock file (None when empty or unreadable)."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-            data = json.loads(text) if text.strip() else None
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    def acquire(self) -> bool:
-        """Take the lock without waiting; False when another live process holds it."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise RecordError(f"cannot create the lock file {self.path}: {err.strerror}") from err
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            os.close(fd)
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            raise RecordError(f"cannot lock {self.path}: {err.strerror}") from err
-        self.fd = fd
-        return True
-
-    def held_by_other(self) -> bool:
-        """Whether a live process holds the lock (looks only: changes nothing)."""
-        if not self.path.exists():
-            return False
-        if not self.acquire():
-            return True
-        os.close(self.fd)  # type: ignore[arg-type]
-        self.fd = None
-        return False
-
-    def write(self, data: Mapping[str, Any]) -> None:
-        assert self.fd is not None
-        blob = json.dumps(data, default=str).encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, blob, 0)
-        os.fsync(self.fd)
-
-    def release(self) -> None:
-        """Empty the file (= clean state) and drop the lock. The file stays: deleting a file
-        others may be about to lock would let two processes hold two different locks."""
-        if self.fd is None:
-            return
-        try:
-            os.ftruncate(self.fd, 0)
-        finally:
-            os.close(self.fd)
-            self.fd = None
-
-
-def _recover(tracefs: TraceFS, lock: _Lock) -> list[str]:
-    """With ``lock`` held: undo what a killed recording left. Returns what was done."""
-    done = []
-    stale = lock.read()
-    if stale:
-        snapshot = stale.get("snapshot") or {}
-        failures = tracefs.top.restore(snapshot)
-        changed = len(snapshot)
-        done.append(f"restored the tracefs settings left by ftracekit pid {stale.get('pid')} "
-                    f"({changed} files checked" + (f"; failed: {'; '.join(failures)}" if failures
-                                                   else "") + ")")
-        if stale.get("instance") and stale["instance"] in tracefs.top.instances():
-            tracefs.top.remove_instance(stale["instance"])
-            done.append(f"removed instance {stale['instance']}")
-        os.ftruncate(lock.fd, 0)  # type: ignore[arg-type]
-    for name in tracefs.top.instances():
-        if name.startswith(INSTANCE_PREFIX) and not _owner_alive(name):
-            tracefs.top.remove_instance(name)
-            done.append(f"removed instance {name} of a dead ftracekit")
-    return done
-
-
-def recover_stale(tracefs: TraceFS | None = None, *,
-                  lock_dir: str | os.PathLike[str] | None = None) -> list[str]:
-    """Restore what a killed (SIGKILL) recording left behind: its top-level settings and its
-    instance. Returns a description of each repair ([] when there was nothing to do).
-    Raises :class:`TracerBusyError` while another ftracekit is recording."""
-    tracefs = tracefs or TraceFS()
-    lock = _Lock(tracefs, lock_dir)
-    if not lock.acquire():
-        raise TracerBusyError(f"another ftracekit is recording right now (lock {lock.path})")
-    try:
-        return _recover(tracefs, lock)
-    finally:
-        lock.release()
-
-
-def stale_state(tracefs: TraceFS, *, lock_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Read-only view for ``doctor``: ``{"lock": path, "recording_pid": pid or None (a live
-    ftracekit holds the lock), "stale_pid": pid or None, "stale_instances": [...]}``."""
-    lock = _Lock(tracefs, lock_dir)
-    info: dict[str, Any] = {"lock": str(lock.path), "recording_pid": None, "stale_pid": None,
-                            "stale_instances": [n for n in tracefs.top.instances()
-                                                if n.startswith(INSTANCE_PREFIX)
-                                                and not _owner_alive(n)]}
-    content = lock.read()
-    if content:
-        key = "recording_pid" if lock.held_by_other() else "stale_pid"
-        info[key] = content.get("pid")
-    return info
-
-
-# --------------------------------------------------------------------------------- signals
-@contextlib.contextmanager
-def _signals_deferred(reraise: bool = False) -> Iterator[list[int]]:
-    """Hold SIGINT/SIGTERM off while restoring tracefs (a second Ctrl-C must not leave it
-    half-restored). The signals that arrived are in the yielded list; with ``reraise`` they
-    become a KeyboardInterrupt afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield []
-        return
-    pending: list[int] = []
-    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum))
-           for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield pending
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    if pending and reraise:
-        raise KeyboardInterrupt
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-# ------------------------------------------------------------------------------ pipe reader
-class _PipeReader(threading.Thread):
-    """Copies ``trace_pipe`` into the output file while recording, so the ring buffer is
-    consumed as it fills instead of wrapping."""
-
-    def __init__(self, fd: int, out: Any):
-        super().__init__(name="ftracekit-trace-pipe", daemon=True)
-        self.fd = fd
-        self.out = out
-        self.lines = 0
-        self.bytes = 0
-        self.error: BaseException | None = None
-        self._stop_event = threading.Event()
-
-    def drain(self) -> None:
-        """Read everything available now."""
-        while True:
-            try:
-                chunk = os.read(self.fd, _READ_CHUNK)
-            except BlockingIOError:
-                return
-            if not chunk:
-                return
-            self.out.write(chunk)
-            self.lines += chunk.count(b"\n")
-            self.bytes += len(chunk)
-
-    def run(self) -> None:
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        try:
-            while not self._stop_event.is_set():
-                poller.poll(_POLL_MS)
-                self.drain()
-        except BaseException as err:  # surfaced by stop()
-            self.error = err
-
-    def stop(self) -> None:
-        """Stop the thread, then read what is left (call after tracing_on=0)."""
-        self._stop_event.set()
-        self.join()
-        if self.error is None:
-            self.drain()
-
-
-# --------------------------------------------------------------------------------- recorder
-def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(str(v) for v in value)
-
-
-class Recorder:
+class Recorder(_Settings):
     """One function_graph recording. Use it as a context manager or call :meth:`run`::
 
         with Recorder(["rtnetlink_rcv"], output="trace.txt") as rec:
@@ -449,127 +199,6 @@ class Recorder:
         self._t0 = 0.0
         self._started = False
 
-    # ------------------------------------------------------------------ settings
-    def _validate(self) -> None:
-        if self.duration_s is not None and not self.duration_s > 0:
-            raise RecordError(f"duration must be positive, not {self.duration_s}")
-        if self.max_depth < 0 or self.thresh_us < 0:
-            raise RecordError("max depth and threshold must be >= 0")
-        if self.buffer_kb is not None and self.buffer_kb <= 0:
-            raise RecordError(f"buffer size must be positive, not {self.buffer_kb} KiB")
-        for pid in self.pids:
-            if not os.path.exists(f"/proc/{pid}"):
-                raise RecordError(f"no process with pid {pid}")
-        parent = self.output.parent if str(self.output.parent) else Path(".")
-        if not parent.is_dir():
-            raise RecordError(f"cannot write the trace to {self.output}: {parent} is not a directory")
-        if self.raw:
-            self._validate_raw()
-        elif self.output.is_dir():
-            raise RecordError(f"cannot write the trace to {self.output}: it is a directory")
-
-    def _validate_raw(self) -> None:
-        out = self.output
-        if not self.stream:
-            raise RecordError("a raw capture reads the ring buffer while recording: it cannot "
-                              "be combined with no streaming (--no-stream)")
-        if out.name.endswith((".txt", ".txt.gz", ".txt.xz")):
-            raise RecordError(f"a raw capture is a directory, not a text file: give -o a "
-                              f"directory name (e.g. {out.name.split('.txt')[0] or 'trace'}.raw), "
-                              f"not {out}")
-        if out.exists() and not out.is_dir():
-            raise RecordError(f"cannot write the capture to {out}: it exists and is not a "
-                              "directory")
-        if out.is_dir():
-            foreign = [p.name for p in out.iterdir()
-                       if p.name not in CAPTURE_FILES and not _is_cpu_raw(p.name)]
-            if foreign:
-                raise RecordError(f"cannot write the capture to {out}: the directory holds "
-                                  f"other files ({', '.join(sorted(foreign)[:3])}); give a new "
-                                  "or empty directory, or a previous capture")
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        """The recording's settings as stored in the sidecar under ``"settings"``."""
-        return {
-            "functions": list(self.functions), "notrace": list(self.notrace),
-            "filter": list(self.filter), "pids": list(self.pids), "follow": self.follow,
-            "command": self.command, "duration_s": self.duration_s, "max_depth": self.max_depth,
-            "thresh_us": self.thresh_us, "buffer_kb": self.buffer_kb, "options": self.options,
-            "events": list(self.events), "clock": self.clock, "stream": self.stream,
-            "raw": self.raw, "instance": self.want_instance, "force": self.force,
-        }
-
-    def _resolve_options(self, d: TraceFS) -> dict[str, bool]:
-        """Option file names → on/off: the defaults the kernel has, then the user's."""
-        present = set(d.options())
-        wanted = {k: v for k, v in DEFAULT_OPTIONS.items() if k in present}
-        if self.follow:
-            wanted.update({k: True for k in ("function-fork", "event-fork") if k in present})
-        for name, on in self.options.items():
-            for candidate in (f"funcgraph-{name}", name):
-                if candidate in present:
-                    wanted[candidate] = on
-                    break
-            else:
-                graph = sorted(p[len("funcgraph-"):] for p in present if p.startswith("funcgraph-"))
-                raise TracerUnavailableError(
-                    f"no trace option {name!r} on this kernel; function_graph options here: "
-                    f"{' '.join(graph) or 'none'}")
-        return wanted
-
-    def _plan(self, top: TraceFS, d: TraceFS) -> list[tuple[TraceFS, str, Any]]:
-        """Every (directory, file, value) the recording writes, in write order. Values are
-        checked here (events, clock, missing files) so nothing is written for a bad setting."""
-        def where(name: str) -> TraceFS:
-            return d if d.exists(name) else top
-
-        plan: list[tuple[TraceFS, str, Any]] = [(d, "tracing_on", "0")]
-        required = {"set_graph_function": self.functions, "set_graph_notrace": self.notrace,
-                    "set_ftrace_filter": self.filter, "max_graph_depth": self.max_depth,
-                    "tracing_thresh": self.thresh_us}
-        defaults = {"set_graph_function": (), "set_graph_notrace": (), "set_ftrace_filter": (),
-                    "set_ftrace_notrace": (), "set_ftrace_notrace_pid": (),
-                    "max_graph_depth": 0, "tracing_thresh": 0}
-        for name, default in defaults.items():
-            value = required.get(name, default)
-            target = where(name)
-            if not target.exists(name):
-                if value not in ((), 0):
-                    raise TracerUnavailableError(
-                        f"this kernel has no {name} (needed for the requested setting)")
-                continue
-            plan.append((target, name, list(value) if isinstance(value, tuple) else value))
-        if d.exists("set_ftrace_pid"):
-            plan.append((d, "set_ftrace_pid", [str(p) for p in self.pids]))
-        elif self.pids:
-            raise TracerUnavailableError("this kernel has no set_ftrace_pid: cannot filter by pid")
-        if self.buffer_kb is not None:
-            plan.append((d, "buffer_size_kb", int(self.buffer_kb)))
-        if self.clock is not None:
-            clocks = d.read("trace_clock").replace("[", " ").replace("]", " ").split()
-            if self.clock not in clocks:
-                raise TracerUnavailableError(
-                    f"no trace clock {self.clock!r} on this kernel; clocks: {' '.join(clocks)}")
-            plan.append((d, "trace_clock", self.clock))
-        for spec in self.events:
-            for f in d.event_files(spec):
-                plan.append((d, f, "1"))
-        if self.events and d.exists("set_event_pid"):
-            plan.append((d, "set_event_pid", [str(p) for p in self.pids]))
-        plan.append((d, "current_tracer", "function_graph"))
-        for name, on in self._resolve_options(d).items():
-            plan.append((d, f"options/{name}", "1" if on else "0"))
-        return plan
-
-    @staticmethod
-    def _restore_order(files: list[str]) -> list[str]:
-        """current_tracer first (stop the tracer before its settings change under it),
-        tracing_on last."""
-        first = [f for f in files if f == "current_tracer"]
-        last = [f for f in files if f == "tracing_on"]
-        return first + [f for f in files if f not in ("current_tracer", "tracing_on")] + last
-
     # ------------------------------------------------------------------ start
     def __enter__(self) -> "Recorder":
         self.start()
@@ -688,68 +317,6 @@ class Recorder:
                 self._made_dir = True
         except OSError as err:
             raise RecordError(f"cannot write the capture to {out}: {err.strerror}") from err
-
-    def _choose_dir(self, top: TraceFS) -> TraceFS:
-        if self.want_instance is False:
-            return top
-        name = f"{INSTANCE_PREFIX}{os.getpid()}-{_proc_starttime(os.getpid())}"
-        try:
-            inst = top.make_instance(name)
-        except TracefsError:
-            if self.want_instance:
-                raise
-            return top
-        self._instance_name = name
-        if "function_graph" in inst.available_tracers():
-            return inst
-        top.remove_instance(name)
-        self._instance_name = None
-        if self.want_instance:
-            raise TracerUnavailableError(
-                "this kernel cannot run function_graph in a tracing instance (needs Linux 6.11+)")
-        return top
-
-    def _check_busy(self, top: TraceFS, d: TraceFS) -> None:
-        if self.force:
-            return
-        if d is top:
-            current = top.current_tracer()
-            if current != "nop":
-                raise TracerBusyError(
-                    f"the tracer {current!r} is active at {top.root} (someone else is tracing); "
-                    "stop it, or use --force to record anyway (their trace buffer is lost)")
-            return
-        # In an instance, set_graph_function & co. are global: another function_graph user would
-        # see its filter change under it.
-        others = [("top level", top)] + [(n, top.instance(n)) for n in top.instances()
-                                         if n != self._instance_name]
-        for label, other in others:
-            try:
-                current = other.current_tracer()
-            except TracefsError:
-                continue
-            if current == "function_graph":
-                raise TracerBusyError(
-                    f"function_graph is already in use ({label} of {top.root}) and its graph "
-                    "filter is global; stop it, or use --force")
-
-    def _describe(self, top: TraceFS, d: TraceFS) -> dict[str, Any]:
-        u = platform.uname()
-        return {
-            "ftracekit_version": __version__,
-            "kernel": u.release, "kernel_version": u.version, "machine": u.machine,
-            "hostname": u.node,
-            "tracefs": str(top.root),
-            "instance": self._instance_name,
-            "mode": "instance" if d is not top else "top-level",
-            "capture": "raw" if self.raw else "text",
-            "settings": self.settings,
-            "trace_clock": d.read_value("trace_clock") if d.exists("trace_clock") else None,
-            "buffer_kb": d.read_value("buffer_size_kb") if d.exists("buffer_size_kb") else None,
-            "options": {k: v for k, v in d.options().items()
-                        if k.startswith("funcgraph-") or k in DEFAULT_OPTIONS},
-            "output": str(self.output),
-        }
 
     # ------------------------------------------------------------------ running
     @property
@@ -984,11 +551,6 @@ def _lost(before: Mapping[int, Mapping[str, float]],
     return {"per_cpu": per_cpu, "total": total}
 
 
-def _is_cpu_raw(name: str) -> bool:
-    """``cpuN.raw``: one CPU's pages in a capture directory."""
-    return name.startswith("cpu") and name.endswith(".raw") and name[3:-4].isdigit()
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -1001,4 +563,3 @@ def record(functions: str | Sequence[str], **settings: Any) -> "Trace":
     ``raw=True, output="t.raw"`` for a binary capture directory (busy graphs).
     """
     return Recorder(functions, **settings).run()
-
