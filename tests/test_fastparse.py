@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ftracekit.read import _fastparse
+from ftracekit.read import _templates as _fastparse   # (the hash tables behind the fast path)
 from ftracekit.calltree import _vectorised as ct
 from ftracekit.calltree.link import link_records
 from ftracekit.calltree.tables import build_tables, fill_tasks, task_keys
