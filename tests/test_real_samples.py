@@ -177,3 +177,26 @@ def test_late_exit_line_after_an_interrupt_6_1():
     assert irq["func"] == "irq_enter_rcu" and irq["in_irq"] and irq["parent"] == call["parent"]
     assert not call["in_irq"]
     assert (c.loc[c["line"].between(11186, 11366), "in_irq"]).all()
+
+
+@pytest.mark.parametrize("name, n_events, counts", [
+    ("udp_tbf_raw.txt", 87, {"net_dev_queue": 16, "net_dev_start_xmit": 16, "net_dev_xmit": 16,
+                             "netif_rx": 16, "netif_receive_skb": 16, "consume_skb": 4,
+                             "kfree_skb": 3}),
+    ("udp_tbf_hashed.txt", 72, {"net_dev_queue": 16, "net_dev_start_xmit": 13, "net_dev_xmit": 13,
+                                "netif_rx": 13, "netif_receive_skb": 13, "kfree_skb": 3,
+                                "consume_skb": 1}),
+])
+def test_events_only_trace_6_18(name, n_events, counts):
+    """Tracer nop (this machine's 6.18 kernel has events but no function_graph): an empty calls
+    table and every event, with task, CPU and time."""
+    t = ftracekit.load(DATA.parent / "6.18-events" / name)
+    assert len(t.calls) == 0 and t.meta["events_only"] and t.meta["tracer"] == "nop"
+    assert t.meta["skipped"]["count"] == 0
+    assert len(t.events) == n_events
+    assert t.events["event"].value_counts().to_dict() == counts
+    first = t.events.iloc[1]
+    assert (first["comm"], first["pid"], first["cpu"]) == ("python3", 20357 if "raw" in name else 19978, 0)
+    assert (t.events["call"] == -1).all() and t.events["ts_s"].notna().all()
+    drops = t.events[t.events["event"] == "kfree_skb"]["text"]
+    assert drops.str.contains("reason: NO_SOCKET").all()

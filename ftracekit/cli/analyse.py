@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..analysis import frame_names
 from ..errors import FtracekitError
-from ..show.render import fmt_us
+from ..show import fmt_us
 from ..trace import Trace
 
 __all__ = ["register", "print_report", "load_for_cli"]
@@ -23,8 +23,14 @@ def load_for_cli(path: str) -> Trace:
 
     trace = load(path)
     if not len(trace.calls):
-        raise FtracekitError(f"{trace.meta.get('source', path)}: the trace holds no function "
-                             f"calls (only {trace.meta.get('lines', 0)} header/comment lines)")
+        src = trace.meta.get("source", path)
+        if len(trace.events):
+            raise FtracekitError(f"{src}: the trace holds no function calls, only "
+                                 f"{len(trace.events):,} trace events (tracer "
+                                 f"{trace.meta.get('tracer') or '?'}); read them with "
+                                 "ftracekit.load(...).events")
+        raise FtracekitError(f"{src}: the trace holds no function calls (only "
+                             f"{trace.meta.get('lines', 0)} header/comment lines)")
     return trace
 
 

@@ -1,7 +1,7 @@
 """Line-by-line parsing of function_graph text: layouts, regexes, and the per-line parser.
 
 This is the exact, readable definition of what each line means. The vectorised fast path
-(:mod:`ftracekit._fastparse`) handles the common lines of a file in bulk and hands every line
+(:mod:`ftracekit.read._fastparse`) handles the common lines of a file in bulk and hands every line
 it is not sure about to :class:`LineParser`, so both must agree; the tests check they do.
 
 A *layout* is the set of context columns the kernel printed before the body, in this order
@@ -154,13 +154,15 @@ def detect_layout(lines: list[str]) -> tuple[Layout | None, int]:
     """Guess the layout from sample lines (no header, e.g. ``trace_pipe``).
 
     Returns ``(layout, n_matching)``; ``layout`` is None when no layout explains any line.
-    trace-cmd report text is recognised by its ``funcgraph_entry:`` / ``funcgraph_exit:`` lines.
+    trace-cmd report text is recognised by its ``funcgraph_entry:`` / ``funcgraph_exit:`` lines,
+    and text of trace events alone (tracer ``nop``) by their ``name: fields`` lines.
     """
     sample = [ln for ln in lines if ln.strip() and not ln.startswith("#")
               and not _RE_SWITCH.match(ln) and not _RE_SWITCH_SEP.match(ln)][:400]
     if not sample:
         return None, 0
-    n_tc = sum(1 for ln in sample if (m := _RE_TRACECMD.match(ln)) and m["event"].startswith("funcgraph_"))
+    events = [m["event"] for ln in sample if (m := _RE_TRACECMD.match(ln))]
+    n_tc = sum(1 for ev in events if ev.startswith("funcgraph_"))
     best: Layout | None = None
     best_n = 0
     for lay, rx in _LAYOUT_RES.items():
@@ -175,6 +177,10 @@ def detect_layout(lines: list[str]) -> tuple[Layout | None, int]:
             best, best_n = lay, n
     if n_tc > best_n:
         return Layout(cpu=True, proc=True, abstime=True, duration=True, tracecmd=True), n_tc
+    if len(events) > best_n:
+        # Trace events only (tracer nop, or trace-cmd report of other events): the kernel's
+        # event line ``comm-pid [cpu] flags ts: name: fields`` is trace-cmd's line prefix.
+        return Layout(cpu=True, proc=True, abstime=True, duration=True, tracecmd=True), len(events)
     return best, best_n
 
 

@@ -1,11 +1,11 @@
-"""Text → :class:`~ftracekit.records.LineRecords`: streaming, layout detection, fast + exact paths.
+"""Text → :class:`~ftracekit.read.records.LineRecords`: streaming, layout detection, fast + exact paths.
 
 Pure apart from reading the stream it is given. The input is read in 2 MB chunks (the first
 4 MB at once, for layout detection) and cut at line boundaries; each block goes through the
-vectorised fast path (:mod:`ftracekit._fastparse`), which parses the lines it can vouch for
+vectorised fast path (:mod:`ftracekit.read._fastparse`), which parses the lines it can vouch for
 and hands every other line, in order, to the exact per-line parser
-(:class:`ftracekit.lineparse.LineParser`). Records are appended into preallocated columns
-(:class:`ftracekit.records.ColumnBuilder`), so the text is never held whole and the peak
+(:class:`ftracekit.read.lineparse.LineParser`). Records are appended into preallocated columns
+(:class:`ftracekit.read.records.ColumnBuilder`), so the text is never held whole and the peak
 memory stays near the size of the result. With two or more usable CPUs, blocks are scanned
 on ``_WORKERS`` threads (numpy releases the GIL in its big loops) while this thread finishes
 them in order; where a CPU is left beside them, the record columns' pages are faulted in ahead
@@ -332,9 +332,11 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
     for h in parser.header[:5]:
         if h.startswith("# tracer:"):
             tracer = h.split(":", 1)[1].strip()
-    if n_calls_lines == 0:
+    events_only = n_calls_lines == 0 and bool(kind_counts[K_COMMENT])
+    if n_calls_lines == 0 and not events_only:
         if tracer and tracer != "function_graph":
-            raise NotATraceError(f"{name}: recorded with the {tracer!r} tracer, not function_graph")
+            raise NotATraceError(f"{name}: recorded with the {tracer!r} tracer, not function_graph "
+                                 "and holds no trace events")
         if tracer != "function_graph" and not len(kinds):
             example = parser.skipped_examples[0][1] if parser.skipped_examples else ""
             hint = f"; first line: {example[:60]!r}" if example else ""
@@ -381,5 +383,8 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
         "options": options,
         "kernel_hints": hints,
         "has_comments": bool(kind_counts[K_COMMENT]),
+        # no call lines, only trace events (tracer nop, or a graph that did not fire): the
+        # calls table is empty and the events table full
+        "events_only": events_only,
     }
     return recs, meta
