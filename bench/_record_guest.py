@@ -133,7 +133,7 @@ def run(method: str, outdir: Path, seconds: float, buffer_kb: int) -> dict:
         return res
 
     if method in ("ftk-text", "ftk-raw"):
-        from ftracekit.recording.recorder import Recorder
+        from ftracekit import Recorder
         raw = method == "ftk-raw"
         out = outdir / ("ftk-raw.capture" if raw else "ftk-text.txt")
         kw = {"raw": True} if raw else {}

@@ -56,7 +56,7 @@ def live_record(functions: Sequence[str], command: Sequence[str], output: str,
     if os.geteuid() != 0:
         raise FtracekitError("--live records with ftrace and needs root (run it with sudo)")
     try:
-        from ftracekit.recording.recorder import record
+        from ftracekit import record
     except ImportError as err:  # pragma: no cover
         raise FtracekitError(f"this ftracekit has no recorder ({err})") from err
     print(f"recording {', '.join(functions)}" + (f" and {', '.join(events)}" if events else "")

@@ -5,11 +5,12 @@
 >>> trace.slowest("rtnetlink_rcv", n=5)          # pandas DataFrame, one row per call
 >>> print(trace.tree(trace.slowest("rtnetlink_rcv").index[0], min_us=10))
 >>> trace.top(20, by="self")
+>>> trace = ftracekit.record("rtnetlink_rcv", command=["ip", "link", "show"])   # needs root
 
-See :class:`ftracekit.Trace` for the calls/events tables (the column contract).
+See :class:`ftracekit.Trace` for the calls/events tables (the column contract), and the
+README's "How the code is laid out" for the folders (one per pipeline stage).
 """
 
-from __future__ import annotations
 
 from ._version import __version__
 from .errors import (
@@ -17,14 +18,19 @@ from .errors import (
     TracefsError, TracefsNotFoundError, TracerBusyError, TracerUnavailableError,
     NotTraceableError, UnknownFunctionError,
 )
-from .trace import Trace
 from .loader import load, parse
+from .recording import Recorder, record
+from .show import export
+from .trace import Trace
 
 __all__ = [
     "__version__",
     "load",
     "parse",
+    "record",
+    "Recorder",
     "Trace",
+    "export",
     "FtracekitError",
     "InputError",
     "NotATraceError",

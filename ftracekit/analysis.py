@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .calltree.tables import task_keys
+from .calltree import task_keys
 from .errors import FtracekitError, UnknownFunctionError
 
 __all__ = ["UNKNOWN_FUNC", "TOP_COLUMNS", "frame_names", "base_name", "match_funcs", "calls_of",

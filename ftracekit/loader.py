@@ -9,16 +9,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .read import text as _text
-from .read.sources import PathOrFile
+from .calltree import build_tables
+from .read import (
+    PathOrFile, is_capture, load_capture, load_tracedat, open_source, parse_source, parse_text,
+)
+from .recording.sidecar import read_sidecar   # (the module, not the stage: see recording/__init__)
 from .trace import Trace
 
 __all__ = ["load", "parse"]
 
 
 def _make_trace(recs: Any, meta: dict[str, Any]) -> Trace:
-    from .calltree.tables import build_tables
-
     calls, events, stats = build_tables(recs, consume=True)   # recs is not used afterwards
     meta["tasks"] = stats["tasks"]
     meta["calls"] = {k: v for k, v in stats.items() if k != "tasks"}
@@ -32,29 +33,22 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
     binary/text file object. Accepts ``trace`` (with header), ``trace_pipe``, per-CPU files and
     ``trace-cmd report`` text; binary recordings are decoded too: a trace-cmd ``trace.dat``
     (file version 6 or 7; zstd-compressed ones need the ``zstandard`` package) and a directory
-    written by ``ftracekit record --raw`` (ring-buffer pages, see :mod:`ftracekit.rawtrace`).
+    written by ``ftracekit record --raw`` (ring-buffer pages, see :mod:`ftracekit.read.rawtrace`).
     ``progress``: draw a progress line on stderr (default: only for large files when stderr is
     a terminal). When a recorder sidecar (``trace.json`` next to
     ``trace.txt``) exists, it is read into ``Trace.meta["recording"]``.
 
     Raises :class:`InputError` / :class:`NotATraceError` for unusable input.
     """
-    from .recording.sidecar import read_sidecar
-    from .read.sources import open_source
-
     if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-" and os.path.isdir(src):
-        from .read.rawtrace import is_capture, load_capture
-
         if is_capture(src):
             return _make_trace(*load_capture(src))
     source = open_source(src)
     try:
         if source.kind == "trace.dat":
-            from .read.tracedat import load_tracedat
-
             recs, meta = load_tracedat(source.stream.read(), source.name)
         else:
-            recs, meta = _text.parse_source(source, progress=progress)
+            recs, meta = parse_source(source, progress=progress)
     finally:
         source.close()
     if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-":
@@ -66,5 +60,5 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
 
 def parse(text: str) -> Trace:
     """Parse function_graph text held in a string (see :func:`load`)."""
-    recs, meta = _text.parse_text(text)
+    recs, meta = parse_text(text)
     return _make_trace(recs, meta)

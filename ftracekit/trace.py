@@ -301,7 +301,7 @@ class Trace:
 
     @property
     def plot(self) -> Any:
-        """Plots of this trace (:mod:`ftracekit.plot`), e.g. ``trace.plot.hist("netlink_dump")``."""
+        """Plots of this trace (:mod:`ftracekit.show.plot`), e.g. ``trace.plot.hist("netlink_dump")``."""
         from .show.plot import TracePlots
 
         return TracePlots(self)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..read.records import K_COMMENT, K_ENTRY, K_EXIT, K_LEAF
+from ..read import K_COMMENT, K_ENTRY, K_EXIT, K_LEAF
 
 
 def _prev_smaller(D: np.ndarray, first: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:

@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._concurrent import background
-from ..read.records import K_COMMENT, K_ENTRY, K_EXIT, K_LEAF
+from ..read import K_COMMENT, K_ENTRY, K_EXIT, K_LEAF
 from ._vectorised import (
     _count_distinct, _group_by_task, _NextSmaller, _next_smaller, _prev_smaller, _resolve,
     _resolve_with, _stable_argsort,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..read.records import K_COMMENT, K_ENTRY, K_EXIT
+from ..read import K_COMMENT, K_ENTRY, K_EXIT
 
 __all__ = ["Links"]
 

@@ -13,8 +13,9 @@ import pandas as pd
 
 from .._concurrent import background
 from .._memory import release_memory as _release_memory
-from ..read.lineparse import event_name
-from ..read.records import K_COMMENT, K_ENTRY, K_EXIT, K_IRQ_ENTER, K_IRQ_EXIT, K_LEAF, K_SWITCH, LineRecords
+from ..read import (
+    K_COMMENT, K_ENTRY, K_EXIT, K_IRQ_ENTER, K_IRQ_EXIT, K_LEAF, K_SWITCH, LineRecords, event_name,
+)
 from ._vectorised import _roots_and_interrupts
 from .link import _CHUNK, link_records
 
@@ -118,7 +119,7 @@ def _in_irq(kind: np.ndarray, cpu: np.ndarray) -> np.ndarray:
 
 def _all_default(col: np.ndarray, value: Any) -> bool:
     """Whether a record column is a compact constant view (see
-    :func:`ftracekit.records.concat_columns`) of ``value``, or empty."""
+    :func:`ftracekit.read.records.concat_columns`) of ``value``, or empty."""
     return not len(col) or (col.strides[0] == 0 and bool(col[0] == value))
 
 

@@ -159,7 +159,7 @@ class _Progress:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from ..recording.recorder import Recorder
+    from ..recording import Recorder
 
     command = args.command_argv or None
     rec = Recorder(
@@ -206,8 +206,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from ..recording.doctor import diagnose
-    from ..recording.recorder import recover_stale
+    from ..recording import diagnose
+    from ..recording import recover_stale
 
     if args.clean:
         for msg in recover_stale():

@@ -1,4 +1,4 @@
-"""Binary ring-buffer captures → :class:`~ftracekit.records.LineRecords` (numpy, vectorised).
+"""Binary ring-buffer captures → :class:`~ftracekit.read.records.LineRecords` (numpy, vectorised).
 
 The kernel's text formatting behind ``trace_pipe`` is slow; under load it falls behind and
 events are lost. Tools that keep up (trace-cmd) read ``per_cpu/cpuN/trace_pipe_raw`` instead:
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..recording.rawcapture import CAPTURE_META
+from ..recording.rawcapture import CAPTURE_META   # the capture format's owner
 from .records import (
     COLUMNS, DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, Interner, LineRecords,
 )

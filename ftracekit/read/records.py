@@ -1,6 +1,6 @@
 """The parser's output: one record per meaningful trace line, as numpy columns.
 
-This is the hand-over point between text parsing (:mod:`ftracekit.parse`) and the call-tree
+This is the hand-over point between text parsing (:mod:`ftracekit.read.text`) and the call-tree
 builder (:mod:`ftracekit.calltree`). It knows nothing about either side's algorithms.
 
 Columns of :class:`LineRecords` (all the same length, in line order):

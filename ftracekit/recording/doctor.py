@@ -1,6 +1,6 @@
 """``ftracekit doctor``: what this kernel and machine support for recording, and why not.
 
-:func:`diagnose` looks (through :mod:`ftracekit.tracefs` only) at: tracefs and how it was found,
+:func:`diagnose` looks (through :mod:`ftracekit.recording.tracefs` only) at: tracefs and how it was found,
 root, kernel lockdown, the tracers, function_graph, function filters, whether a private instance
 can host function_graph (6.11+), the funcgraph options, a few useful events, buffer sizes and
 clocks, and whether someone else's tracer or a (dead) ftracekit is using tracing. It changes

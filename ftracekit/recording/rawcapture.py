@@ -3,9 +3,9 @@
 The kernel formats ``trace_pipe`` text one event at a time; under a busy graph it cannot keep
 up and the ring buffer overwrites what was not read. Reading ``per_cpu/cpuN/trace_pipe_raw``
 moves whole ring-buffer pages instead (what trace-cmd does), one reader thread per CPU. The
-result is a *capture directory* (layout in :mod:`ftracekit.rawtrace`), decoded afterwards into
+result is a *capture directory* (layout in :mod:`ftracekit.read.rawtrace`), decoded afterwards into
 the same calls table. Knows nothing about parsing; all tracefs access goes through
-:class:`~ftracekit.tracefs.TraceFS`.
+:class:`~ftracekit.recording.tracefs.TraceFS`.
 """
 
 from __future__ import annotations
@@ -209,5 +209,5 @@ def write_capture_info(outdir: Path, info: dict[str, Any]) -> Path:
     return path
 
 
-#: What a capture directory holds besides ``cpuN.raw`` (see :mod:`ftracekit.rawtrace`).
+#: What a capture directory holds besides ``cpuN.raw`` (see :mod:`ftracekit.read.rawtrace`).
 CAPTURE_FILES = (CAPTURE_META, "formats", "kallsyms.gz", "saved_cmdlines")

@@ -1,6 +1,14 @@
 """Stage 5, show: what a user sees of a :class:`~ftracekit.Trace`.
 
-* :mod:`.render` — text and HTML call trees and summaries
-* :mod:`.plot` — matplotlib plots (imported only when a plot is drawn)
+* :mod:`.render` — text and HTML call trees and summaries (start here)
+* :mod:`.plot` — matplotlib plots (matplotlib is imported only when a plot is drawn)
 * :mod:`.export` — folded stacks, Chrome/Perfetto JSON, Parquet, CSV
+* :mod:`._layout` — calls placed on a time axis (whole ns, nested), for JSON and plots
+
+Exported here: what the other stages use.
 """
+
+from . import export, plot
+from .render import fmt_us
+
+__all__ = ["export", "plot", "fmt_us"]

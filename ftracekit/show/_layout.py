@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..calltree.tables import task_keys
+from ..calltree import task_keys
 from ..errors import FtracekitError
 
 __all__ = ["layout"]
