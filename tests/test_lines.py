@@ -565,7 +565,7 @@ def test_calls_and_dtypes():
     c = calls(PROC_ABS)
     assert list(c.columns) == ["func", "module", "pid", "comm", "cpu", "exit_cpu", "depth", "parent",
                                "root", "start_s", "end_s", "duration_us", "self_us", "n_children",
-                               "status", "in_irq", "retval", "line"]
+                               "status", "in_irq", "retval", "line", "args"]
     assert isinstance(c["func"].dtype, pd.CategoricalDtype)
     assert c["parent"].dtype == np.int64
     assert c["in_irq"].dtype == bool

@@ -25,7 +25,7 @@ STATUSES = ["complete", "no-exit", "no-entry"]
 
 CALL_COLUMNS = ["func", "module", "pid", "comm", "cpu", "exit_cpu", "depth", "parent", "root",
                 "start_s", "end_s", "duration_us", "self_us", "n_children", "status", "in_irq",
-                "retval", "line"]
+                "retval", "line", "args"]
 EVENT_COLUMNS = ["line", "cpu", "pid", "comm", "ts_s", "event", "text", "call"]
 
 #: Display name of a call whose function the trace does not name (``func`` is NA): an exit
@@ -125,6 +125,29 @@ def _all_default(col: np.ndarray, value: Any) -> bool:
 
 def _categorical(codes: np.ndarray, names: list[str]) -> pd.Categorical:
     return pd.Categorical.from_codes(codes.astype(np.int32, copy=False), categories=pd.Index(names, dtype=object))
+
+
+def _args_column(call_lines: np.ndarray, args: dict[int, str]) -> pd.Categorical:
+    """funcgraph-args text of each call (categorical, NaN where its line printed none).
+
+    Categorical: most traces have no args (codes only, one byte per call) and in those that do,
+    the same argument text repeats; :func:`ftracekit.net.args.arg_values` parses each distinct
+    text once.
+    """
+    n = len(call_lines)
+    if not args:
+        return pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8),
+                                         categories=pd.Index([], dtype=object))
+    keys = np.fromiter(args.keys(), dtype=np.int64, count=len(args))
+    texts = np.array(list(args.values()), dtype=object)
+    order = np.argsort(keys, kind="stable")
+    keys, texts = keys[order], texts[order]
+    codes_t, cats = pd.factorize(texts)
+    pos = np.searchsorted(keys, call_lines)
+    pos_c = np.minimum(pos, len(keys) - 1)
+    hit = keys[pos_c] == call_lines
+    codes = np.where(hit, codes_t[pos_c], -1).astype(np.int32)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype=object))
 
 
 def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: bool = False
@@ -284,6 +307,7 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     if to:
         np.fmin.at(start_s, np.concatenate(to), np.concatenate(value))
     del line, to, value
+    data["args"] = _args_column(data["line"], recs.args)
     data.update(parent=parent, root=root, start_s=start_s, end_s=end_s, duration_us=dur,
                 self_us=self_us, n_children=n_children, retval=retval)
     del parent, root, start_s, end_s, dur, self_us, n_children, retval

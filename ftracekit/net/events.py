@@ -1,0 +1,115 @@
+"""Trace events as typed tables: one column per field, read from each event's own text.
+
+An event line is the event's ``print fmt`` applied to its fields, e.g. (6.11+)::
+
+    kfree_skb: skbaddr=ffff888104d1d800 rx_sk=0000000000000000 protocol=2048 location=__udp4_lib_rcv+0x4bc/0xd00 reason: NO_SOCKET
+
+Most formats are ``name=value`` pairs separated by spaces; a few end in ``key: VALUE`` (the
+drop ``reason`` of ``kfree_skb``). Layouts differ between kernels (``kfree_skb`` gained
+``reason`` in 5.17 and ``rx_sk`` in 6.11), so nothing is hard-coded: the fields are whatever
+the text names. Rows of one event share a template (the sequence of keys); each template is
+matched with one regex over all its rows, so the cost is per template, not per row.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from ..errors import FtracekitError, _suggest
+from .values import strings, typed_column
+
+__all__ = ["event_fields", "UnknownEventError", "EVENT_BASE_COLUMNS"]
+
+#: Columns every :func:`event_fields` table starts with (from the events table).
+EVENT_BASE_COLUMNS = ["line", "ts_s", "cpu", "pid", "comm", "call"]
+
+# a value runs up to the next " key=" or " key: " (values may hold spaces, "=" and ":")
+_VALUE = r"(?:(?! [A-Za-z_]\w*=| [A-Za-z_]\w*: ).)*"
+_RX_VALUES = re.compile(r"(?<=[=:])" + _VALUE)
+_RX_KEYS = re.compile(r"(?:^| )([A-Za-z_]\w*)(=|:(?= |$))")
+_RX_LOCATION = r"^([\w.]+)\+0x[0-9a-f]+/0x[0-9a-f]+$"
+_MAX_TEMPLATES = 64
+
+
+class UnknownEventError(FtracekitError):
+    """An event name that does not occur in the trace; ``suggestions`` holds close matches."""
+
+    def __init__(self, name: str, candidates: list[str]):
+        self.name = name
+        self.suggestions = _suggest(name, candidates)
+        msg = f"no event {name!r} in this trace"
+        if self.suggestions:
+            msg += "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+        elif candidates:
+            msg += f" (it has: {', '.join(sorted(candidates)[:8])})"
+        else:
+            msg += " (it has no events: record them with --event or --packets)"
+        super().__init__(msg)
+
+
+def _template_regex(sig: str) -> tuple[list[str], re.Pattern[str]] | None:
+    """Keys of a template (the text with its values removed) and the regex for its rows."""
+    keys = [(m.group(1), m.group(2)) for m in _RX_KEYS.finditer(sig)]
+    if not keys:
+        return None
+    parts = []
+    for i, (k, sep) in enumerate(keys):
+        parts.append(("" if i == 0 else " ") + re.escape(k) + re.escape(sep))
+        parts.append(f"(?P<f{i}>" + (r" ?" if sep == ":" else "") + _VALUE + ")")
+    return [k for k, _ in keys], re.compile("^" + "".join(parts) + "$")
+
+
+def _fields_of(body: pd.Series) -> pd.DataFrame:
+    """Field text columns (str, NA where a row lacks the field) of event bodies."""
+    s = strings(body)
+    sig = s.str.replace(_RX_VALUES.pattern, "", regex=True)
+    out: dict[str, pd.Series] = {}
+    pending = np.ones(len(s), dtype=bool)
+    sig_arr = sig.to_numpy(dtype=object, na_value="")
+    for n_t, template in enumerate(pd.unique(sig_arr)):
+        if n_t >= _MAX_TEMPLATES:
+            break
+        rows = (sig_arr == template) & pending
+        made = _template_regex(str(template))
+        if made is None:
+            continue
+        keys, rx = made
+        got = s[rows].str.extract(rx.pattern, expand=True)
+        for i, k in enumerate(keys):
+            col = got[f"f{i}"].str.strip() if k == "reason" else got[f"f{i}"]
+            if k not in out:
+                out[k] = pd.Series(pd.NA, index=s.index, dtype=s.dtype)
+            out[k][rows] = col.to_numpy(dtype=object)
+        pending &= ~rows
+    return pd.DataFrame(out, index=s.index)
+
+
+def event_fields(events: pd.DataFrame, event: str) -> pd.DataFrame:
+    """The events named ``event`` with one typed column per field of its text.
+
+    Columns: ``line``, ``ts_s`` (s), ``cpu``, ``pid``, ``comm``, ``call`` (as in the events
+    table), then the fields in the order the text names them. A field is ``Int64`` when every
+    value is decimal, ``UInt64`` for ``0x…`` hex and for ``%p`` pointers (16 hex digits, raw or
+    hashed), else text. A ``sym+0xoff/0xsize`` field (``location``) stays as printed and gains a
+    ``<field>_func`` column with the symbol alone. Works for any event.
+    """
+    names = events["event"].astype(str)
+    sel = events[(names == event).to_numpy()]
+    if not len(sel):
+        raise UnknownEventError(event, sorted(set(names.unique()) - {"marker"}))
+    body = strings(sel["text"].astype(object)).str.slice(len(event) + 2)
+    fields = _fields_of(body)
+    out = sel[EVENT_BASE_COLUMNS].copy()
+    for k in fields.columns:
+        if k in out.columns:
+            continue
+        col = fields[k]
+        out[k] = typed_column(col).array
+        loc = strings(col).str.extract(_RX_LOCATION, expand=False)
+        if loc.notna().any() and (loc.notna() | col.isna()).all():
+            out[k] = pd.array(col.to_numpy(dtype=object, na_value=None), dtype="string")
+            out[f"{k}_func"] = pd.array(loc.to_numpy(dtype=object, na_value=None), dtype="string")
+    return out
