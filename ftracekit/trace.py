@@ -55,13 +55,17 @@ class Trace:
         retval     return value (funcgraph-retval), nullable Int64 holding the 64-bit value as
                    signed (errors are negative); NA when not printed
         line       1-based line number of the line that started the call
+        args       funcgraph-args text as printed (``skb=0xff…, len=42``; categorical), NaN where
+                   the line printed none; typed values: :meth:`arg`
         ========== ================================================================================
 
     events : pandas.DataFrame
         One row per comment/event line: ``line``, ``cpu``, ``pid``, ``comm``, ``ts_s``
         (seconds or NaN), ``event`` (e.g. ``kfree_skb``; ``marker`` for trace_marker /
         trace_printk text), ``text`` (the comment without ``/* */``), ``call`` (innermost call
-        open in that task at that point, −1 if none).
+        open in that task at that point, −1 if none), ``lat_flags`` (latency flags of an
+        event line in trace-event text, e.g. ``..s1.``; NaN where not printed). Typed fields:
+        :meth:`event_fields`.
     meta : dict
         What was detected: ``source``, ``lines``, ``bytes``, ``layout`` (columns present),
         ``tracer``, ``line_kinds`` (count per kind), ``lost_events`` (``per_cpu``, ``total``),
@@ -264,6 +268,77 @@ class Trace:
         meta = dict(self.meta)
         meta["filtered_from"] = self.meta.get("source")
         return Trace(c[mask], e[emask], meta)
+
+    # -- packets and arguments (ftracekit.net) -------------------------------------------------
+    def arg(self, name: str) -> pd.Series:
+        """Argument ``name`` of every call (funcgraph-args, 6.15+), index ``call``: ``UInt64``
+        when any value is hex (pointers, 6.17+ unsigned ints; negative decimals then as their
+        two's complement), ``Int64`` when all are decimal, text for structs; NA where the call
+        has no such argument. Parsed once per distinct args text, not per call."""
+        from .net.values import arg_names, arg_series
+
+        if not self.calls["args"].notna().any():
+            raise FtracekitError("this trace has no function arguments: record with "
+                                 "funcgraph-args (kernel 6.15+ with BTF), e.g. `ftracekit "
+                                 "record --packets FUNC`")
+        out = arg_series(self.calls["args"], name)
+        if not out.notna().any():
+            from .errors import _suggest
+
+            names = arg_names(self.calls["args"])
+            close = _suggest(name, names)
+            hint = ("did you mean " + " or ".join(map(repr, close)) + "?") if close else \
+                "it has " + ", ".join(names[:12])
+            raise FtracekitError(f"no argument {name!r} in this trace; {hint}")
+        return out
+
+    def event_fields(self, event: str) -> pd.DataFrame:
+        """The events named ``event`` with one typed column per field of their text (see
+        :func:`ftracekit.net.events.event_fields`): ``line``, ``ts_s``, ``cpu``, ``pid``,
+        ``comm``, ``call``, then the fields (``Int64``, ``UInt64`` for hex and ``%p``, or text;
+        ``location`` also as ``location_func``). Any event, any kernel's layout."""
+        from .net.events import event_fields
+
+        return event_fields(self.events, event)
+
+    def packets(self, dev: str | None = None, dropped: bool | None = None,
+                start_s: float | None = None, end_s: float | None = None) -> pd.DataFrame:
+        """One row per skb generation seen in funcgraph-args (``skb=``) or events
+        (``skbaddr=``); see :mod:`ftracekit.net.packets` for how generations are split.
+
+        Columns: ``skb`` (as printed: ``0x…`` raw, or the 16-digit hash), ``gen`` (0, 1, … per
+        address), ``first_s``/``last_s`` (s), ``span_us``, ``n_steps``, ``first``/``last``
+        (step names), ``devs``, ``cpus``, ``tasks`` (``comm-pid``; each a sorted
+        comma-separated list), ``dropped``, ``reason`` (drop reason name, or its number from a
+        ``reason=`` argument), ``drop_location`` (event ``location``, else the caller of the
+        freeing call), ``max_gap_us`` (largest time between consecutive steps), ``gap_after``/
+        ``gap_before`` (the steps around it), ``clone_of`` (source skb of an ``skb_clone``).
+        Filters: ``dev``, ``dropped``, ``start_s``/``end_s`` (packets overlapping the window).
+        """
+        from .net.packets import packets
+
+        return packets(self, dev=dev, dropped=dropped, start_s=start_s, end_s=end_s)
+
+    def journey(self, skb: str | int, gen: int | None = None) -> pd.DataFrame:
+        """The time-ordered steps of one packet across tasks and CPUs (all generations of the
+        address unless ``gen``). ``skb`` as printed: ``0xffff…``, ``ffff…`` or a hash.
+
+        Columns: ``gen``, ``ts_s`` (s), ``cpu``, ``task`` (``comm-pid``), ``context`` (``task``,
+        ``softirq``, ``irq``), ``kind`` (``call``/``event``), ``name``, ``dev``, ``call`` (−1: an
+        event outside any call), ``duration_us`` (calls), ``gap_us`` (since the previous step).
+        """
+        from .net.packets import journey
+
+        return journey(self, skb, gen)
+
+    def callers(self, func: str | None = None, event: str | None = None) -> pd.DataFrame:
+        """The distinct call chains (root first) that led to ``func`` or to ``event``; columns
+        ``chain``, ``depth``, ``count``, ``total_us``, ``mean_us``, ``max_us``,
+        ``example_call`` — see :func:`ftracekit.net.callers.callers`."""
+        from .net.callers import callers
+
+        return callers(self.calls, self.events, func=func, event=event,
+                       match_funcs=self._match_funcs)
 
     # -- summaries -----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

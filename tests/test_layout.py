@@ -33,6 +33,8 @@ UPSTREAM_OK = {
     # DataFrame.plot does the same).
     ("trace", "show.render"),
     ("trace", "show.plot"),
+    # Trace.arg, event_fields, packets, journey and callers are accessors into net (lazily).
+    ("trace", "net"),
 }
 
 

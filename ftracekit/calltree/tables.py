@@ -26,7 +26,7 @@ STATUSES = ["complete", "no-exit", "no-entry"]
 CALL_COLUMNS = ["func", "module", "pid", "comm", "cpu", "exit_cpu", "depth", "parent", "root",
                 "start_s", "end_s", "duration_us", "self_us", "n_children", "status", "in_irq",
                 "retval", "line", "args"]
-EVENT_COLUMNS = ["line", "cpu", "pid", "comm", "ts_s", "event", "text", "call"]
+EVENT_COLUMNS = ["line", "cpu", "pid", "comm", "ts_s", "event", "text", "call", "lat_flags"]
 
 #: Display name of a call whose function the trace does not name (``func`` is NA): an exit
 
@@ -196,6 +196,8 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
         "event": pd.Categorical([event_name(t) for t in texts]),
         "text": pd.array(texts, dtype=object),
         "call": np.where(owner >= 0, call_id[np.maximum(owner, 0)], -1).astype(np.int64),
+        "lat_flags": pd.Categorical([recs.flags.get(int(ln)) for ln in lines_c] if recs.flags
+                                else [None] * len(lines_c)),
     })
     del C, lines_c, texts, owner
 

@@ -292,6 +292,7 @@ class _State:
         sc.comments.clear()
         sc.args.clear()
         sc.retaddr.clear()
+        sc.flags.clear()
 
     def key_info(self, tpl: _Template, kb: bytes) -> tuple:
         """(ok, cpu, pid, comm name id) for a cpu/proc/lat window, from the exact parser run on
@@ -395,7 +396,7 @@ class _State:
 _STATE_LOCK = threading.Lock()
 
 
-_DICTS = ("comments", "switches", "lost", "overruns", "args", "retaddr")
+_DICTS = ("comments", "switches", "lost", "overruns", "args", "retaddr", "flags")
 _NAMED = {"comm": 0, "func": 1, "module": 2}
 
 

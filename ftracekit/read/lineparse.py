@@ -216,6 +216,7 @@ class LineParser:
         self.overruns: dict[int, int] = {}
         self.args: dict[int, str] = {}
         self.retaddr: dict[int, str] = {}
+        self.flags: dict[int, str] = {}
         self.header: list[str] = []
         self.skipped = 0
         self.skipped_examples: list[tuple[int, str]] = []
@@ -453,6 +454,8 @@ class LineParser:
             return
         # Any other event: keep it as an event record, like the kernel's inline comments.
         self.comments[lineno] = f"{event}: {rest}".rstrip()
+        if m["lat"]:
+            self.flags[lineno] = m["lat"]
         self._add(lineno, K_COMMENT, cpu=cpu, pid=pid, comm=comm, ts=ts)
 
 

@@ -25,7 +25,8 @@ has_ret  bool    whether ``retval`` was printed on this line
 Details of rare kinds are kept in dicts keyed by line number: ``comments`` (text of
 ``/* ... */`` lines), ``switches`` (``(from_comm, from_pid, to_comm, to_pid)``), ``lost``
 (count or -1 when the kernel did not say), ``overruns``, ``args`` (funcgraph-args text),
-``retaddr`` (funcgraph-retaddr text).
+``retaddr`` (funcgraph-retaddr text), ``flags`` (the latency flags of an event line in
+trace-event text, e.g. ``..s1.``).
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class LineRecords:
     overruns: dict[int, int] = field(default_factory=dict)
     args: dict[int, str] = field(default_factory=dict)
     retaddr: dict[int, str] = field(default_factory=dict)
+    flags: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.cols["line"])

@@ -324,7 +324,8 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
     release_memory()     # the scan threads' temporaries
     recs = LineRecords(cols=cols, funcs=funcs.names, modules=modules.names, comms=comms.names,
                        comments=parser.comments, switches=parser.switches, lost=parser.lost,
-                       overruns=parser.overruns, args=parser.args, retaddr=parser.retaddr)
+                       overruns=parser.overruns, args=parser.args, retaddr=parser.retaddr,
+                       flags=parser.flags)
     kinds = cols["kind"]
     kind_counts = _count_kinds(kinds)
     n_calls_lines = int(kind_counts[[K_ENTRY, K_LEAF, K_EXIT]].sum())
