@@ -94,7 +94,9 @@ def event_fields(events: pd.DataFrame, event: str) -> pd.DataFrame:
     table), then the fields in the order the text names them. A field is ``Int64`` when every
     value is decimal, ``UInt64`` for ``0x…`` hex and for ``%p`` pointers (16 hex digits, raw or
     hashed), else text. A ``sym+0xoff/0xsize`` field (``location``) stays as printed and gains a
-    ``<field>_func`` column with the symbol alone. Works for any event.
+    ``<field>_func`` column with the symbol alone. A field named like one of the first columns
+    (``comm``, ``pid`` of ``sched_wakeup``) is ``field_comm``, ``field_pid``. Works for any
+    event.
     """
     names = events["event"].astype(str)
     sel = events[(names == event).to_numpy()]
@@ -103,10 +105,9 @@ def event_fields(events: pd.DataFrame, event: str) -> pd.DataFrame:
     body = strings(sel["text"].astype(object)).str.slice(len(event) + 2)
     fields = _fields_of(body)
     out = sel[EVENT_BASE_COLUMNS].copy()
-    for k in fields.columns:
-        if k in out.columns:
-            continue
-        col = fields[k]
+    for name in fields.columns:
+        col = fields[name]
+        k = f"field_{name}" if name in out.columns else name
         out[k] = typed_column(col).array
         loc = strings(col).str.extract(_RX_LOCATION, expand=False)
         if loc.notna().any() and (loc.notna() | col.isna()).all():

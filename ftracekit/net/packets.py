@@ -17,7 +17,8 @@ within microseconds, so an address is one packet only between frees. A *free ste
 that skb. The steps of an address (in time order) after a free stay in the same generation
 while they are *inside* the free — same task, not later than the end of the free call (an event
 free: of the call it fired in; an event outside any call ends at once); the first step outside
-starts the next generation. :func:`generations` is the vectorised rule, and
+starts the next generation (a free still running in the same task, e.g. ``sk_skb_reason_drop``
+around ``kfree_skbmem``, keeps the window open). :func:`generations` is the vectorised rule, and
 :func:`generations_sequential` its plain definition (a test checks that both agree).
 
 **Clones.** ``skb_clone`` (and the ``*_copy`` family) return a new address; where the call's
@@ -343,10 +344,12 @@ def generations(key: np.ndarray, ts: np.ndarray, pid: np.ndarray, is_free: np.nd
     last_free = np.maximum.accumulate(np.where(is_free, idx, -1))
     lf = np.r_[-1, last_free[:-1]]                        # latest free strictly before i
     lf[lf < g_first] = -1
-    gid = np.cumsum(grp_start) - 1
+    # the largest free end of the latest free's task so far (one task's calls nest, so a
+    # free of the same task still running holds the window open); no frees between lf and i
     fe = np.where(is_free, free_end, -np.inf)
-    w_incl = pd.Series(fe).groupby(gid).cummax().to_numpy()
-    w = np.r_[-np.inf, w_incl[:-1]]                      # largest free end strictly before i
+    gkey = pd.MultiIndex.from_arrays([key, pid]).factorize()[0] if n else np.zeros(0, int)
+    w_incl = pd.Series(fe).groupby(gkey).cummax().to_numpy()
+    w = w_incl[np.maximum(lf, 0)]
     has = lf >= 0
     lfp = np.maximum(lf, 0)
     with np.errstate(invalid="ignore"):
@@ -363,17 +366,22 @@ def generations_sequential(key: np.ndarray, ts: np.ndarray, pid: np.ndarray,
     """The definition of generations, one step at a time (steps sorted by (key, time)).
 
     A step after a free is *inside* it when it is in the task of the latest free and not later
-    than the largest free end so far; the first step outside starts the next generation.
+    than the largest end of that task's frees of this address so far (a task's calls nest: a
+    free still running holds the window open); the first step outside starts the next
+    generation.
     """
     out = np.zeros(len(key), dtype=np.int64)
-    g, last_free, wmax, prev_out = 0, -1, -np.inf, False
+    g, last_free, prev_out = 0, -1, False
+    wmax: dict[int, float] = {}
     for i in range(len(key)):
         if i == 0 or key[i] != key[i - 1]:
-            g, last_free, wmax, prev_out = 0, -1, -np.inf, False
+            g, last_free, prev_out = 0, -1, False
+            wmax = {}
         else:
             out_i = False
             if last_free >= 0:
-                inside = pid[i] == pid[last_free] and ts[i] <= wmax
+                p = pid[last_free]
+                inside = pid[i] == p and ts[i] <= wmax[p]
                 out_i = not inside
                 if out_i and (not prev_out or last_free == i - 1):
                     g += 1
@@ -381,7 +389,7 @@ def generations_sequential(key: np.ndarray, ts: np.ndarray, pid: np.ndarray,
         out[i] = g
         if is_free[i]:
             last_free = i
-            wmax = max(wmax, free_end[i])
+            wmax[pid[i]] = max(wmax.get(pid[i], -np.inf), free_end[i])
     return out
 
 
