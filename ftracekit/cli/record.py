@@ -16,6 +16,9 @@ examples:
   ftracekit record 'tcp_v4_*' -d 10 --event skb:kfree_skb -o tcp.txt
   ftracekit record netlink_dump -p 1234 --follow --depth 6      (until Ctrl-C)
   ftracekit record 'rtnl_fill_ifinfo*' --raw -o dump.raw -d 30  (busy graph: binary pages)
+  ftracekit record --packets netif_receive_skb -- ping -c1 10.0.0.1  (skb events + args)
+  ftracekit record --packets -d 5                (skb events alone, tracer nop)
+  ftracekit record --event 'sched:sched_switch' -d 1                (any events alone)
 
 The trace text goes to -o (default trace.txt), its metadata (settings, per-CPU buffer stats,
 lost events) next to it (trace.json). With --raw, -o is a directory (default trace.raw) that
@@ -71,9 +74,12 @@ def register(sub: Any) -> None:
         description="Record the function_graph call trees of FUNC (names or globs) on this "
                     "kernel, then print the same summary as `ftracekit report`. Records while "
                     "COMMAND runs (after --), for -d SECONDS, or until Ctrl-C.",
-        usage="%(prog)s FUNC [FUNC ...] [-o trace.txt] [-d SECONDS | -- COMMAND ...] [options]",
+        usage="%(prog)s [FUNC ...] [-o trace.txt] [-d SECONDS | -- COMMAND ...] [--packets] "
+              "[--event SYS:EVT] [options]",
         epilog=_RECORD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("functions", nargs="+", metavar="FUNC", help="graph functions (globs allowed)")
+    p.add_argument("functions", nargs="*", metavar="FUNC",
+                   help="graph functions (globs allowed); none: record the events alone "
+                        "(--event, --packets) with tracer nop")
     p.add_argument("-o", "--output", metavar="PATH",
                    help="trace text file (default trace.txt); with --raw the capture directory "
                         "(default trace.raw)")
@@ -94,6 +100,10 @@ def register(sub: Any) -> None:
                    help="ring buffer per CPU in KiB")
     p.add_argument("--event", action="append", default=[], metavar="SYS:EVT",
                    help="also record this trace event, e.g. skb:kfree_skb or 'net:*' (repeatable)")
+    p.add_argument("--packets", action="store_true",
+                   help="follow packets: the skb events this kernel has, hash-ptr 0 (raw "
+                        "skbaddr) and funcgraph-args where available (6.15+); without FUNC or "
+                        "without function_graph, the events alone; then `ftracekit packets`")
     p.add_argument("--option", action="append", default=[], metavar="NAME",
                    help="trace option: retval, tail, noirqs, ... (funcgraph-NAME or NAME; "
                         "'no' prefix turns it off; repeatable)")
@@ -168,12 +178,12 @@ def _cmd_record(args: argparse.Namespace) -> int:
         max_depth=args.depth, thresh_us=args.thresh, buffer_kb=args.buffer_kb,
         options=_split_commas(args.option), events=_split_commas(args.event), clock=args.clock,
         stream=args.stream, raw=args.raw, instance=False if args.top_level else None,
-        force=args.force)
+        force=args.force, packets=args.packets)
     progress = None
     until_interrupt = command is None and args.duration is None
     if until_interrupt:
-        print(f"ftracekit: recording {' '.join(args.functions)} until Ctrl-C ...",
-              file=sys.stderr)
+        what = " ".join(args.functions) or "events"
+        print(f"ftracekit: recording {what} until Ctrl-C ...", file=sys.stderr)
         progress = _Progress(raw=args.raw)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -184,6 +194,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
                 progress.end()
             for w in caught:
                 print(f"ftracekit: warning: {w.message}", file=sys.stderr)
+            if rec.note and not rec.functions:
+                print(f"ftracekit: note: {rec.note}", file=sys.stderr)
     meta = rec.meta
     lost = meta["lost_events"]["total"]
     if rec.raw:
@@ -197,9 +209,14 @@ def _cmd_record(args: argparse.Namespace) -> int:
     if rec.returncode:
         print(f"ftracekit: note: the command exited with status {rec.returncode}",
               file=sys.stderr)
-    from .analyse import print_report
+    if rec.events_only or rec.packets:
+        from .net import print_packets_report
 
-    print_report(trace, top=args.top)
+        print_packets_report(trace, top=args.top)
+    else:
+        from .analyse import print_report
+
+        print_report(trace, top=args.top)
     if rec.interrupted and not until_interrupt:
         return 130
     return 0

@@ -478,6 +478,10 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
             v = val[ordr]
             keep = pd.notna(v)
             arr[gd[keep]] = v[keep]
+    names_of = ((trace.meta.get("recording") or {}).get("skb_drop_reasons") or {})
+    if names_of:               # a reason= argument is the enum's number: this kernel's names
+        reason = np.array([names_of.get(r, r) if isinstance(r, str) else r for r in reason],
+                          dtype=object)
     pk = pd.DataFrame({
         "skb": st["skb"].to_numpy()[firsts],
         "gen": gen[firsts],

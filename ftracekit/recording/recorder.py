@@ -72,7 +72,9 @@ class Recorder(_Settings):
     Parameters (units in the names):
 
     functions
-        graph functions: names or globs written to ``set_graph_function`` (required).
+        graph functions: names or globs written to ``set_graph_function``. May be empty when
+        ``events`` or ``packets`` are given: the events are then recorded alone (tracer
+        ``nop``), which works on kernels without function_graph too.
     output
         where the trace text goes (default ``trace.txt``); the metadata goes next to it
         (``trace.json``). With ``raw``: the capture directory (default ``trace.raw``; created,
@@ -117,6 +119,13 @@ class Recorder(_Settings):
     force
         record even when another tracer or another ftracekit is active (their settings are
         restored afterwards, but their buffer is lost).
+    packets
+        follow packets (:meth:`ftracekit.Trace.packets`): enable the skb events this kernel has
+        (:data:`~ftracekit.recording.settings.PACKET_EVENTS`), set ``options/hash-ptr`` 0 so
+        ``skbaddr=`` prints the raw address that joins ``funcgraph-args``, and turn
+        ``funcgraph-args`` on where the kernel has it (6.15+); all put back afterwards. On a
+        kernel without function_graph, or without ``functions``, the events are recorded alone
+        and :attr:`note` says so.
     tracefs
         a :class:`TraceFS` (default: the system's, mounted if needed).
     lock_dir
@@ -144,12 +153,21 @@ class Recorder(_Settings):
         raw: bool = False,
         instance: bool | None = None,
         force: bool = False,
+        packets: bool = False,
         tracefs: TraceFS | None = None,
         lock_dir: str | os.PathLike[str] | None = None,
     ):
         self.functions = _as_tuple(functions)
-        if not self.functions:
-            raise RecordError("give at least one function to graph (e.g. rtnetlink_rcv)")
+        # -- packets / events-only recording (issue 11) ------------------------------------
+        self.packets = bool(packets)
+        #: True when only trace events are recorded (tracer nop); decided by :meth:`start`
+        self.events_only = False
+        #: one line for the user when the recording differs from what was asked (events only)
+        self.note: str | None = None
+        # ------------------------------------------------------------------------------------
+        if not self.functions and not events and not self.packets:
+            raise RecordError("give at least one function to graph (e.g. rtnetlink_rcv), or "
+                              "events to record alone (--event, --packets)")
         self.raw = bool(raw)
         self.output = Path(output if output is not None else
                            ("trace.raw" if self.raw else "trace.txt"))
@@ -237,11 +255,11 @@ class Recorder(_Settings):
         top = self._tracefs.top if self._tracefs is not None else TraceFS()
         self._top = top
         tracers = top.read("available_tracers").split()
-        if "function_graph" not in tracers:
-            raise TracerUnavailableError(
-                f"this kernel has no function_graph tracer (available tracers: "
-                f"{' '.join(tracers) or 'none'}); it needs CONFIG_FUNCTION_GRAPH_TRACER — run "
-                "`ftracekit doctor` for details")
+        self._choose_mode(tracers)
+        if self.note:
+            self.meta["note"] = self.note
+            if self.functions:       # asked for call trees and gets events only: say so
+                warnings.warn(self.note, RuntimeWarning, stacklevel=3)
 
         lock = _Lock(top, self._lock_dir)
         if lock.acquire():

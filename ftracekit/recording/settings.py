@@ -21,7 +21,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from ._lock import INSTANCE_PREFIX, _proc_starttime
 
-__all__ = ["DEFAULT_OPTIONS"]
+__all__ = ["DEFAULT_OPTIONS", "PACKET_EVENTS"]
+
+#: Trace events with an skb address (``skbaddr=``) that ``packets=True`` enables where the kernel
+#: has them (``net:*_entry`` are the receive entry points, 4.x+).
+PACKET_EVENTS = (
+    "net:net_dev_queue", "net:net_dev_start_xmit", "net:net_dev_xmit", "net:netif_rx",
+    "net:netif_receive_skb", "net:napi_gro_receive_entry", "net:napi_gro_frags_entry",
+    "net:netif_receive_skb_entry", "net:netif_receive_skb_list_entry", "net:netif_rx_entry",
+    "skb:kfree_skb", "skb:consume_skb", "skb:skb_copy_datagram_iovec", "tcp:tcp_send_reset",
+    "qdisc:qdisc_dequeue",
+)
 
 #: Trace options every recording sets (when the kernel has them), so the text has the columns the
 #: parser relies on — comm-pid and absolute timestamps — whatever someone else left there.
@@ -100,6 +110,46 @@ class _Settings:
                                   f"other files ({', '.join(sorted(foreign)[:3])}); give a new "
                                   "or empty directory, or a previous capture")
 
+    # -- packets / events-only recording (issue 11) ------------------------------------------
+    def _choose_mode(self, tracers: list[str]) -> None:
+        """function_graph, or the events alone (tracer nop): without functions, or with
+        ``packets`` on a kernel that has no function_graph."""
+        if self.functions and "function_graph" in tracers:
+            return
+        if not self.functions:
+            self.events_only = True
+            self.note = "no functions given: recording the events alone (tracer nop)"
+            return
+        if self.packets:
+            self.events_only = True
+            self.note = ("this kernel has no function_graph tracer: recording the skb events "
+                         "alone (tracer nop), without call trees")
+            return
+        raise TracerUnavailableError(
+            f"this kernel has no function_graph tracer (available tracers: "
+            f"{' '.join(tracers) or 'none'}); it needs CONFIG_FUNCTION_GRAPH_TRACER — run "
+            "`ftracekit doctor` for details (events alone: give no FUNC, or --packets)")
+
+    def _packet_event_files(self, d: TraceFS) -> list[str]:
+        return [f"events/{spec.replace(':', '/')}/enable" for spec in PACKET_EVENTS
+                if d.exists(f"events/{spec.replace(':', '/')}/enable")]
+
+    @staticmethod
+    def _drop_reasons(d: TraceFS) -> dict[str, str]:
+        """Drop reason numbers → names from ``kfree_skb``'s print fmt (``__print_symbolic``);
+        the enum changes between kernels, so it is stored with each recording."""
+        import re
+
+        name = "events/skb/kfree_skb/format"
+        if not d.exists(name):
+            return {}
+        try:
+            fmt = d.read(name)
+        except TracefsError:
+            return {}
+        return {n: s for n, s in re.findall(r'\{\s*(\d+),\s*"(\w+)"\s*\}', fmt)}
+    # ------------------------------------------------------------------------------------------
+
     @property
     def settings(self) -> dict[str, Any]:
         """The recording's settings as stored in the sidecar under ``"settings"``."""
@@ -110,12 +160,19 @@ class _Settings:
             "thresh_us": self.thresh_us, "buffer_kb": self.buffer_kb, "options": self.options,
             "events": list(self.events), "clock": self.clock, "stream": self.stream,
             "raw": self.raw, "instance": self.want_instance, "force": self.force,
+            "packets": self.packets,
         }
 
     def _resolve_options(self, d: TraceFS) -> dict[str, bool]:
         """Option file names → on/off: the defaults the kernel has, then the user's."""
         present = set(d.options())
-        wanted = {k: v for k, v in DEFAULT_OPTIONS.items() if k in present}
+        wanted = {k: v for k, v in DEFAULT_OPTIONS.items() if k in present
+                  and not (self.events_only and k.startswith("funcgraph-"))}
+        if self.packets:
+            if "hash-ptr" in present:
+                wanted["hash-ptr"] = False       # skbaddr= raw, joinable with skb= args
+            if "funcgraph-args" in present and not self.events_only:
+                wanted["funcgraph-args"] = True
         if self.follow:
             wanted.update({k: True for k in ("function-fork", "event-fork") if k in present})
         for name, on in self.options.items():
@@ -137,13 +194,14 @@ class _Settings:
             return d if d.exists(name) else top
 
         plan: list[tuple[TraceFS, str, Any]] = [(d, "tracing_on", "0")]
+        graph = not self.events_only
         required = {"set_graph_function": self.functions, "set_graph_notrace": self.notrace,
                     "set_ftrace_filter": self.filter, "max_graph_depth": self.max_depth,
                     "tracing_thresh": self.thresh_us}
         defaults = {"set_graph_function": (), "set_graph_notrace": (), "set_ftrace_filter": (),
                     "set_ftrace_notrace": (), "set_ftrace_notrace_pid": (),
                     "max_graph_depth": 0, "tracing_thresh": 0}
-        for name, default in defaults.items():
+        for name, default in (defaults if graph else {}).items():
             value = required.get(name, default)
             target = where(name)
             if not target.exists(name):
@@ -152,7 +210,9 @@ class _Settings:
                         f"this kernel has no {name} (needed for the requested setting)")
                 continue
             plan.append((target, name, list(value) if isinstance(value, tuple) else value))
-        if d.exists("set_ftrace_pid"):
+        if not graph:
+            pass
+        elif d.exists("set_ftrace_pid"):
             plan.append((d, "set_ftrace_pid", [str(p) for p in self.pids]))
         elif self.pids:
             raise TracerUnavailableError("this kernel has no set_ftrace_pid: cannot filter by pid")
@@ -164,12 +224,17 @@ class _Settings:
                 raise TracerUnavailableError(
                     f"no trace clock {self.clock!r} on this kernel; clocks: {' '.join(clocks)}")
             plan.append((d, "trace_clock", self.clock))
-        for spec in self.events:
-            for f in d.event_files(spec):
-                plan.append((d, f, "1"))
-        if self.events and d.exists("set_event_pid"):
+        event_files = [f for spec in self.events for f in d.event_files(spec)]
+        if self.packets:
+            event_files += self._packet_event_files(d)
+            if not event_files:
+                raise TracerUnavailableError("this kernel has none of the skb trace events "
+                                             "(net:net_dev_queue, skb:kfree_skb, …)")
+        for f in dict.fromkeys(event_files):
+            plan.append((d, f, "1"))
+        if event_files and d.exists("set_event_pid"):
             plan.append((d, "set_event_pid", [str(p) for p in self.pids]))
-        plan.append((d, "current_tracer", "function_graph"))
+        plan.append((d, "current_tracer", "function_graph" if graph else "nop"))
         for name, on in self._resolve_options(d).items():
             plan.append((d, f"options/{name}", "1" if on else "0"))
         return plan
@@ -193,7 +258,7 @@ class _Settings:
                 raise
             return top
         self._instance_name = name
-        if "function_graph" in inst.available_tracers():
+        if self.events_only or "function_graph" in inst.available_tracers():
             return inst
         top.remove_instance(name)
         self._instance_name = None
@@ -203,8 +268,8 @@ class _Settings:
         return top
 
     def _check_busy(self, top: TraceFS, d: TraceFS) -> None:
-        if self.force:
-            return
+        if self.force or (self.events_only and d is not top):
+            return       # (events in a private instance touch nothing global)
         if d is top:
             current = top.current_tracer()
             if current != "nop":
@@ -242,4 +307,6 @@ class _Settings:
             "options": {k: v for k, v in d.options().items()
                         if k.startswith("funcgraph-") or k in DEFAULT_OPTIONS},
             "output": str(self.output),
+            "events_only": self.events_only,
+            **({"skb_drop_reasons": self._drop_reasons(d)} if self.packets else {}),
         }
