@@ -7,7 +7,11 @@ inside the call it happened in — this prints:
 
 * drops per reason;
 * drops grouped by the function call they happened in (and its call path), with the tasks;
-* drops outside any recorded call, by the code location the event names.
+* drops outside any recorded call, by the code location the event names;
+* the call chains (graph root → … → the call the drop fired in) behind the drops.
+
+The event's fields come from ``Trace.event_fields("kfree_skb")`` (typed columns, any kernel's
+layout) and the chains from ``Trace.callers(event="kfree_skb")``.
 
     python examples/packet_drops.py
     python examples/packet_drops.py --trace my.txt
@@ -45,17 +49,25 @@ def drops(trace: ftracekit.Trace) -> pd.DataFrame:
     prints none), ``location`` (the freeing code, without the offset), ``protocol``, ``call``
     (the call it happened in — the caller of kfree_skb_reason() & co. when those are graphed
     —, −1 for none), ``function``, ``path`` (call path of that call)."""
-    e = trace.events
-    e = e[e["event"].astype(str) == "kfree_skb"]
-    if not len(e):
+    try:
+        f = trace.event_fields("kfree_skb")        # one typed column per field of the event
+    except FtracekitError:
         raise FtracekitError("no skb:kfree_skb events in this trace; record with "
-                             "--event skb:kfree_skb")
-    text = e["text"].astype(str)
-    reason = text.str.extract(r"reason:\s*(\S+)", expand=False).fillna("-")
-    location = text.str.extract(r"location=([^+\s]+)", expand=False).fillna("?")
-    # kernels that hash pointers print the location as a bare address: say so
-    location = location.where(~location.str.fullmatch(r"(0x)?[0-9a-f]{8,16}"), "(hashed address)")
-    proto = text.str.extract(r"protocol=(\d+)", expand=False).fillna("?")
+                             "--event skb:kfree_skb") from None
+    e = f
+    n = len(f)
+    reason = (f["reason"].astype(object).fillna("-") if "reason" in f
+              else pd.Series(["-"] * n, index=f.index))
+    if "location_func" in f:
+        location = f["location_func"].astype(object).fillna("?")
+    elif "location" in f and not pd.api.types.is_integer_dtype(f["location"].dtype):
+        location = f["location"].astype(str).str.extract(r"^([^+\s]+)", expand=False).fillna("?")
+    else:
+        # kernels that hash pointers print the location as a bare address (typed as a
+        # number): say so
+        location = pd.Series(["(hashed address)" if "location" in f else "?"] * n, index=f.index)
+    proto = (f["protocol"].astype(object).fillna("?").astype(str) if "protocol" in f
+             else pd.Series(["?"] * n, index=f.index))
     c = trace.calls
     call = e["call"].to_numpy().copy()
     inside = np.isin(call, c.index.to_numpy()) & (call >= 0)
@@ -134,6 +146,10 @@ def report(trace: ftracekit.Trace) -> None:
     if len(o):
         print("\ndrops outside any recorded call, by location:")
         C.print_table(o)
+    if len(trace.calls):
+        who = trace.callers(event="kfree_skb")       # call chains from the graph root down
+        print("\nwho dropped: call chains that led to kfree_skb")
+        C.print_table(who[["count", "total_us", "chain"]])
 
 
 def run(args) -> int:

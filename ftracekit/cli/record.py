@@ -121,7 +121,16 @@ def register(sub: Any) -> None:
                    help="record even if another tracer or ftracekit is active")
     p.add_argument("--top", type=_positive(int), default=20,
                    help="functions in the summary's top table (default 20)")
-    p.parse_known_args = _split_command(p.parse_known_args)  # type: ignore[method-assign]
+    split = _split_command(p.parse_known_args)
+    record_parser = p
+
+    def parse_known_args(args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        ns, extras = split(args, namespace)
+        if not ns.functions and not ns.event and not getattr(ns, "packets", False):
+            record_parser.error("give FUNC to graph, or events to record alone "
+                                "(--event SYS:EVT, --packets)")
+        return ns, extras
+    p.parse_known_args = parse_known_args  # type: ignore[method-assign]
     p.set_defaults(func=_cmd_record, command_argv=[])
 
     p = sub.add_parser(

@@ -581,7 +581,8 @@ class TracePlots:
         self._trace = trace
 
     def __repr__(self) -> str:
-        return "<plots: hist(func), time(func), timeline(), flame(call), top(), compare(other)>"
+        return ("<plots: hist(func), time(func), timeline(), flame(call), top(), compare(other), "
+                "journey(skb), drops(), callers(func)>")
 
     def hist(self, func: str, ax: Any = None, **kw: Any) -> tuple["Axes", "Axes"]:
         """:func:`plot_hist`"""
@@ -606,3 +607,24 @@ class TracePlots:
     def compare(self, other: "Trace", n: int = 20, ax: "Axes | None" = None, **kw: Any) -> "Axes":
         """:func:`plot_compare` (this trace as ``a``)"""
         return plot_compare(self._trace, other, n, ax, **kw)
+
+    # -- packets (issue 11): :mod:`ftracekit.show.plot_net`
+    def journey(self, skb: str | int, gen: int | None = None, ax: "Axes | None" = None,
+                **kw: Any) -> "Axes":
+        """:func:`ftracekit.show.plot_net.plot_journey`"""
+        from .plot_net import plot_journey
+
+        return plot_journey(self._trace, skb, gen, ax, **kw)
+
+    def drops(self, ax: "Axes | None" = None, **kw: Any) -> "Axes":
+        """:func:`ftracekit.show.plot_net.plot_drops`"""
+        from .plot_net import plot_drops
+
+        return plot_drops(self._trace, ax, **kw)
+
+    def callers(self, func: str | None = None, event: str | None = None, n: int = 10,
+                ax: "Axes | None" = None) -> "Axes":
+        """:func:`ftracekit.show.plot_net.plot_callers`"""
+        from .plot_net import plot_callers
+
+        return plot_callers(self._trace, func, event, n, ax)
