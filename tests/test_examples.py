@@ -20,7 +20,8 @@ import fabricate  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 SHARED = REPO / "tests" / "data" / "shared"
-SCRIPTS = ["netlink_dump_stall.py", "tcp_reset_origin.py", "packet_drops.py"]
+SCRIPTS = ["netlink_dump_stall.py", "tcp_reset_origin.py", "packet_drops.py",
+           "packet_journey.py"]
 
 
 def load_example(name: str):
@@ -229,3 +230,17 @@ def test_live_packet_drops_in_udp_receive():
     row = bc.iloc[0]
     assert row["function"] == "__udp4_lib_rcv" and row["drops"] == 5 and row["calls"] == 5
     assert row["path"].startswith("ip_rcv → ") and row["path"].endswith("udp_rcv → __udp4_lib_rcv")
+
+
+def test_packet_journey_slowest_and_its_gap():
+    ex = load_example("packet_journey.py")
+    t = ftracekit.load(REPO / "tests" / "data" / "6.18-events" / "udp_tbf_raw.txt")
+    top = ex.slowest(t, 3)
+    # the 3 datagrams to the closed port were queued last (lines 28-30) and left last
+    assert list(top["skb"]) == ["0xffff88818ae97000", "0xffff888104d1dc00", "0xffff888104d1d800"]
+    j = t.journey("0xffff88818ae97000", gen=0)
+    # line 30 net_dev_queue 855.226651 (python3, task) → line 79 net_dev_start_xmit 855.411522
+    assert ex.gap_of(j) == {"gap_us": 184871.0, "after": "net_dev_queue",
+                            "before": "net_dev_start_xmit", "from_task": "python3-20357",
+                            "to_task": "python3-20357", "from_context": "task",
+                            "to_context": "softirq"}
