@@ -19,16 +19,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FtracekitError, _suggest
-from .values import strings, typed_column
+from .values import rx_extract, rx_replace, to_arrow, typed_column
 
 __all__ = ["event_fields", "UnknownEventError", "EVENT_BASE_COLUMNS"]
 
 #: Columns every :func:`event_fields` table starts with (from the events table).
 EVENT_BASE_COLUMNS = ["line", "ts_s", "cpu", "pid", "comm", "call"]
 
-# a value runs up to the next " key=" or " key: " (values may hold spaces, "=" and ":")
-_VALUE = r"(?:(?! [A-Za-z_]\w*=| [A-Za-z_]\w*: ).)*"
-_RX_VALUES = re.compile(r"(?<=[=:])" + _VALUE)
 _RX_KEYS = re.compile(r"(?:^| )([A-Za-z_]\w*)(=|:(?= |$))")
 _RX_LOCATION = r"^([\w.]+)\+0x[0-9a-f]+/0x[0-9a-f]+$"
 _MAX_TEMPLATES = 64
@@ -50,41 +47,44 @@ class UnknownEventError(FtracekitError):
         super().__init__(msg)
 
 
-def _template_regex(sig: str) -> tuple[list[str], re.Pattern[str]] | None:
-    """Keys of a template (the text with its values removed) and the regex for its rows."""
-    keys = [(m.group(1), m.group(2)) for m in _RX_KEYS.finditer(sig)]
-    if not keys:
-        return None
+def _template_regex(keys: tuple[tuple[str, str], ...]) -> str:
+    """The regex of one template: the keys as literal anchors, each value lazily up to the next
+    key (RE2-compatible: no look-around), so values may hold spaces."""
     parts = []
     for i, (k, sep) in enumerate(keys):
         parts.append(("" if i == 0 else " ") + re.escape(k) + re.escape(sep))
-        parts.append(f"(?P<f{i}>" + (r" ?" if sep == ":" else "") + _VALUE + ")")
-    return [k for k, _ in keys], re.compile("^" + "".join(parts) + "$")
+        parts.append(" ?(.*?)" if sep == ":" else "(.*?)")
+    return "^" + "".join(parts) + "$"
 
 
 def _fields_of(body: pd.Series) -> pd.DataFrame:
     """Field text columns (str, NA where a row lacks the field) of event bodies."""
-    s = strings(body)
-    sig = s.str.replace(_RX_VALUES.pattern, "", regex=True)
-    out: dict[str, pd.Series] = {}
-    pending = np.ones(len(s), dtype=bool)
+    # the template of each row: its text with the values removed (first pass: values without
+    # spaces; a value with spaces leaves words behind, which name no key and are ignored)
+    sig = rx_replace(rx_replace(body, r"=\S*", "="), r"(^| )(\w+): \S*", "\\1\\2:")
+    if body.isna().any():
+        sig = sig.where(body.notna(), "")
     sig_arr = sig.to_numpy(dtype=object, na_value="")
-    for n_t, template in enumerate(pd.unique(sig_arr)):
-        if n_t >= _MAX_TEMPLATES:
-            break
-        rows = (sig_arr == template) & pending
-        made = _template_regex(str(template))
-        if made is None:
+    inv, uniq = pd.factorize(sig_arr)                  # (hashing: no sort of the texts)
+    keys_of = [tuple((m.group(1), m.group(2)) for m in _RX_KEYS.finditer(str(u))) for u in uniq]
+    tpl_ids: dict[tuple, int] = {}
+    tpl_of_sig = np.array([tpl_ids.setdefault(k, len(tpl_ids)) for k in keys_of], dtype=np.int64)
+    tpl = tpl_of_sig[inv] if len(inv) else np.zeros(0, dtype=np.int64)
+    order = sorted(tpl_ids.items(), key=lambda kv: -int((tpl == kv[1]).sum()))
+    out: dict[str, np.ndarray] = {}
+    arr = to_arrow(body)
+    for n_t, (keys, t_id) in enumerate(order):
+        if n_t >= _MAX_TEMPLATES or not keys:
             continue
-        keys, rx = made
-        got = s[rows].str.extract(rx.pattern, expand=True)
-        for i, k in enumerate(keys):
-            col = got[f"f{i}"].str.strip() if k == "reason" else got[f"f{i}"]
+        rows = tpl == t_id
+        got = rx_extract(body[rows], _template_regex(keys), expand=True,
+                         arrow=arr.filter(rows) if hasattr(arr, "filter") else None)
+        for i, (k, _sep) in enumerate(keys):
             if k not in out:
-                out[k] = pd.Series(pd.NA, index=s.index, dtype=s.dtype)
-            out[k][rows] = col.to_numpy(dtype=object)
-        pending &= ~rows
-    return pd.DataFrame(out, index=s.index)
+                out[k] = np.full(len(body), None, dtype=object)
+            col = got[i]
+            out[k][rows] = (col.str.strip() if k == "reason" else col).to_numpy(dtype=object)
+    return pd.DataFrame(out, index=body.index)
 
 
 def event_fields(events: pd.DataFrame, event: str) -> pd.DataFrame:
@@ -102,14 +102,16 @@ def event_fields(events: pd.DataFrame, event: str) -> pd.DataFrame:
     sel = events[(names == event).to_numpy()]
     if not len(sel):
         raise UnknownEventError(event, sorted(set(names.unique()) - {"marker"}))
-    body = strings(sel["text"].astype(object)).str.slice(len(event) + 2)
+    body = pd.Series(sel["text"].astype(object).str.slice(len(event) + 2), index=sel.index)
     fields = _fields_of(body)
     out = sel[EVENT_BASE_COLUMNS].copy()
     for name in fields.columns:
         col = fields[name]
         k = f"field_{name}" if name in out.columns else name
         out[k] = typed_column(col).array
-        loc = strings(col).str.extract(_RX_LOCATION, expand=False)
+        if not out[k].dtype == "string" or not col.astype(str).str.contains("+0x", regex=False).any():
+            continue
+        loc = rx_extract(col, _RX_LOCATION)
         if loc.notna().any() and (loc.notna() | col.isna()).all():
             out[k] = pd.array(col.to_numpy(dtype=object, na_value=None), dtype="string")
             out[f"{k}_func"] = pd.array(loc.to_numpy(dtype=object, na_value=None), dtype="string")

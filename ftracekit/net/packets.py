@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FtracekitError, _suggest
-from .values import hex_to_u64, strings
+from .values import hex_to_u64, rx_extract, to_arrow
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace
@@ -126,6 +126,20 @@ def skb_text(keys: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Steps: every appearance of an skb, in calls and events
 
+def _combine(*cols: np.ndarray) -> np.ndarray:
+    """One dense code per distinct row of the given columns (hashing, no tuples, no sort)."""
+    h = np.zeros(len(cols[0]), dtype=np.int64)
+    for c in cols:
+        cc, uniq = pd.factorize(c)
+        h = pd.factorize(h * (len(uniq) + 1) + (cc.astype(np.int64) + 1))[0].astype(np.int64)
+    return h
+
+
+def _obj(a: np.ndarray) -> pd.Series:
+    """An object column as is (pandas 3 would infer its str dtype: a copy of every string)."""
+    return pd.Series(np.asarray(a, dtype=object), dtype=object)
+
+
 def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
     names = ev["event"].astype(str).to_numpy(dtype=object)
     text = ev["text"].to_numpy(dtype=object)
@@ -138,13 +152,13 @@ def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
     if not len(rows):
         return pd.DataFrame()
     sub = ev.iloc[rows]
-    t = strings(pd.Series(text[rows]))
-    addr = t.str.extract(r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b", expand=False)
-    ok = addr.notna().to_numpy(dtype=bool).copy()
+    t = pd.Series(text[rows], dtype=object)
+    addr = rx_extract(t, r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b")
+    keep = addr.notna().to_numpy(dtype=bool)
     key = hex_to_u64(addr)
-    ok &= key != 0
-    sel = np.flatnonzero(ok)
+    sel = np.flatnonzero(keep & (key != 0))
     t = t.iloc[sel]
+    ta = to_arrow(t)
     sub = sub.iloc[sel]
     nm = names[rows][sel]
     is_free = pd.Series(nm).isin(FREE_EVENTS).to_numpy()
@@ -159,20 +173,19 @@ def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
         "line": sub["line"].to_numpy(dtype=np.int64),
         "cpu": sub["cpu"].to_numpy(dtype=np.int64),
         "pid": sub["pid"].to_numpy(dtype=np.int64),
-        "comm": sub["comm"].astype(object).to_numpy(),
+        "comm": _obj(sub["comm"].astype(object).to_numpy()),
         "is_call": np.zeros(len(sel), dtype=bool),
-        "name": nm,
-        "dev": t.str.extract(r"(?:^|\s)dev=(\S+)", expand=False).to_numpy(dtype=object,
-                                                                            na_value=None),
+        "name": _obj(nm),
+        "dev": _obj(rx_extract(t, r"(?:^|\s)dev=(\S+)", arrow=ta).to_numpy(dtype=object)),
         "call": sub["call"].to_numpy(dtype=np.int64),
         "duration_us": np.full(len(sel), np.nan),
         "is_free": is_free,
         "is_drop": is_drop,
-        "reason": np.where(is_drop, t.str.extract(r"reason: (\w+)", expand=False)
-                           .to_numpy(dtype=object, na_value=None), None),
-        "location": np.where(is_drop, t.str.extract(r"location=(\S+)", expand=False)
-                             .to_numpy(dtype=object, na_value=None), None),
-        "ctx_flag": ctx_flag,
+        "reason": _obj(np.where(is_drop, rx_extract(t, r"reason: (\w+)", arrow=ta)
+                                .to_numpy(dtype=object), None)),
+        "location": _obj(np.where(is_drop, rx_extract(t, r"location=(\S+)", arrow=ta)
+                                  .to_numpy(dtype=object), None)),
+        "ctx_flag": _obj(ctx_flag),
     })
 
 
@@ -183,12 +196,10 @@ def _call_steps(calls: pd.DataFrame) -> pd.DataFrame:
     cats = pd.Series(args.cat.categories.to_numpy(dtype=object))
     if not len(cats):
         return pd.DataFrame()
-    ct = strings(cats)
-    val = ct.str.extract(r"(?:^|, )\w*skb\w*=0x([0-9a-fA-F]{1,16})(?:,|$)", expand=False)
+    val = rx_extract(cats, r"(?:^|, )\w*skb\w*=0x([0-9a-fA-F]{1,16})(?:,|$)")
     ckey = hex_to_u64(val)
     cok = val.notna().to_numpy(dtype=bool) & (ckey >= _KERNEL_MIN)
-    creason = ct.str.extract(r"(?:^|, )reason=(\d+)", expand=False).to_numpy(dtype=object,
-                                                                             na_value=None)
+    creason = rx_extract(cats, r"(?:^|, )reason=(\d+)").to_numpy(dtype=object, na_value=None)
     codes = args.cat.codes.to_numpy()
     has = codes >= 0
     good = np.zeros(len(codes), dtype=bool)
@@ -208,17 +219,17 @@ def _call_steps(calls: pd.DataFrame) -> pd.DataFrame:
         "line": c["line"].to_numpy(dtype=np.int64),
         "cpu": c["cpu"].to_numpy(dtype=np.int64),
         "pid": c["pid"].to_numpy(dtype=np.int64),
-        "comm": c["comm"].astype(object).to_numpy(),
+        "comm": _obj(c["comm"].astype(object).to_numpy()),
         "is_call": np.ones(len(sel), dtype=bool),
-        "name": func,
-        "dev": np.full(len(sel), None, dtype=object),
+        "name": _obj(func),
+        "dev": _obj(np.full(len(sel), None, dtype=object)),
         "call": c.index.to_numpy(dtype=np.int64),
         "duration_us": c["duration_us"].to_numpy(dtype=float),
         "is_free": is_free,
         "is_drop": is_drop,
-        "reason": reason,
-        "location": np.full(len(sel), None, dtype=object),
-        "ctx_flag": np.full(len(sel), "", dtype=object),
+        "reason": _obj(reason),
+        "location": _obj(np.full(len(sel), None, dtype=object)),
+        "ctx_flag": _obj(np.full(len(sel), "", dtype=object)),
     })
 
 
@@ -310,17 +321,23 @@ def steps(trace: "Trace") -> pd.DataFrame:
     free_end[st["is_free"].to_numpy() & ~is_call & ~has_owner] = -np.inf
     # calls whose exit was not seen: their free lasts to the end of the trace
     free_end[st["is_free"].to_numpy() & is_call & np.isnan(end_s)] = np.inf
-    st["context"] = ctx
+    st["context"] = _obj(ctx)
     st["free_end"] = free_end
     order = np.lexsort((st["line"].to_numpy(), np.nan_to_num(st["ts_s"].to_numpy(), nan=np.inf),
                         st["key"].to_numpy()))
     st = st.iloc[order].reset_index(drop=True)
     st["gen"] = generations(st["key"].to_numpy(), st["ts_s"].to_numpy(), st["pid"].to_numpy(),
                             st["is_free"].to_numpy(), st["free_end"].to_numpy())
-    st["skb"] = skb_text(st["key"].to_numpy())
-    st["kind"] = np.where(st["is_call"].to_numpy(), "call", "event")
-    task = st["comm"].astype(object).fillna("?").astype(str) + "-" + st["pid"].astype(str)
-    st["task"] = task.where(st["pid"].to_numpy() >= 0, None)
+    st["skb"] = _obj(skb_text(st["key"].to_numpy()))
+    st["kind"] = _obj(np.where(st["is_call"].to_numpy(), "call", "event").astype(object))
+    # comm-pid, formatted once per distinct task
+    comm = st["comm"].to_numpy(dtype=object)
+    pid = st["pid"].to_numpy()
+    codes = _combine(comm, pid)
+    _u, first = np.unique(codes, return_index=True)
+    names = np.array([f"{c if isinstance(c, str) else '?'}-{p}" if p >= 0 else None
+                      for c, p in zip(comm[first], pid[first])], dtype=object)
+    st["task"] = _obj(names[codes])
     st = st.drop(columns=["ctx_flag"])
     trace.__dict__["_packet_steps"] = st
     return st
@@ -347,7 +364,7 @@ def generations(key: np.ndarray, ts: np.ndarray, pid: np.ndarray, is_free: np.nd
     # the largest free end of the latest free's task so far (one task's calls nest, so a
     # free of the same task still running holds the window open); no frees between lf and i
     fe = np.where(is_free, free_end, -np.inf)
-    gkey = pd.MultiIndex.from_arrays([key, pid]).factorize()[0] if n else np.zeros(0, int)
+    gkey = _combine(key, pid)
     w_incl = pd.Series(fe).groupby(gkey).cummax().to_numpy()
     w = w_incl[np.maximum(lf, 0)]
     has = lf >= 0
@@ -397,14 +414,35 @@ def generations_sequential(key: np.ndarray, ts: np.ndarray, pid: np.ndarray,
 # Packets and journeys
 
 def _joined(gid: np.ndarray, values: pd.Series, n: int) -> np.ndarray:
-    """Per group: the sorted distinct non-empty values joined with ``,`` (one string each)."""
-    df = pd.DataFrame({"g": gid, "v": values.to_numpy(dtype=object)}).dropna()
-    df = df[df["v"] != ""].drop_duplicates()
+    """Per group: the sorted distinct non-empty values joined with ``,`` (one string each).
+
+    Column-wise: the distinct (group, value) pairs become rows of value codes (sorted codes =
+    sorted text), the distinct rows are joined once each (a handful: the same few tasks,
+    devices and CPUs recur), and spread back to the groups.
+    """
     out = np.full(n, "", dtype=object)
-    if len(df):
-        df = df.assign(v=df["v"].astype(str)).sort_values(["g", "v"], kind="stable")
-        joined = df.groupby("g", sort=True)["v"].agg(",".join)
-        out[joined.index.to_numpy()] = joined.to_numpy()
+    v = values.to_numpy(dtype=object)
+    ok = pd.notna(v)
+    if not ok.any():
+        return out
+    codes, cats = pd.factorize(pd.Series(v[ok]).astype(str), sort=True)
+    keep = np.asarray(cats.to_numpy(dtype=object)[codes] != "", dtype=bool)
+    nc = len(cats)
+    pair = np.unique(gid[ok].astype(np.int64)[keep] * nc + codes.astype(np.int64)[keep])
+    if not len(pair):
+        return out
+    g, c = pair // nc, pair % nc                 # sorted by group, then by code
+    first = np.r_[True, g[1:] != g[:-1]]
+    start = np.flatnonzero(first)
+    pos = np.arange(len(g)) - np.repeat(start, np.diff(np.r_[start, len(g)]))
+    width = int(pos.max()) + 1
+    mat = np.full((len(start), width), -1, dtype=np.int64)
+    mat[np.cumsum(first) - 1, pos] = c
+    inv = _combine(*mat.T)
+    _u, one = np.unique(inv, return_index=True)
+    names = cats.to_numpy(dtype=object)
+    text = np.array([",".join(names[r[r >= 0]]) for r in mat[one]], dtype=object)
+    out[g[first]] = text[inv]
     return out
 
 
@@ -496,7 +534,7 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
                         .replace("<NA>", ""), ng),
         "tasks": _joined(gid, st["task"], ng),
         "dropped": dropped_g,
-        "reason": reason,
+        "reason": _obj(reason),
         "drop_location": loc,
         "max_gap_us": max_gap,
         "gap_after": np.where(at >= 0, names[np.maximum(at - 1, 0)], None),

@@ -24,7 +24,8 @@ import re
 import numpy as np
 import pandas as pd
 
-__all__ = ["strings", "hex_to_u64", "dec_to_i64", "typed_column", "extract_arg", "arg_series"]
+__all__ = ["strings", "to_arrow", "rx_extract", "rx_replace", "hex_to_u64", "dec_to_i64", "typed_column",
+           "extract_arg", "arg_series", "arg_names"]
 
 _HEX_LUT = np.zeros(256, dtype=np.uint64)
 for _i, _c in enumerate(b"0123456789abcdef"):
@@ -32,7 +33,7 @@ for _i, _c in enumerate(b"0123456789abcdef"):
 for _i, _c in enumerate(b"ABCDEF"):
     _HEX_LUT[_c] = 10 + _i
 
-_RX_HEX = r"^(?:\?)?0[xX]([0-9a-fA-F]{1,16})$"
+_RX_HEX = r"^\??0[xX]([0-9a-fA-F]{1,16})$"
 _RX_DEC = r"^(-?)([0-9]{1,20})$"
 _RX_BARE_HEX = r"^([0-9a-fA-F]{16})$"
 
@@ -46,6 +47,70 @@ def strings(values: object) -> pd.Series:
     except ImportError:  # pragma: no cover - pyarrow is optional
         dtype = "string"
     return pd.Series(values, dtype=dtype) if not isinstance(values, pd.Series) else values.astype(dtype)
+
+
+_RX_GROUP = re.compile(r"(?<!\\)\((?!\?)")
+
+
+def _arrow_strings(s: pd.Series):  # -> pyarrow.Array | None
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow is optional
+        return None
+    v = s.to_numpy(dtype=object, na_value=None) if not isinstance(s.dtype, np.dtype) \
+        else s.to_numpy(dtype=object)
+    return pa.array(v, type=pa.large_string(), from_pandas=True)
+
+
+to_arrow = _arrow_strings
+
+
+def rx_extract(values: pd.Series, pattern: str, expand: bool = False,
+               arrow: object = None) -> pd.Series | pd.DataFrame:
+    """Like ``values.str.extract(pattern)`` (columns 0…k−1, missing where no match; object
+    columns), run by pyarrow's RE2 kernel over the whole column when pyarrow is installed
+    (pandas' own extract loops in Python per row); patterns RE2 cannot run fall back to pandas.
+    ``arrow``: ``values`` already converted with :func:`to_arrow` (convert once, match often)."""
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    arr = arrow if arrow is not None else _arrow_strings(s)
+    if arr is not None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        k = [0]
+
+        def name(_m: re.Match[str]) -> str:
+            k[0] += 1
+            return f"(?P<g{k[0] - 1}>"
+
+        named = _RX_GROUP.sub(name, pattern)
+        try:
+            got = pc.extract_regex(arr, named)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            got = None
+        if got is not None:
+            cols = {}
+            valid = got.is_valid()
+            for i in range(k[0]):
+                f = pc.if_else(valid, pc.struct_field(got, [i]), pa.scalar(None, pa.large_string()))
+                cols[i] = f.to_numpy(zero_copy_only=False)
+            # (object columns: pandas 3 would otherwise infer its str dtype, a copy per column)
+            df = pd.DataFrame({i: pd.Series(c, index=s.index, dtype=object)
+                               for i, c in cols.items()}, index=s.index)
+            return df if expand or k[0] != 1 else df[0]
+    return strings(s).str.extract(pattern, expand=expand)
+
+
+def rx_replace(values: pd.Series, pattern: str, repl: str) -> pd.Series:
+    """``values.str.replace(pattern, repl, regex=True)`` over the whole column (pyarrow's RE2
+    when installed; ``repl`` uses ``\\1`` for groups)."""
+    arr = _arrow_strings(values)
+    if arr is not None:
+        import pyarrow.compute as pc
+
+        out = pc.replace_substring_regex(arr, pattern, repl)
+        return pd.Series(out.to_numpy(zero_copy_only=False), index=values.index, dtype=object)
+    return strings(values).str.replace(pattern, repl, regex=True)
 
 
 def _byte_matrix(digits: pd.Series, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,37 +163,73 @@ def typed_column(text: pd.Series, *, bare_hex: bool = True) -> pd.Series:
       64-bit two's complement);
     * anything else → the text (pandas string).
     """
-    s = strings(text)
+    s = text
     present = s.notna().to_numpy(dtype=bool)
-    hexm = s.str.extract(_RX_HEX, expand=False)
-    decm = s.str.extract(_RX_DEC, expand=True)
-    is_hex = hexm.notna().to_numpy(dtype=bool)
-    is_dec = decm[1].notna().to_numpy(dtype=bool)
     if not present.any():
         return pd.Series(pd.array([pd.NA] * len(s), dtype="Int64"), index=text.index)
+    arr = to_arrow(s)
+    if arr is None:                            # pragma: no cover - without pyarrow
+        return _typed_pandas(s, present, bare_hex)
+    import pyarrow.compute as pc
+
+    def match(rx: str) -> np.ndarray:
+        return pc.fill_null(pc.match_substring_regex(arr, rx), False).to_numpy(zero_copy_only=False)
+
+    def obj(a: object) -> pd.Series:
+        return pd.Series(a.to_numpy(zero_copy_only=False), dtype=object)
+
     if bare_hex:
-        bare = s.str.extract(_RX_BARE_HEX, expand=False)
-        is_bare = bare.notna().to_numpy(dtype=bool)
+        is_bare = match(_RX_BARE_HEX)
         if (is_bare | ~present).all():
             # a %p column: 16 hex digits throughout (even a hash that happens to be all digits)
-            return pd.Series(pd.arrays.IntegerArray(hex_to_u64(bare), ~present), index=text.index)
+            return pd.Series(pd.arrays.IntegerArray(hex_to_u64(obj(arr)), ~present),
+                             index=text.index)
+    is_dec = match(_RX_DEC)
     if (is_dec | ~present).all():
-        v = dec_to_i64(decm[0], decm[1])
+        neg = pd.Series(np.where(match(r"^-"), "-", ""), dtype=object)
+        v = dec_to_i64(neg, obj(pc.replace_substring_regex(arr, r"^-", "")))
         return pd.Series(pd.arrays.IntegerArray(v, ~is_dec), index=text.index)
+    is_hex = match(_RX_HEX)
     if (is_dec | is_hex | ~present).all():
         v = np.zeros(len(s), dtype=np.uint64)
+        digits = obj(pc.replace_substring_regex(arr, r"^\??0[xX]", ""))
         if is_hex.any():
-            v[is_hex] = hex_to_u64(hexm[is_hex])
+            v[is_hex] = hex_to_u64(digits[is_hex])
         if is_dec.any():
-            v[is_dec] = dec_to_i64(decm[0][is_dec], decm[1][is_dec]).view(np.uint64)
+            neg = pd.Series(np.where(match(r"^-"), "-", ""), dtype=object)
+            v[is_dec] = dec_to_i64(neg[is_dec], obj(pc.replace_substring_regex(arr, r"^-", ""))
+                                   [is_dec]).view(np.uint64)
         return pd.Series(pd.arrays.IntegerArray(v, ~present), index=text.index)
-    return pd.Series(s.to_numpy(dtype=object), index=text.index, dtype="string")
+    return pd.Series(s.to_numpy(dtype=object, na_value=None) if not isinstance(s.dtype, np.dtype)
+                     else s.to_numpy(dtype=object), index=text.index, dtype="string")
+
+
+def _typed_pandas(s: pd.Series, present: np.ndarray, bare_hex: bool) -> pd.Series:
+    """:func:`typed_column` with pandas' own (per-row) regex, where pyarrow is missing."""
+    t = strings(s)
+    if bare_hex:
+        bare = t.str.extract(_RX_BARE_HEX, expand=False)
+        if (bare.notna().to_numpy(dtype=bool) | ~present).all():
+            return pd.Series(pd.arrays.IntegerArray(hex_to_u64(bare), ~present), index=s.index)
+    hexm = t.str.extract(_RX_HEX, expand=False)
+    decm = t.str.extract(_RX_DEC, expand=True)
+    is_hex = hexm.notna().to_numpy(dtype=bool)
+    is_dec = decm[1].notna().to_numpy(dtype=bool)
+    if (is_dec | ~present).all():
+        return pd.Series(pd.arrays.IntegerArray(dec_to_i64(decm[0], decm[1]), ~is_dec),
+                         index=s.index)
+    if (is_dec | is_hex | ~present).all():
+        v = np.zeros(len(s), dtype=np.uint64)
+        v[is_hex] = hex_to_u64(hexm[is_hex])
+        v[is_dec] = dec_to_i64(decm[0][is_dec], decm[1][is_dec]).view(np.uint64)
+        return pd.Series(pd.arrays.IntegerArray(v, ~present), index=s.index)
+    return pd.Series(t.to_numpy(dtype=object, na_value=None), index=s.index, dtype="string")
 
 
 def extract_arg(texts: pd.Series, name: str) -> pd.Series:
     """The printed value of argument ``name`` in funcgraph-args texts (NA where absent)."""
     rx = r"(?:^|, )" + re.escape(name) + r"=([^,]*)"
-    return strings(texts).str.extract(rx, expand=False)
+    return rx_extract(texts, rx)
 
 
 def arg_series(args: pd.Series, name: str) -> pd.Series:
