@@ -141,31 +141,47 @@ def _obj(a: np.ndarray) -> pd.Series:
 
 
 def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
-    names = ev["event"].astype(str).to_numpy(dtype=object)
-    text = ev["text"].to_numpy(dtype=object)
     if not len(ev):
         return pd.DataFrame()
+    event = ev["event"]
+    if not isinstance(event.dtype, pd.CategoricalDtype):
+        event = event.astype("category")
+    codes = event.cat.codes.to_numpy()
+    cat_names = event.cat.categories.to_numpy(dtype=object)
+    text = ev["text"].to_numpy(dtype=object)
     # events whose format has skbaddr (decided per event name, on its first text)
-    uniq, first = np.unique(names, return_index=True)
-    with_skb = {n for n, i in zip(uniq, first) if "skbaddr=" in str(text[i])}
-    rows = np.flatnonzero(pd.Series(names).isin(with_skb).to_numpy())
+    _u, first = np.unique(codes, return_index=True)
+    with_skb = np.zeros(len(cat_names) + 1, dtype=bool)
+    for i in first:
+        with_skb[codes[i]] = "skbaddr=" in str(text[i])
+    rows = np.flatnonzero(with_skb[codes])
     if not len(rows):
         return pd.DataFrame()
-    sub = ev.iloc[rows]
-    t = pd.Series(text[rows], dtype=object)
-    addr = rx_extract(t, r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b")
+    t_all = pd.Series(text[rows], dtype=object)
+    ta_all = to_arrow(t_all)
+    addr = rx_extract(t_all, r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b", arrow=ta_all)
     keep = addr.notna().to_numpy(dtype=bool)
     key = hex_to_u64(addr)
-    sel = np.flatnonzero(keep & (key != 0))
-    t = t.iloc[sel]
-    ta = to_arrow(t)
-    sub = sub.iloc[sel]
-    nm = names[rows][sel]
-    is_free = pd.Series(nm).isin(FREE_EVENTS).to_numpy()
-    is_drop = pd.Series(nm).isin(DROP_EVENTS).to_numpy()
-    flags = sub["lat_flags"].astype(object).fillna("").astype(str) if "lat_flags" in sub else \
-        pd.Series([""] * len(sub), index=sub.index)
-    ctx_flag = flags.str.slice(2, 3).to_numpy(dtype=object)
+    ok = keep & (key != 0)
+    sel = np.flatnonzero(ok)
+    t = t_all.iloc[sel]
+    ta = ta_all.filter(ok) if ta_all is not None else None
+    sub = ev.iloc[rows[sel]]
+    nm = cat_names[codes[rows[sel]]]
+    is_free = pd.Series(nm, dtype=object).isin(FREE_EVENTS).to_numpy()
+    is_drop = pd.Series(nm, dtype=object).isin(DROP_EVENTS).to_numpy()
+    reason = np.full(len(sel), None, dtype=object)
+    location = np.full(len(sel), None, dtype=object)
+    if is_drop.any():               # (few rows: the drops)
+        td = t.iloc[np.flatnonzero(is_drop)]
+        reason[is_drop] = rx_extract(td, r"reason: (\w+)").to_numpy(dtype=object)
+        location[is_drop] = rx_extract(td, r"location=(\S+)").to_numpy(dtype=object)
+    ctx_flag = np.full(len(sel), "", dtype=object)
+    if "lat_flags" in sub:
+        fl = sub["lat_flags"]
+        if isinstance(fl.dtype, pd.CategoricalDtype) and len(fl.cat.categories):
+            per_cat = np.array([str(f)[2:3] for f in fl.cat.categories] + [""], dtype=object)
+            ctx_flag = per_cat[fl.cat.codes.to_numpy()]     # (code −1 → the last: "")
     return pd.DataFrame({
         "key": key[sel],
         "ts_s": sub["ts_s"].to_numpy(dtype=float),
@@ -181,10 +197,8 @@ def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
         "duration_us": np.full(len(sel), np.nan),
         "is_free": is_free,
         "is_drop": is_drop,
-        "reason": _obj(np.where(is_drop, rx_extract(t, r"reason: (\w+)", arrow=ta)
-                                .to_numpy(dtype=object), None)),
-        "location": _obj(np.where(is_drop, rx_extract(t, r"location=(\S+)", arrow=ta)
-                                  .to_numpy(dtype=object), None)),
+        "reason": _obj(reason),
+        "location": _obj(location),
         "ctx_flag": _obj(ctx_flag),
     })
 
@@ -413,24 +427,20 @@ def generations_sequential(key: np.ndarray, ts: np.ndarray, pid: np.ndarray,
 # ---------------------------------------------------------------------------------------------
 # Packets and journeys
 
-def _joined(gid: np.ndarray, values: pd.Series, n: int) -> np.ndarray:
-    """Per group: the sorted distinct non-empty values joined with ``,`` (one string each).
+def _joined(gid: np.ndarray, values: np.ndarray, ok: np.ndarray, n: int) -> np.ndarray:
+    """Per group: the sorted distinct values (where ``ok``) joined with ``,`` (one string each).
 
     Column-wise: the distinct (group, value) pairs become rows of value codes (sorted codes =
-    sorted text), the distinct rows are joined once each (a handful: the same few tasks,
+    sorted values), the distinct rows are joined once each (a handful: the same few tasks,
     devices and CPUs recur), and spread back to the groups.
     """
     out = np.full(n, "", dtype=object)
-    v = values.to_numpy(dtype=object)
-    ok = pd.notna(v)
     if not ok.any():
         return out
-    codes, cats = pd.factorize(pd.Series(v[ok]).astype(str), sort=True)
-    keep = np.asarray(cats.to_numpy(dtype=object)[codes] != "", dtype=bool)
+    codes, cats = pd.factorize(values[ok], sort=True)
     nc = len(cats)
-    pair = np.unique(gid[ok].astype(np.int64)[keep] * nc + codes.astype(np.int64)[keep])
-    if not len(pair):
-        return out
+    pair = pd.unique(gid[ok].astype(np.int64) * nc + codes.astype(np.int64))
+    pair.sort()
     g, c = pair // nc, pair % nc                 # sorted by group, then by code
     first = np.r_[True, g[1:] != g[:-1]]
     start = np.flatnonzero(first)
@@ -440,7 +450,7 @@ def _joined(gid: np.ndarray, values: pd.Series, n: int) -> np.ndarray:
     mat[np.cumsum(first) - 1, pos] = c
     inv = _combine(*mat.T)
     _u, one = np.unique(inv, return_index=True)
-    names = cats.to_numpy(dtype=object)
+    names = np.array([str(x) for x in cats], dtype=object)
     text = np.array([",".join(names[r[r >= 0]]) for r in mat[one]], dtype=object)
     out[g[first]] = text[inv]
     return out
@@ -516,6 +526,9 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
             v = val[ordr]
             keep = pd.notna(v)
             arr[gd[keep]] = v[keep]
+    dev_v = st["dev"].to_numpy(dtype=object)
+    cpu_v = st["cpu"].to_numpy()
+    task_v = st["task"].to_numpy(dtype=object)
     names_of = ((trace.meta.get("recording") or {}).get("skb_drop_reasons") or {})
     if names_of:               # a reason= argument is the enum's number: this kernel's names
         reason = np.array([names_of.get(r, r) if isinstance(r, str) else r for r in reason],
@@ -529,10 +542,9 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
         "n_steps": np.diff(np.r_[firsts, n]),
         "first": names[firsts],
         "last": names[lasts],
-        "devs": _joined(gid, st["dev"], ng),
-        "cpus": _joined(gid, st["cpu"].where(st["cpu"] >= 0).astype("Int64").astype(str)
-                        .replace("<NA>", ""), ng),
-        "tasks": _joined(gid, st["task"], ng),
+        "devs": _joined(gid, dev_v, pd.notna(dev_v) & (dev_v != ""), ng),
+        "cpus": _joined(gid, cpu_v, cpu_v >= 0, ng),
+        "tasks": _joined(gid, task_v, pd.notna(task_v), ng),
         "dropped": dropped_g,
         "reason": _obj(reason),
         "drop_location": loc,
@@ -543,8 +555,10 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
     })
     pk["clone_of"] = _clone_links(trace, st, pk)
     if dev is not None:
-        pk = pk[pk["devs"].str.split(",").apply(lambda ds: dev in ds).to_numpy(dtype=bool)] \
-            if len(pk) else pk
+        devs = pk["devs"].to_numpy(dtype=object)
+        uniq, inv = np.unique(devs.astype(str), return_inverse=True)
+        hit = np.array([dev in u.split(",") for u in uniq], dtype=bool)
+        pk = pk[hit[inv.reshape(-1)]] if len(pk) else pk
     if dropped is not None:
         pk = pk[pk["dropped"] == bool(dropped)]
     if start_s is not None:
