@@ -173,3 +173,23 @@ def test_closed_port_datagrams_are_dropped_no_socket(recorded):
         assert rows["drop_location"].iloc[0].startswith("__udp4_lib_rcv+")
     c = t.callers(event="kfree_skb")
     assert c["chain"].tolist() == ["kfree_skb"]     # events only: no calls to chain
+
+
+def test_any_events_alone_without_functions(tmp_path):
+    """`record --event …` without FUNC records those events alone (tracer nop), on any kernel."""
+    why = _why_not()
+    if why:
+        pytest.skip(why)
+    from ftracekit.recording import Recorder
+
+    before = _tracefs_state()
+    with Recorder([], events=["sched:sched_process_exec"], output=tmp_path / "e.txt",
+                  command=None) as rec:
+        subprocess.run(["true"], check=True)
+        subprocess.run(["/bin/sh", "-c", "true"], check=True)
+    assert _tracefs_state() == before
+    t = rec.trace
+    assert rec.events_only and rec.note.startswith("no functions given")
+    assert len(t.calls) == 0
+    f = t.event_fields("sched_process_exec")
+    assert {"true", "sh"} <= {p.rsplit("/", 1)[-1] for p in f["filename"].astype(str)}
