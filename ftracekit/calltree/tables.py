@@ -150,6 +150,18 @@ def _args_column(call_lines: np.ndarray, args: dict[int, str]) -> pd.Categorical
     return pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype=object))
 
 
+def _flags_column(lines: np.ndarray, flags: dict[int, str]) -> pd.Categorical:
+    """Latency flags of event lines (trace-event text), categorical with object categories
+    (NaN where not printed)."""
+    if not flags:
+        return pd.Categorical.from_codes(np.full(len(lines), -1, dtype=np.int8),
+                                         categories=pd.Index([], dtype=object))
+    codes, cats = pd.factorize(np.array([flags.get(int(ln)) for ln in lines], dtype=object))
+    return pd.Categorical.from_codes(codes.astype(np.int32),
+                                     categories=pd.Index(np.asarray(cats, dtype=object),
+                                                         dtype=object))
+
+
 def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: bool = False
                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The calls table, the events table and linking statistics from parsed records.
@@ -196,8 +208,7 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
         "event": pd.Categorical([event_name(t) for t in texts]),
         "text": pd.array(texts, dtype=object),
         "call": np.where(owner >= 0, call_id[np.maximum(owner, 0)], -1).astype(np.int64),
-        "lat_flags": pd.Categorical([recs.flags.get(int(ln)) for ln in lines_c] if recs.flags
-                                else [None] * len(lines_c)),
+        "lat_flags": _flags_column(lines_c, recs.flags),
     })
     del C, lines_c, texts, owner
 
