@@ -7,6 +7,7 @@
 3. bench_record.py — recording on a real kernel in a QEMU guest: events captured and lost,
    recorder CPU, workload slowdown, for ftracekit record (text and --raw), cat trace_pipe,
    reading trace once, trace-cmd record
+4. bench_packets.py — packets(), arg(), event_fields(), journey(), callers() on 10^6-line traces
 Each writes its own results_*.md; this script concatenates them.
 
 The 10^7-line trace (and its trace-cmd .dat) is too big for git: when it is missing from
@@ -26,7 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PARTS = [("bench_parse.py", "results_parse.md"), ("bench_report.py", "results_report.md"),
-         ("bench_record.py", "results_record.md")]
+         ("bench_record.py", "results_record.md"), ("bench_packets.py", "results_packets.md")]
 
 
 def main() -> int:

@@ -73,18 +73,51 @@ def _fields_of(body: pd.Series) -> pd.DataFrame:
     order = sorted(tpl_ids.items(), key=lambda kv: -int((tpl == kv[1]).sum()))
     out: dict[str, np.ndarray] = {}
     arr = to_arrow(body)
+    canon = {u: " ".join(k + sep for k, sep in keys_of[i]) == str(u) for i, u in enumerate(uniq)}
+    clean_sig = np.array([canon[u] for u in uniq], dtype=bool)
+    clean = clean_sig[inv] if len(inv) else np.zeros(0, dtype=bool)
     for n_t, (keys, t_id) in enumerate(order):
         if n_t >= _MAX_TEMPLATES or not keys:
             continue
-        rows = tpl == t_id
-        got = rx_extract(body[rows], _template_regex(keys), expand=True,
-                         arrow=arr.filter(rows) if hasattr(arr, "filter") else None)
-        for i, (k, _sep) in enumerate(keys):
+        for k, _sep in keys:
             if k not in out:
                 out[k] = np.full(len(body), None, dtype=object)
-            col = got[i]
-            out[k][rows] = (col.str.strip() if k == "reason" else col).to_numpy(dtype=object)
+        rows = tpl == t_id
+        fast = rows & clean if arr is not None else np.zeros(len(rows), dtype=bool)
+        if fast.any():
+            # values without spaces: split on spaces, the tokens are in template order
+            _split_fields(arr.filter(fast), keys, np.flatnonzero(fast), out)
+        slow = rows & ~fast
+        if slow.any():
+            got = rx_extract(body[slow], _template_regex(keys), expand=True,
+                             arrow=arr.filter(slow) if arr is not None else None)
+            for i, (k, _sep) in enumerate(keys):
+                col = got[i]
+                out[k][slow] = (col.str.strip() if k == "reason" else col).to_numpy(dtype=object)
     return pd.DataFrame(out, index=body.index)
+
+
+def _split_fields(arr, keys: tuple[tuple[str, str], ...], where: np.ndarray,
+                  out: dict[str, np.ndarray]) -> None:
+    """Field values of rows whose values hold no spaces (pyarrow kernels: split on spaces,
+    take every n-th token, cut the ``key=`` prefix) into ``out[key][where]``."""
+    import pyarrow.compute as pc
+
+    ntok = sum(2 if sep == ":" else 1 for _k, sep in keys)
+    tok = pc.split_pattern(arr, " ")
+    flat = pc.list_flatten(tok)
+    n = len(arr)
+    if len(flat) != n * ntok:          # (cannot happen for a clean template; be safe)
+        raise ValueError("token count")
+    j = 0
+    for k, sep in keys:
+        if sep == ":":
+            col = flat.take(np.arange(j + 1, n * ntok, ntok))
+            j += 2
+        else:
+            col = pc.utf8_slice_codeunits(flat.take(np.arange(j, n * ntok, ntok)), len(k) + 1)
+            j += 1
+        out[k][where] = col.to_numpy(zero_copy_only=False)
 
 
 def event_fields(events: pd.DataFrame, event: str) -> pd.DataFrame:
