@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FtracekitError
-from .plot import _fmt_us, _new_axes, _unit
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -21,6 +20,36 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["plot_journey", "plot_drops", "plot_callers"]
 
 _KIND_COLOR = {"task": "tab:blue", "softirq": "tab:orange", "irq": "tab:red"}
+
+
+# (the same small helpers as show/plot.py's; plot.py's TracePlots imports this module, so this
+# one does not import plot.py back)
+def _new_axes(ax: "Axes | None", figsize: tuple[float, float]) -> "Axes":
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _unit(max_us: float) -> tuple[float, str]:
+    """Divisor and unit name to show ``max_us`` with a readable number."""
+    if max_us >= 2e6:
+        return 1e6, "s"
+    if max_us >= 2e3:
+        return 1e3, "ms"
+    return 1.0, "µs"
+
+
+def _fmt_us(v: float) -> str:
+    if v != v:
+        return "-"
+    if v >= 1e6:
+        return f"{v / 1e6:.3g} s"
+    if v >= 1e3:
+        return f"{v / 1e3:.3g} ms"
+    return f"{v:.3g} µs"
 
 
 def plot_journey(trace: "Trace", skb: str | int, gen: int | None = None,
