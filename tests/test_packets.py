@@ -362,3 +362,36 @@ def test_callers_events_only(raw):
         raw.callers(event="kfree_skbb")
     with pytest.raises(FtracekitError, match="one of them"):
         raw.callers()
+
+
+# -- a real --packets recording with function_graph and funcgraph-args (6.17, in the VM) -------
+
+def test_calls_and_events_joined_on_the_raw_address():
+    """tests/data/6.17.13+deb13-amd64/packets_udp_tbf.txt: `Recorder(["__dev_queue_xmit",
+    "ip_rcv", "__udp4_lib_rcv"], packets=True, max_depth=3)` around UDP through a 400 kbit/s tbf
+    on lo (tests/live/test_packets_live.py), kernel 6.17.13+deb13 under QEMU."""
+    t = ftracekit.load(K617 / "packets_udp_tbf.txt")
+    assert t.meta["recording"]["settings"]["packets"] is True
+    j = t.journey("0xff1790bc83360c00")
+    # grep -n ff1790bc83360c00: lines 105-110 (sender), 267-278 (ksoftirqd), 288 (consume)
+    assert j["name"].tolist() == [
+        "__dev_queue_xmit", "netdev_core_pick_tx", "net_dev_queue", "dev_qdisc_enqueue",
+        "tbf_enqueue", "qdisc_dequeue", "net_dev_start_xmit", "netif_rx_entry", "netif_rx",
+        "net_dev_xmit", "netif_receive_skb", "ip_rcv", "ip_rcv_core", "ip_rcv_finish_core",
+        "ip_local_deliver", "ip_local_deliver_finish", "consume_skb"]
+    assert j["gen"].unique().tolist() == [0]
+    assert j["kind"].tolist()[:5] == ["call", "call", "event", "call", "call"]
+    assert j["task"].iloc[0] == "python-217" and j["task"].iloc[11] == "ksoftir-25"
+    assert j["context"].iloc[0] == "task" and j["context"].iloc[11] == "softirq"
+    # net_dev_queue fires inside __dev_queue_xmit (the call it is attached to)
+    assert j["call"].iloc[2] == j["call"].iloc[0]
+    # the wait in the tbf: tbf_enqueue at 236.915203 → qdisc_dequeue at 236.945614
+    i = int(j["gap_us"].idxmax())
+    assert (j["name"].iloc[i - 1], j["name"].iloc[i]) == ("tbf_enqueue", "qdisc_dequeue")
+    assert j["gap_us"].iloc[i] == pytest.approx(30411, abs=0.01)
+    pk = t.packets()
+    row = pk[pk["skb"] == "0xff1790bc83360c00"].iloc[0]
+    assert (row["first"], row["last"], row["n_steps"]) == ("__dev_queue_xmit", "consume_skb", 17)
+    assert row["tasks"] == "ksoftir-25,python-217"
+    # grep -c "reason: NO_SOCKET" → 3
+    assert pk["reason"].value_counts().to_dict() == {"NO_SOCKET": 3}

@@ -329,6 +329,13 @@ def steps(trace: "Trace") -> pd.DataFrame:
         end_s[ev_own] = end_of[~is_call[has_owner]]
     else:
         end_s = st["end_s"].to_numpy().copy()
+    # The idle task and ksoftirqd do network work only in softirq (or irq) context; a graph
+    # root such as ip_rcv has no recorded softirq ancestor to tell.
+    c_codes, c_uniq = pd.factorize(st["comm"].to_numpy(dtype=object))
+    ksoft = np.array([isinstance(c, str) and c.startswith("ksoftir") for c in c_uniq] + [False],
+                     dtype=bool)                   # (per distinct comm; code −1 → the last)
+    soft_task = (st["pid"].to_numpy() == 0) | ksoft[c_codes]
+    ctx = np.where((ctx == "task") & soft_task, "softirq", ctx)
     flag = st["ctx_flag"].to_numpy(dtype=object)
     ctx = np.where(flag == "s", "softirq", np.where((flag == "h") | (flag == "H"), "irq", ctx))
     free_end = np.where(st["is_free"].to_numpy(), end_s, -np.inf)

