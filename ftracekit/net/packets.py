@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FtracekitError, _suggest
-from .values import hex_to_u64, rx_extract, to_arrow
+from .values import fixed_hex_after, hex_to_u64, rx_extract, to_arrow
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace
@@ -159,9 +159,18 @@ def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     t_all = pd.Series(text[rows], dtype=object)
     ta_all = to_arrow(t_all)
-    addr = rx_extract(t_all, r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b", arrow=ta_all)
-    keep = addr.notna().to_numpy(dtype=bool)
-    key = hex_to_u64(addr)
+    if ta_all is not None:
+        # %p prints 16 digits: read them from the Arrow buffer (a regex only for the rest)
+        key, keep = fixed_hex_after(ta_all, "skbaddr=")
+        rest = np.flatnonzero(~keep)
+        if len(rest):
+            addr = rx_extract(t_all.iloc[rest], r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b")
+            key[rest] = hex_to_u64(addr)
+            keep[rest] = addr.notna().to_numpy(dtype=bool)
+    else:                                       # pragma: no cover - without pyarrow
+        addr = rx_extract(t_all, r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b")
+        keep = addr.notna().to_numpy(dtype=bool)
+        key = hex_to_u64(addr)
     ok = keep & (key != 0)
     sel = np.flatnonzero(ok)
     t = t_all.iloc[sel]

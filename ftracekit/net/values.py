@@ -24,7 +24,7 @@ import re
 import numpy as np
 import pandas as pd
 
-__all__ = ["strings", "to_arrow", "rx_extract", "rx_replace", "hex_to_u64", "dec_to_i64", "typed_column",
+__all__ = ["strings", "to_arrow", "fixed_hex_after", "rx_extract", "rx_replace", "hex_to_u64", "dec_to_i64", "typed_column",
            "extract_arg", "arg_series", "arg_names"]
 
 _HEX_LUT = np.zeros(256, dtype=np.uint64)
@@ -127,6 +127,55 @@ def _byte_matrix(digits: pd.Series, width: int) -> tuple[np.ndarray, np.ndarray]
         ok = cols >= 0
         m = np.where(ok, np.take_along_axis(m, np.maximum(cols, 0), axis=1), 0).astype(np.uint8)
     return m, n
+
+
+def fixed_hex_after(arr, marker: str, width: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, ok)``: the ``width`` hex digits right after ``marker`` (an optional ``0x``
+    skipped) in each string of a pyarrow string array, read straight from Arrow's byte buffer
+    with numpy — ``%p``/``%px`` print exactly 16 digits, so no regex is needed. ``ok`` is False
+    where the marker is missing or the digits are not all hex."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(arr)
+    arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
+    if arr.offset or arr.null_count:
+        arr = pc.if_else(arr.is_valid(), arr, pa.scalar("", pa.large_string()))
+        arr = pa.concat_arrays([arr]) if arr.offset else arr
+    pos = pc.find_substring(arr, marker).to_numpy(zero_copy_only=False).astype(np.int64)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1, offset=arr.offset * 8)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    found = pos >= 0
+    start = offsets[:-1] + np.where(found, pos, 0) + len(marker)
+    end = offsets[1:]
+    room = end - start
+    has0x = np.zeros(n, dtype=bool)
+    two = found & (room >= 2)
+    idx = np.flatnonzero(two)
+    if len(idx):
+        has0x[idx] = (data[start[idx]] == 48) & ((data[start[idx] + 1] | 32) == 120)
+    start = start + 2 * has0x
+    ok = found & (end - start >= width)
+    vals = np.zeros(n, dtype=np.uint64)
+    good = np.flatnonzero(ok)
+    if len(good):
+        m = data[start[good][:, None] + np.arange(width)[None, :]]
+        low = m | 32
+        is_hex = ((m >= 48) & (m <= 57)) | ((low >= 97) & (low <= 102))
+        row_ok = is_hex.all(axis=1)
+        # a longer run of hex digits (not a %p value) is not ours either
+        after = start[good] + width
+        nxt = np.where(after < end[good], data[np.minimum(after, len(data) - 1)], 32)
+        nl = nxt | 32
+        row_ok &= ~(((nxt >= 48) & (nxt <= 57)) | ((nl >= 97) & (nl <= 102)))
+        v = np.zeros(len(good), dtype=np.uint64)
+        four = np.uint64(4)
+        for j in range(width):
+            v = (v << four) | _HEX_LUT[m[:, j]]
+        vals[good] = v
+        ok[good] = row_ok
+    return vals, ok
 
 
 def hex_to_u64(digits: pd.Series) -> np.ndarray:
