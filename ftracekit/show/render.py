@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from ..analysis import frame_names
+from .format import fmt_us
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace
 
-__all__ = ["CallTree", "trace_html", "fmt_us"]
-
-
-def fmt_us(v: float | None, width: int = 0) -> str:
-    """Microseconds for humans: ``12.345``, ``1 234.5``; ``-`` when unknown."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        s = "-"
-    elif abs(v) >= 1000:
-        s = f"{v:,.1f}"
-    else:
-        s = f"{v:.3f}"
-    return s.rjust(width) if width else s
+__all__ = ["CallTree", "trace_html"]
 
 
 @dataclass
