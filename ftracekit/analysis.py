@@ -332,3 +332,17 @@ def reroot(calls: pd.DataFrame) -> pd.DataFrame:
         r = nr
     out["root"] = ids[r]
     return out
+
+
+#: The kernel's error range for return values: IS_ERR_VALUE, -MAX_ERRNO..-1.
+MAX_ERRNO = 4095
+
+
+def errors(calls: pd.DataFrame) -> pd.DataFrame:
+    """The calls that returned an error: ``retval`` in the kernel's error range (-4095..-1).
+    Other negative values are kernel pointers (``0xffff…`` read as signed) or what a void
+    function left in the return register. Adds ``errno`` (``-ENOENT`` …, see
+    :func:`ftracekit.show.format.errno_name` for the names)."""
+    rv = calls["retval"]
+    mask = (rv >= -MAX_ERRNO) & (rv <= -1)
+    return calls[mask.to_numpy(dtype=bool, na_value=False)]

@@ -179,6 +179,17 @@ class Trace:
     def _subtree_ids(self, call: int) -> np.ndarray:
         return self._child_idx().subtree(call)
 
+    def errors(self, func: str | None = None) -> pd.DataFrame:
+        """Calls that returned an error (needs funcgraph-retval): ``retval`` in the kernel's
+        error range -4095..-1 — not every negative value, since kernel pointers and the
+        leftovers of void functions read as negative too — with an ``errno`` column
+        (``-ENOBUFS`` …), optionally only those of ``func``."""
+        from .show.format import errno_name
+
+        c = A.errors(self.calls if func is None else self.calls_of(func)).copy()
+        c["errno"] = [errno_name(v) for v in c["retval"]]
+        return c
+
     # -- aggregating ---------------------------------------------------------------------------
     def top(self, n: int | None = 20, by: str = "self") -> pd.DataFrame:
         """Per-function statistics, largest first.
@@ -270,7 +281,7 @@ class Trace:
         emask = np.ones(len(e), dtype=bool)
 
         def ints(name: str, v: Any) -> list[int]:
-            vals = [v] if isinstance(v, (int, np.integer, str, float)) else list(v)
+            vals = list(v) if isinstance(v, (list, tuple, set, np.ndarray, pd.Series)) else [v]
             bad = [x for x in vals if isinstance(x, bool) or not isinstance(x, (int, np.integer))]
             if bad or not vals:
                 raise FtracekitError(f"{name} must be an integer or a list of integers, not {v!r}")
@@ -281,7 +292,7 @@ class Trace:
             mask &= c["pid"].isin(p).to_numpy()
             emask &= e["pid"].isin(p).to_numpy()
         if comm is not None:
-            pats = [comm] if isinstance(comm, str) else list(comm)
+            pats = [comm] if isinstance(comm, str) else (list(comm) if isinstance(comm, (list, tuple, set)) else [comm])
             if not pats or not all(isinstance(x, str) for x in pats):
                 raise FtracekitError(f"comm must be a name (globs allowed) or a list of names, "
                                      f"not {comm!r}")
