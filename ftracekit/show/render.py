@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 import pandas as pd
 
-from ..analysis import frame_names
+from ..analysis import frame_names, task_names
 from .format import US, errno_name, fmt_count, fmt_s, fmt_us
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -193,8 +193,8 @@ class CallTree:
     def __str__(self) -> str:
         c = self.trace.calls
         top = c.loc[self.call]
-        comm = top["comm"] if isinstance(top["comm"], str) else "?"
-        task = f"{comm}-{top['pid']}" if top["pid"] >= 0 else f"cpu {top['cpu']}"
+        task = task_names(c.loc[[self.call], "pid"].to_numpy(), c.loc[[self.call], "cpu"].to_numpy(),
+                          c.loc[[self.call], "comm"])[0]
         head = (f"call {self.call}: {frame_names(c.loc[[self.call]])[0]}  task {task}  "
                 f"cpu {top['cpu']}  line {top['line']}")
         if top["start_s"] == top["start_s"]:
@@ -299,7 +299,7 @@ def trace_html(trace: "Trace", top: int = 10, slowest: int = 5) -> str:
             f"{s['tasks']} task{'s' if s['tasks'] != 1 else ''}",
             f"{s['cpus']} CPU{'s' if s['cpus'] != 1 else ''}", f"{s['events']:,} events"]
     if s["span_s"] is not None:
-        bits.append(f"span {s['span_s']:.6f} s")
+        bits.append(f"span {fmt_s(s['span_s'])} s")
     else:
         bits.append("no timestamps")
     warn = []
@@ -321,17 +321,16 @@ def trace_html(trace: "Trace", top: int = 10, slowest: int = 5) -> str:
         roots = trace.roots().sort_values("duration_us", ascending=False, na_position="last",
                                           kind="stable").head(slowest)
         rows = []
-        for (call, r), name in zip(roots.iterrows(), frame_names(roots)):
-            comm = r["comm"] if isinstance(r["comm"], str) else "?"
-            task = f"{comm}-{r['pid']}" if r["pid"] >= 0 else comm
-            when = (f"{r['start_s']:.6f}" if r["start_s"] == r["start_s"] else f"line {r['line']}")
+        tasks = task_names(roots["pid"].to_numpy(), roots["cpu"].to_numpy(), roots["comm"])
+        for (call, r), name, task in zip(roots.iterrows(), frame_names(roots), tasks):
+            when = (fmt_s(r["start_s"]) if r["start_s"] == r["start_s"] else f"line {r['line']}")
             rows.append([str(call), esc(name), fmt_us(float(r["duration_us"])),
                          fmt_us(float(r["self_us"])), esc(task), when])
-        parts.append("<div style='font-size:12px;margin-top:6px'><b>slowest root calls</b> (µs)</div>")
+        parts.append(f"<div style='font-size:12px;margin-top:6px'><b>slowest root calls</b> ({US})</div>")
         parts.append(_html_table(rows, ["call", "function", "duration", "self", "task", "start"],
                                  {1, 4}))
         t = trace.top(top)
-        rows = [[esc(str(f)), f"{int(r['count']):,}", fmt_us(r["self_us"]), fmt_us(r["total_us"]),
+        rows = [[esc(str(f)), fmt_count(r["count"]), fmt_us(r["self_us"]), fmt_us(r["total_us"]),
                  fmt_us(r["p50_us"]), fmt_us(r["p99_us"]), fmt_us(r["max_us"])]
                 for f, r in t.iterrows()]
         parts.append(f"<div style='font-size:12px'><b>top functions by self time</b> "
