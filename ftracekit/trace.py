@@ -216,7 +216,10 @@ class Trace:
         ``p99_us_a``, ``p99_us_b``, ``p99_change_pct``. Functions missing on one side have count
         0 there. Sorted by the absolute change of ``by`` (``total``, ``count``, ``p50``, ``p99``).
         """
-        return A.compare(self.calls, other.calls, n, by)
+        if not isinstance(other, Trace):
+            raise FtracekitError(f"compare needs another Trace (ftracekit.load(...)), not "
+                                 f"{type(other).__name__} {other!r:.40}")
+        return A.compare(self.calls, other.calls, _count_arg("n", n, allow_none=True), by)
 
     # -- one call ------------------------------------------------------------------------------
     def critical_path(self, call: int, *, include_irq: bool = False) -> pd.DataFrame:

@@ -91,6 +91,8 @@ def test_counts_are_validated(sample):
         sample.top(2.5)
     with pytest.raises(FtracekitError, match="min_us must be"):
         sample.tree(498, min_us=-1)
+    with pytest.raises(FtracekitError, match="compare needs another Trace"):
+        sample.compare("foo")
 
 
 # -- one format per kind of number ---------------------------------------------------------
