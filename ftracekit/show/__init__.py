@@ -10,6 +10,5 @@ Exported here: what the other stages use.
 """
 
 from . import export, plot
-from .format import fmt_us
 
-__all__ = ["export", "plot", "fmt_us"]
+__all__ = ["export", "plot"]
