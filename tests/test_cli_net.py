@@ -24,9 +24,9 @@ def test_packets_lists_generations(capsys):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "17 packets, 3 dropped"
-    assert lines[1].split() == ["skb", "gen", "first_s", "span_us", "n_steps", "first", "last",
-                                "devs", "cpus", "dropped", "reason", "max_gap_us", "gap_after",
-                                "gap_before"]
+    assert lines[1].split() == ["skb", "gen", "first", "s", "span", "µs", "n_steps", "first",
+                                "last", "devs", "cpus", "dropped", "reason", "max_gap", "µs",
+                                "gap_after", "gap_before"]
     # first seen: the kworker's consume_skb of 0xffff888104d1d500 at 855.067747 (line 13)
     assert lines[2].split()[:5] == ["0xffff888104d1d500", "0", "855.067747", "0.000", "1"]
 
@@ -36,7 +36,7 @@ def test_packets_filters_and_sort(capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "3 packets, 3 dropped (showing 2)"
-    assert lines[2].split()[0] == "0xffff88818ae97000" and "184871.000" in lines[2]
+    assert lines[2].split()[0] == "0xffff88818ae97000" and "184,871.000" in lines[2]
     assert "NO_SOCKET" in lines[2]
     code, out, _ = run(capsys, "packets", RAW, "--dev", "eth0")
     assert out.splitlines() == ["0 packets, 0 dropped"]
@@ -46,7 +46,7 @@ def test_journey_prints_steps_and_gap(capsys):
     code, out, err = run(capsys, "journey", RAW, "ffff888104d1d200")
     assert code == 0, err
     assert "skb ffff888104d1d200: 5 steps in 1 generation(s)" in out
-    assert "largest gap 113854.000 us before net_dev_start_xmit" in out
+    assert "largest gap 113,854.000 µs before net_dev_start_xmit" in out
     code, out, _ = run(capsys, "journey", HASHED, "000000003f864397", "--gen", "0")
     assert code == 0 and "net_dev_queue" in out
 

@@ -10,18 +10,11 @@ from typing import IO, Any
 
 import pandas as pd
 
+from ..show.format import fmt_count, fmt_s, fmt_us
 from ..trace import Trace
-from .analyse import _table
+from ._common import table
 
 __all__ = ["register", "print_packets_report"]
-
-
-def _us(v: Any) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.3f}"
-
-
-def _s(v: Any) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.6f}"
 
 
 def _txt(v: Any) -> str:
@@ -29,9 +22,10 @@ def _txt(v: Any) -> str:
         else str(v)
 
 
-_PK_FMT = {"first_s": _s, "last_s": _s, "span_us": _us, "max_gap_us": _us, "reason": _txt,
-           "drop_location": _txt, "gap_after": _txt, "gap_before": _txt, "devs": _txt,
-           "clone_of": _txt}
+# (one format per kind of number: show/format.py; text columns as text, "-" where empty)
+_PK_FMT = {"gen": fmt_count, "n_steps": fmt_count, "reason": _txt, "drop_location": _txt,
+           "gap_after": _txt, "gap_before": _txt, "devs": _txt, "cpus": _txt, "tasks": _txt,
+           "clone_of": _txt, "dropped": str}
 _PK_COLS = ["skb", "gen", "first_s", "span_us", "n_steps", "first", "last", "devs", "cpus",
             "dropped", "reason", "max_gap_us", "gap_after", "gap_before"]
 
@@ -69,7 +63,7 @@ def _packets_summary(pk: pd.DataFrame, n: int, out: IO[str]) -> None:
     worst = pk.sort_values("max_gap_us", ascending=False, na_position="last", kind="stable").head(n)
     if len(worst):
         print(f"\nlargest gaps (top {len(worst)}):", file=out)
-        _table(worst, _PK_COLS, _PK_FMT, out)
+        table(worst, _PK_COLS, out, fmt=_PK_FMT)
 
 
 def register(sub: Any) -> None:
@@ -114,7 +108,7 @@ def _cmd_packets(args: argparse.Namespace) -> int:
     print(f"{len(pk):,} packets, {drops:,} dropped"
           + (f" (showing {min(args.n, len(pk))})" if len(pk) > args.n else ""), file=out)
     if len(pk):
-        _table(pk.head(args.n), _PK_COLS, _PK_FMT, out)
+        table(pk.head(args.n), _PK_COLS, out, fmt=_PK_FMT)
     return 0
 
 
@@ -128,12 +122,11 @@ def _cmd_journey(args: argparse.Namespace) -> int:
         jg = j[j["gen"] == g]
         big = jg["gap_us"].idxmax() if jg["gap_us"].notna().any() else None
         span = (jg["ts_s"].max() - jg["ts_s"].min()) * 1e6
-        print(f"\ngen {g}: {len(jg)} steps over {_us(span)} us"
-              + (f"; largest gap {_us(jg.loc[big, 'gap_us'])} us before "
+        print(f"\ngen {g}: {len(jg)} steps over {fmt_us(span, unit=True)}"
+              + (f"; largest gap {fmt_us(jg.loc[big, 'gap_us'], unit=True)} before "
                  f"{jg.loc[big, 'name']}" if big is not None else ""), file=out)
-        _table(jg, ["ts_s", "cpu", "task", "context", "kind", "name", "dev", "call",
-                    "duration_us", "gap_us"],
-               {"ts_s": _s, "duration_us": _us, "gap_us": _us, "dev": _txt, "task": _txt}, out)
+        table(jg, ["ts_s", "cpu", "task", "context", "kind", "name", "dev", "call",
+                   "duration_us", "gap_us"], out, fmt={"dev": _txt, "task": _txt})
     return 0
 
 
@@ -147,6 +140,5 @@ def _cmd_callers(args: argparse.Namespace) -> int:
     out = sys.stdout
     what = args.function or f"event {args.event}"
     print(f"{len(c):,} call chains led to {what} ({int(c['count'].sum()):,} times)", file=out)
-    _table(c.head(args.n), ["count", "total_us", "mean_us", "max_us", "chain"],
-           {"total_us": _us, "mean_us": _us, "max_us": _us}, out)
+    table(c.head(args.n), ["count", "total_us", "mean_us", "max_us", "chain"], out)
     return 0
