@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from ..errors import InputError
 from ._symbols import Symbols
 
-__all__ = ["Field", "EventFormat", "parse_format", "Renderer"]
+__all__ = ["Field", "EventFormat", "parse_format", "FormatTable", "find_format", "Renderer"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,6 +72,60 @@ def parse_format(text: str, system: str = "") -> EventFormat:
     if not name or ev_id < 0:
         raise InputError(f"not an event format file (no name/ID): {text[:60]!r}")
     return EventFormat(system, name, ev_id, fields, print_fmt)
+
+
+_RX_ID = re.compile(r"^\s*ID:\s*(\d+)", re.M)
+_RX_NAME = re.compile(r"^\s*name:\s*(\S+)", re.M)
+
+
+class FormatTable(Mapping[int, EventFormat]):
+    """Event formats by id, each parsed when first used: a ``trace.dat`` holds the formats of
+    all ~1,500 events of the kernel (0.2 ms each to parse), a decode needs a few."""
+
+    def __init__(self) -> None:
+        self._text: dict[int, tuple[str, str]] = {}
+        self._parsed: dict[int, EventFormat] = {}
+        self._ids: dict[tuple[str, str], int] = {}
+
+    def add(self, text: str, system: str) -> None:
+        m_id, m_name = _RX_ID.search(text), _RX_NAME.search(text)
+        if m_id is None or m_name is None:
+            raise InputError(f"not an event format file (no name/ID): {text[:60]!r}")
+        ev_id = int(m_id[1])
+        self._text[ev_id] = (text, system)
+        self._parsed.pop(ev_id, None)
+        self._ids[(system, m_name[1])] = ev_id
+
+    def __getitem__(self, ev_id: int) -> EventFormat:
+        fmt = self._parsed.get(ev_id)
+        if fmt is None:
+            text, system = self._text[ev_id]
+            fmt = self._parsed[ev_id] = parse_format(text, system)
+        return fmt
+
+    def __contains__(self, ev_id: object) -> bool:
+        return ev_id in self._text
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._text)
+
+    def __len__(self) -> int:
+        return len(self._text)
+
+    def find(self, system: str, name: str) -> EventFormat | None:
+        ev_id = self._ids.get((system, name))
+        return None if ev_id is None else self[ev_id]
+
+
+def find_format(formats: Mapping[int, EventFormat], system: str, name: str
+                ) -> EventFormat | None:
+    """The format of ``system/name`` in ``formats`` (a :class:`FormatTable` or a dict)."""
+    if isinstance(formats, FormatTable):
+        return formats.find(system, name)
+    for fmt in formats.values():
+        if (fmt.system, fmt.name) == (system, name):
+            return fmt
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,12 +29,12 @@ _COMMIT_MASK = (1 << 27) - 1
 _MISSED_EVENTS = 1 << 31
 _MISSED_STORED = 1 << 30
 
-# Words from one header to the next, by type_len: data 1–28 = 1 + type_len, time extend and
-# absolute time stamp = 2. Type 0 (long data) and 29 (padding) carry their length in the next
-# word: their entry is so large that the position leaves the page, and such headers are
-# resolved apart (they are rare: at most a few per page).
+# Words from one header to the next, by type_len: data 1–28 = 1 + type_len. The others (0: data
+# with a length word, 29: padding with a length word, 30: time extend, 31: absolute time stamp)
+# get an advance so large that the position leaves the page: they are resolved apart (they are
+# rare: about one per page).
 _LONG = 1 << 40
-_ADVANCE = np.array([_LONG] + [1 + t for t in range(1, 29)] + [_LONG, 2, 2], dtype=np.int64)
+_ADVANCE = np.array([_LONG] + [1 + t for t in range(1, 29)] + [_LONG] * 3, dtype=np.int64)
 
 
 @dataclass
@@ -65,17 +65,20 @@ def walk_pages(words: np.ndarray, page_size: int) -> PageEvents:
     base = np.arange(n_pages, dtype=np.int64) * nw
     end = base + 4 + (size + 3) // 4
 
-    # The walk: mark every header; count the headers of each page.
+    # The walk: mark every data header. Headers with a length word or a time value (types 0,
+    # 29, 30, 31) leave the page (_ADVANCE) and are resolved here, and kept aside.
     mark = np.zeros(n_pages * nw, dtype=bool)
-    count = np.zeros(n_pages, dtype=np.int64)
     page = np.flatnonzero(size > 0)
     pos = base[page] + 4
     stop_at = end[page]
-    steps = 0
+    odd_at: list[np.ndarray] = []             # time-related headers (29 with a delta, 30, 31)
+    odd_h: list[np.ndarray] = []
+    odd_a0: list[np.ndarray] = []
+    long_at: list[np.ndarray] = []            # data with a length word (type 0)
+    long_a0: list[np.ndarray] = []
     while pos.size:
         mark[pos] = True
         pos += _ADVANCE[words[pos] & 31]
-        steps += 1
         live = pos < stop_at
         if live.all():
             continue
@@ -83,66 +86,66 @@ def walk_pages(words: np.ndarray, page_size: int) -> PageEvents:
         if long.size:
             at = pos[long] - _LONG
             h = words[at]
-            last = at // nw * nw + nw - 1
-            a0 = words[np.minimum(at + 1, last)].astype(np.int64)
-            nxt = at + np.maximum((a0 + 7) >> 2, 1)
-            # padding with a zero delta: the rest of the page is empty
-            empty = ((h & 31) == 29) & ((h >> 5) == 0)
+            t = h & 31
+            a0 = words[np.minimum(at + 1, at // nw * nw + nw - 1)].astype(np.int64)
+            nxt = at + np.where(t >= 30, 2, np.maximum((a0 + 7) >> 2, 1))
+            empty = (t == 29) & ((h >> 5) == 0)  # padding without a delta: the page ends
             nxt[empty] = stop_at[long[empty]]
             pos[long] = nxt
             live = pos < stop_at
-        done = ~live
-        count[page[done]] = steps
-        pos, stop_at, page = pos[live], stop_at[live], page[live]
+            data = t == 0
+            mark[at[~data]] = False
+            if data.any():
+                long_at.append(at[data])
+                long_a0.append(a0[data])
+            timed = ~data & ~empty
+            if timed.any():
+                odd_at.append(at[timed])
+                odd_h.append(h[timed])
+                odd_a0.append(a0[timed])
+        pos, stop_at = pos[live], stop_at[live]
     del pos, stop_at, page
 
-    at = np.flatnonzero(mark)                 # every header, in stream order
+    at = np.flatnonzero(mark)                 # data headers, in stream order
     del mark
     n = len(at)
     h = words[at]
-    tl = h & 31
-    delta = (h >> 5).astype(np.int64)
-    del h
-    first = np.cumsum(count) - count          # index in ``at`` of each page's first header
-    # Headers whose next word matters: long data, padding, time extend, absolute time.
-    odd = np.flatnonzero((tl - 1) >= 28)      # (unsigned: 0 wraps around)
-    a0_odd = words[np.minimum(at[odd] + 1, at[odd] // nw * nw + nw - 1)].astype(np.int64)
-    tl_odd = tl[odd]
-    ext = tl_odd == 30
-    delta[odd[ext]] += a0_odd[ext] << 27
-    absolute = odd[tl_odd == 31]
-    abs_value = (a0_odd[tl_odd == 31] << 27) + delta[absolute]
-    delta[absolute] = 0
-    ts = np.cumsum(delta)
-    # Restart points: each page's first header (its page time) and absolute time stamps.
-    full = count > 0
-    starts = first[full]
-    before = np.where(starts > 0, ts[np.maximum(starts - 1, 0)], 0)
-    start_value = page_ts[full] - before
-    if absolute.size:
-        k = np.searchsorted(starts, absolute)
-        same = (k < len(starts)) & (starts[np.minimum(k, len(starts) - 1)] == absolute)
-        starts = np.concatenate((starts, absolute[~same]))
-        start_value = np.concatenate((start_value, np.zeros((~same).sum(), np.int64)))
-        order = np.argsort(starts, kind="stable")
-        starts, start_value = starts[order], start_value[order]
-        j = np.searchsorted(starts, absolute)
-        start_value[j] = abs_value - ts[absolute]
-    ts += np.repeat(start_value, np.diff(np.append(starts, n)))
+    delta = (h >> np.uint32(5)).astype(np.int64)
+    # Time restarts at each page's first event (page time stamp) and after an absolute time
+    # stamp; time extends and discarded events add to the delta of the next event.
+    first = np.searchsorted(at, base)
+    has = (first < n) & (at[np.minimum(first, max(n - 1, 0))] < base + nw) if n else first < 0
+    restart: dict[int, int] = dict(zip(first[has].tolist(), page_ts[has].tolist()))
+    if odd_at:
+        _time_headers(np.concatenate(odd_at), np.concatenate(odd_h), np.concatenate(odd_a0),
+                      at, nw, delta, restart)
+    if restart:
+        k = np.fromiter(restart, dtype=np.int64, count=len(restart))
+        order = np.argsort(k)
+        k = k[order]
+        value = np.fromiter(restart.values(), dtype=np.int64, count=len(restart))[order]
+        seg_sum = np.add.reduceat(delta, k) if n else np.zeros(0, np.int64)
+        sum_before = np.cumsum(seg_sum) - seg_sum + delta[:k[0]].sum()
+        b = value - sum_before                # ts = running sum + b of the last restart
+        delta[k] += np.diff(b, prepend=0)
+    ts = np.cumsum(delta, out=delta)
+    del delta
 
-    # Data events: payload after the header (type_len 0: after the length word).
-    data = np.flatnonzero(tl <= 28) if (tl > 28).any() else None
-    if data is None:
-        word, length = at + 1, tl.astype(np.int64) * 4
-    else:
-        word, length, ts = at[data] + 1, tl[data].astype(np.int64) * 4, ts[data]
-    zero = np.flatnonzero(length == 0)
-    if zero.size:
-        src = np.searchsorted(odd, data[zero] if data is not None else zero)
-        word[zero] += 1
-        length[zero] = a0_odd[src] - 4
-    ok = (length >= 8) & (word * 4 + length <= n_pages * page_size)
-    if not ok.all():
+    word = at + 1
+    length = (h & np.uint32(31)) << np.uint32(2)
+    del h, at
+    if long_at:                               # type 0: payload after the length word
+        la = np.concatenate(long_at)
+        j = np.searchsorted(word, la + 1)
+        word[j] += 1
+        length[j] = np.clip(np.concatenate(long_a0) - 4, 0, 0xFFFFFFFF).astype(np.uint32)
+    bad = length < 8
+    tail = np.searchsorted(word, (n_pages - 1) * nw)
+    bad[tail:] |= word[tail:] * 4 + length[tail:] > n_pages * page_size
+    if long_at:
+        bad[j] |= word[j] * 4 + length[j] > n_pages * page_size
+    if bad.any():
+        ok = ~bad
         word, length, ts = word[ok], length[ok], ts[ok]
     ev = PageEvents(word, length, ts)
     # Lost events before a page: the index of the page's first event.
@@ -158,6 +161,30 @@ def walk_pages(words: np.ndarray, page_size: int) -> PageEvents:
                                          signed=True)
             ev.lost.append((fe, cnt))
     return ev
+
+
+def _time_headers(at_t: np.ndarray, h: np.ndarray, a0: np.ndarray, at: np.ndarray, nw: int,
+                  delta: np.ndarray, restart: dict[int, int]) -> None:
+    """Apply time extends, discarded events' deltas and absolute time stamps (rare) to the
+    next data event of the same page: its delta, or a restart of the time there."""
+    order = np.argsort(at_t, kind="stable")
+    at_t, h, a0 = at_t[order], h[order], a0[order]
+    k = np.searchsorted(at, at_t)
+    n = len(at)
+    same = (k < n) & (at[np.minimum(k, max(n - 1, 0))] // nw == at_t // nw) if n else k < 0
+    t = (h & 31).tolist()
+    td = (h >> 5).astype(np.int64).tolist()
+    add: dict[int, int] = {}
+    for kk, ok, tt, d, a in zip(k.tolist(), same.tolist(), t, td, a0.tolist()):
+        if not ok:
+            continue
+        if tt == 31:                          # absolute: what came before in the page is void
+            restart[kk] = (a << 27) + d
+            add[kk] = 0
+        else:
+            add[kk] = add.get(kk, 0) + (d + (a << 27) if tt == 30 else d)
+    for kk, extra in add.items():
+        delta[kk] += extra
 
 
 # ---------------------------------------------------------------------------------------------

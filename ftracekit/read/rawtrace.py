@@ -36,24 +36,26 @@ import mmap
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
+from .._memory import Prefaulter, release_memory
 from ..errors import InputError
 from ..recording.rawcapture import CAPTURE_META   # the capture format's owner
-from ._formats import EventFormat, Field, Renderer, parse_format
+from ._formats import EventFormat, Field, FormatTable, Renderer, find_format, parse_format
 from ._pages import CpuEvents, decode_cpu, gather_field, gather_u32, walk_pages
 from ._symbols import Symbols
 from .records import DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, Interner, LineRecords
 
-__all__ = ["EventFormat", "Field", "parse_format", "CpuEvents", "decode_cpu", "decode_records",
+__all__ = ["EventFormat", "Field", "FormatTable", "parse_format", "CpuEvents", "decode_cpu", "decode_records",
            "load_capture", "is_capture", "Symbols"]
 
 #: Pages are decoded in blocks of this size (a buffer reused for compressed input).
 BLOCK_BYTES = 8 << 20
 _PROGRESS_MIN_BYTES = 64 << 20
+_PREFAULT_MIN_ROWS = 1 << 18     # stream columns this long are faulted in ahead (7+ MB)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,11 +179,10 @@ class _Progress:
 class _Decoder:
     """Reduces blocks of pages to typed columns in stream order (see module docstring)."""
 
-    def __init__(self, formats: dict[int, EventFormat], retval_on: bool, name: str):
-        by_name = {(f.system, f.name): f for f in formats.values()}
-        self.ent = by_name.get(("ftrace", "funcgraph_entry"))
-        self.exit = by_name.get(("ftrace", "funcgraph_exit"))
-        self.print = by_name.get(("ftrace", "print"))
+    def __init__(self, formats: Mapping[int, EventFormat], retval_on: bool, name: str):
+        self.ent = find_format(formats, "ftrace", "funcgraph_entry")
+        self.exit = find_format(formats, "ftrace", "funcgraph_exit")
+        self.print = find_format(formats, "ftrace", "print")
         if self.ent is None or self.exit is None or not all(
                 k in f.fields for f in (self.ent, self.exit) for k in ("func", "depth")):
             raise InputError(f"{name}: no funcgraph_entry/funcgraph_exit event formats: not a "
@@ -191,8 +192,7 @@ class _Decoder:
         self.kind_of[self.exit.id & 0xFFFF] = K_EXIT
         rf = self.exit.fields.get("retval")
         self.retval = rf if retval_on else None
-        self.parts: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("ts", "kind", "pid", "func", "depth", "dur", "retval")}
+        self.stream = _Stream(retval_on and rf is not None)
         self.addr_code: dict[int, int] = {}          # function address → dense code
         self.seen: list[tuple[set, set]] = []        # per CPU: codes seen in entries, exits
         self.other: list[tuple[int, int, bytes]] = []   # (stream index, type, payload)
@@ -223,6 +223,11 @@ class _Decoder:
         out[~x] = gather_field(words, w[~x], fe.offset, fe.size, fe.signed)
         out[x] = gather_field(words, w[x], fx.offset, fx.size, fx.signed)
         return out
+
+    def reserve(self, n_bytes: int, page_size: int) -> None:
+        """Room for the events ``n_bytes`` of pages can hold at most (12 bytes each): address
+        space only, the pages of memory are used as the events come."""
+        self.stream.reserve(self.n + n_bytes // page_size * ((page_size - 16) // 12))
 
     def block(self, buf: Any, cpu_slot: int, page_size: int) -> int:
         words = np.frombuffer(buf, dtype=np.uint32, count=len(buf) // page_size * page_size // 4)
@@ -279,15 +284,13 @@ class _Decoder:
             depth[g] = depth_g
             dur = np.full(n, np.nan)
             dur[g[x]] = dur_x
-        parts = self.parts
+        rv = None
         if self.retval is not None:
             rv = np.zeros(n, dtype=np.int64)
             rv[x if g is None else g[x]] = gather_field(
                 words, wx, self.retval.offset, self.retval.size, self.retval.signed).astype(np.int64)
-            parts["retval"].append(rv)
-        for key, val in (("ts", ev.ts), ("kind", kind), ("pid", pid), ("func", func),
-                         ("depth", depth), ("dur", dur)):
-            parts[key].append(val)
+        self.stream.append(n, ts=ev.ts, kind=kind, pid=pid, func=func, depth=depth, dur=dur,
+                           retval=rv)
         if g is not None:
             data = words.view(np.uint8)
             for i in np.flatnonzero(~graph).tolist():
@@ -301,35 +304,94 @@ def _time_rank(ts: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
     """Position of each event in time order (ties: stream order, CPU by CPU), as a stable sort
     of ``ts`` would give. Each CPU's stream is normally in time order already: then the
     streams are merged by counting, for each event, the other CPUs' events before it."""
+    n = len(ts)
+    dt = np.int32 if n < 2**31 else np.int64
     runs = [(lo, hi) for lo, hi in bounds if hi > lo]
-    if 1 < len(runs) <= 4 and all((ts[lo + 1:hi] >= ts[lo:hi - 1]).all() for lo, hi in runs):
-        rank = np.empty(len(ts), dtype=np.int64)
+    if len(runs) <= 4 and all(_ascending(ts[lo:hi]) for lo, hi in runs):
+        rank = np.empty(n, dtype=dt)
         for c, (lo, hi) in enumerate(runs):
-            r = np.arange(hi - lo, dtype=np.int64)
-            for d, (lo2, hi2) in enumerate(runs):
-                if d != c:
-                    r += np.searchsorted(ts[lo2:hi2], ts[lo:hi], side="right" if d < c else "left")
-            rank[lo:hi] = r
+            for a in range(lo, hi, _PIECE):
+                b = min(a + _PIECE, hi)
+                r = np.arange(a - lo, b - lo, dtype=np.int64)
+                for d, (lo2, hi2) in enumerate(runs):
+                    if d != c:
+                        r += np.searchsorted(ts[lo2:hi2], ts[a:b], side="right" if d < c else "left")
+                rank[a:b] = r
         return rank
     order = np.argsort(ts, kind="stable")
-    rank = np.empty(len(ts), dtype=np.int64)
-    rank[order] = np.arange(len(ts), dtype=np.int64)
+    rank = np.empty(n, dtype=dt)
+    rank[order] = np.arange(n, dtype=dt)
     return rank
 
 
-def _scatter(parts: list[np.ndarray], rank: np.ndarray, dtype: Any) -> np.ndarray:
-    """The stream-order pieces put into time order (the pieces are released on the way)."""
+def _ascending(a: np.ndarray) -> bool:
+    n = len(a)
+    return all(bool((a[lo + 1:min(lo + _PIECE, n - 1) + 1] >= a[lo:min(lo + _PIECE, n - 1)]).all())
+               for lo in range(0, n - 1, _PIECE))
+
+
+class _Stream:
+    """Typed columns of the events in stream order (CPU by CPU), appended block by block into
+    arrays reserved for the most events the pages can hold (untouched pages cost nothing)."""
+
+    DTYPES = {"ts": np.int64, "kind": np.int8, "pid": np.int32, "func": np.int32,
+              "depth": np.int16, "dur": np.float64, "retval": np.int64}
+
+    def __init__(self, retval: bool):
+        self.n = 0
+        self.cols = {k: np.empty(0, dtype=dt) for k, dt in self.DTYPES.items()
+                     if retval or k != "retval"}
+        self._prefault: Prefaulter | None = None
+
+    def prefault(self, expected: int) -> None:
+        """Fault in the rows up to ``expected`` on a helper thread, ahead of the appends (see
+        :class:`ftracekit._memory.Prefaulter`)."""
+        if self._prefault is None and expected >= _PREFAULT_MIN_ROWS:
+            self._prefault = Prefaulter(list(self.cols.values()), expected,
+                                        lambda: self.n).start()
+
+    def stop_prefault(self) -> None:
+        if self._prefault is not None:
+            self._prefault.stop()
+            self._prefault = None
+
+    def reserve(self, cap: int) -> None:
+        for k, a in self.cols.items():
+            if len(a) < cap:
+                # (not ndarray.resize: it would write zeros into all of the new room)
+                b = np.empty(cap, dtype=a.dtype)
+                b[: self.n] = a[: self.n]
+                self.cols[k] = b
+
+    def append(self, n: int, **cols: np.ndarray | None) -> None:
+        if self.n + n > len(self.cols["ts"]):
+            self.stop_prefault()
+            self.reserve(max(self.n + n, len(self.cols["ts"]) * 3 // 2))
+        for k, a in self.cols.items():
+            a[self.n:self.n + n] = cols[k]
+        self.n += n
+
+    def take(self, name: str) -> np.ndarray:
+        """Column ``name`` (the stream lets go of it)."""
+        self.stop_prefault()
+        return self.cols.pop(name)[: self.n]
+
+
+_PIECE = 1 << 18
+
+
+def _scatter(values: np.ndarray, rank: np.ndarray, dtype: Any, scale: float = 0.0) -> np.ndarray:
+    """``values`` (stream order) put into time order (divided by ``scale`` if given), in
+    pieces: no temporary as long as the column."""
     out = np.empty(len(rank), dtype=dtype)
-    lo = 0
-    while parts:
-        p = parts.pop(0)
-        out[rank[lo:lo + len(p)]] = p
-        lo += len(p)
+    for lo in range(0, len(rank), _PIECE):
+        v = values[lo:lo + _PIECE]
+        out[rank[lo:lo + _PIECE]] = v / scale if scale else v
     return out
 
 
 def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
-                   formats: dict[int, EventFormat], symbols: Symbols, cmdlines: dict[int, str],
+                   formats: Mapping[int, EventFormat], symbols: Symbols, cmdlines: dict[int, str],
                    retval_on: bool = False, progress: bool | None = None
                    ) -> tuple[LineRecords, dict[str, Any]]:
     """Ring-buffer pages of each CPU → records in time order + meta.
@@ -345,6 +407,7 @@ def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
     lost_total: dict[int, int] = {}
     lost_unknown = 0
     done = 0
+    dec.reserve(n_bytes, page_size)
     try:
         for slot, (cpu, data) in enumerate(blobs):
             dec.seen.append((set(), set()))
@@ -354,6 +417,8 @@ def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
                 dec.block(buf, slot, page_size)
                 done += len(buf)
                 bar.update(done, dec.n)
+                # the events to expect, from the first block's density
+                dec.stream.prefault(int(dec.n * 1.02 * n_bytes / max(done, 1)))
             bounds.append((lo, dec.n))
             for cnt in dec.lost:
                 if cnt < 0:
@@ -362,26 +427,27 @@ def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
                     lost_total[cpu] = lost_total.get(cpu, 0) + cnt
     finally:
         bar.finish()
+        dec.stream.stop_prefault()
     cpus = [cpu for cpu, _ in blobs]
     del blobs, data
     n_total = dec.n
-    parts = dec.parts
-    ts = np.concatenate(parts.pop("ts")) if n_total else np.zeros(0, dtype=np.int64)
+    stream = dec.stream
+    ts = stream.take("ts")
     rank = _time_rank(ts, bounds)
     cols: dict[str, np.ndarray] = {}
-    cols["ts"] = _scatter([ts / 1e9], rank, np.float64)
+    cols["ts"] = _scatter(ts, rank, np.float64, 1e9)
     del ts
-    cols["dur"] = _scatter(parts.pop("dur"), rank, np.float64)
-    cols["kind"] = _scatter(parts.pop("kind"), rank, np.int8)
-    cols["depth"] = _scatter(parts.pop("depth"), rank, np.int16)
-    pid = cols["pid"] = _scatter(parts.pop("pid"), rank, np.int32)
-    glob = _scatter(parts.pop("func"), rank, np.int32)
+    for key, dt in (("dur", np.float64), ("kind", np.int8), ("depth", np.int16),
+                    ("pid", np.int32), ("func", np.int32), ("retval", np.int64)):
+        if key in stream.cols:
+            cols[key] = _scatter(stream.take(key), rank, dt)
+    glob = cols.pop("func")
+    pid = cols["pid"]
     cpu_col = np.empty(n_total, dtype=np.int16)
     for cpu, (lo, hi) in zip(cpus, bounds):
         cpu_col[rank[lo:hi]] = cpu
     cols["cpu"] = cpu_col
-    if dec.retval is not None:
-        cols["retval"] = _scatter(parts.pop("retval"), rank, np.int64)
+    if "retval" in cols:
         cols["has_ret"] = cols["kind"] == K_EXIT
     else:
         cols["retval"] = _constant("retval", n_total)
@@ -398,6 +464,7 @@ def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
     cols["line"] = np.arange(1, n_total + 1, dtype=np.int64)
     recs = LineRecords(cols=cols, funcs=funcs.names, modules=modules.names, comms=comms.names,
                        comments=comments)
+    release_memory()       # (the blocks' and the stream's freed memory, as the text path does)
     kinds = cols["kind"]
     n_entry, n_exit = int((kinds == K_ENTRY).sum()), int((kinds == K_EXIT).sum())
     n_comment = n_total - n_entry - n_exit
@@ -474,7 +541,7 @@ def _comms(pid: np.ndarray, cmdlines: dict[int, str], comms: Interner) -> np.nda
     return lut[rel]
 
 
-def _render_others(dec: _Decoder, rank: np.ndarray, formats: dict[int, EventFormat],
+def _render_others(dec: _Decoder, rank: np.ndarray, formats: Mapping[int, EventFormat],
                    symbols: Symbols) -> dict[int, str]:
     """Text of the events that are not funcgraph entries/exits, by line (time rank + 1)."""
     out: dict[int, str] = {}
