@@ -112,6 +112,10 @@ class FormatTable(Mapping[int, EventFormat]):
     def __len__(self) -> int:
         return len(self._text)
 
+    def text(self, ev_id: int) -> tuple[str, str]:
+        """The format file's text and the event's system."""
+        return self._text[ev_id]
+
     def find(self, system: str, name: str) -> EventFormat | None:
         ev_id = self._ids.get((system, name))
         return None if ev_id is None else self[ev_id]

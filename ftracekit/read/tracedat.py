@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from .._memory import usable_cpus
 from ..errors import InputError
 from .rawtrace import BLOCK_BYTES, FormatTable, Symbols, decode_records
 
-__all__ = ["load_tracedat", "MAGIC"]
+__all__ = ["load_tracedat", "read_tracedat", "TraceDat", "MAGIC"]
 
 MAGIC = b"\x17\x08\x44tracing"
 
@@ -197,9 +198,40 @@ def _event_systems(r: _Reader, out: FormatTable) -> None:
         _formats_block(r, system, out)
 
 
+@dataclass
+class TraceDat:
+    """The parts of a ``trace.dat``: per-CPU pages (buffers, or iterables of buffers for
+    compressed data), event formats, kallsyms, saved cmdlines and the recording's options."""
+
+    version: str
+    page_size: int
+    cpus: list[tuple[int, Any]]
+    formats: FormatTable
+    kallsyms: bytes
+    cmdlines: str
+    info: dict[str, Any]
+
+
 def load_tracedat(data: bytes, name: str, *, progress: bool | None = None
                   ) -> tuple[Any, dict[str, Any]]:
     """Decode the bytes of a trace-cmd ``trace.dat`` into records and a meta dict."""
+    dat = read_tracedat(data, name)
+    cmd: dict[int, str] = {}
+    for line in dat.cmdlines.splitlines():
+        pid, _, comm = line.partition(" ")
+        if pid.isdigit():
+            cmd[int(pid)] = comm
+    recs, meta = decode_records(name, dat.cpus, page_size=dat.page_size, formats=dat.formats,
+                                symbols=Symbols.from_kallsyms(dat.kallsyms), cmdlines=cmd,
+                                progress=progress)
+    meta["format"] = f"trace-cmd trace.dat v{dat.version}"
+    meta["recording"] = dat.info
+    meta["kernel_hints"] = {"kernel": dat.info.get("uname")}
+    return recs, meta
+
+
+def read_tracedat(data: bytes, name: str) -> TraceDat:
+    """The parts of a ``trace.dat`` (nothing decoded or decompressed yet but the metadata)."""
     r = _Reader(data, name)
     if r.take(len(MAGIC)) != MAGIC:
         raise InputError(f"{name}: not a trace-cmd trace.dat")
@@ -323,18 +355,7 @@ def load_tracedat(data: bytes, name: str, *, progress: bool | None = None
         if len(buffers_v7) > 1:
             info["other_buffers"] = [b[0] for b in buffers_v7 if b is not top[0]]
 
-    cmd: dict[int, str] = {}
-    for line in cmdlines.splitlines():
-        pid, _, comm = line.partition(" ")
-        if pid.isdigit():
-            cmd[int(pid)] = comm
-    recs, meta = decode_records(name, cpus_data, page_size=page_size, formats=formats,
-                                symbols=Symbols.from_kallsyms(kallsyms), cmdlines=cmd,
-                                progress=progress)
-    meta["format"] = f"trace-cmd trace.dat v{version}"
-    meta["recording"] = info
-    meta["kernel_hints"] = {"kernel": info.get("uname")}
-    return recs, meta
+    return TraceDat(version, page_size, cpus_data, formats, kallsyms, cmdlines, info)
 
 
 def _v6_option(oid: int, blob: bytes, info: dict[str, Any]) -> None:
