@@ -192,14 +192,17 @@ def _time_headers(at_t: np.ndarray, h: np.ndarray, a0: np.ndarray, at: np.ndarra
 
 def gather_u32(words: np.ndarray, word: np.ndarray, k: int) -> np.ndarray:
     """The 32-bit word ``k`` words after each position (uint32)."""
-    return words[word + k] if k else words[word]
+    return words[k:][word]          # (a shifted view: no index array ``word + k``)
 
 
 def gather_u64(words: np.ndarray, word: np.ndarray, k: int) -> np.ndarray:
-    """The 64-bit value at words ``k``, ``k + 1`` after each position (uint64)."""
-    lo = words[word + k].astype(np.uint64)
-    lo |= words[word + (k + 1)].astype(np.uint64) << np.uint64(32)
-    return lo
+    """The 64-bit value at words ``k``, ``k + 1`` after each position (uint64), through a view
+    of 8-byte values at every 4-byte step (payloads are only 4-byte aligned)."""
+    n = len(words) - k - 1
+    if n <= 0:
+        return np.zeros(len(word), dtype=np.uint64)
+    view = np.ndarray((n,), dtype="<u8", buffer=words, offset=4 * k, strides=(4,))
+    return view[word]
 
 
 def gather_field(words: np.ndarray, word: np.ndarray, offset: int, size: int, signed: bool

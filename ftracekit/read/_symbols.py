@@ -108,19 +108,22 @@ class _KallsymsSymbols(Symbols):
             return cls(data, np.zeros(0, np.uint64), *(np.zeros(0, np.int64),) * 3)
         if (ends - starts < 20).any():
             return None
-        spaces = np.flatnonzero(buf == 32)
-        n_spaces = np.searchsorted(spaces, ends) - np.searchsorted(spaces, starts)
-        if ((buf[starts + 16] != 32) | (buf[starts + 18] != 32) | (n_spaces != 2)
-                | (buf[ends - 1] == 13)).any():
+        # spaces at columns 16 and 18 of every line and nowhere else: exactly two per line
+        if ((buf[starts + 16] != 32) | (buf[starts + 18] != 32) | (buf[ends - 1] == 13)).any() \
+                or np.count_nonzero(buf == 32) != 2 * len(starts):
             return None
-        digits = _HEX_DIGIT[buf[starts[:, None] + np.arange(16)]]
+        # the 16 hex digits of each line, read as two 8-byte values (a view at every byte)
+        at8 = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,))
+        text16 = np.empty((len(starts), 2), dtype=np.uint64)
+        text16[:, 0] = at8[starts]
+        text16[:, 1] = at8[starts + 8]
+        digits = _HEX_DIGIT[text16.view(np.uint8)].reshape(-1, 8, 2)
         if (digits == 255).any():
             return None
+        packed = (digits[:, :, 0] << 4) | digits[:, :, 1]          # (n, 8) bytes, big endian
+        addrs = packed.view(">u8").reshape(-1).astype(np.uint64)
         kind = buf[starts + 17]
         text = np.isin(kind, np.frombuffer(b"tTwW", np.uint8))
-        addrs = np.zeros(len(starts), dtype=np.uint64)
-        for k in range(16):
-            addrs = (addrs << np.uint64(4)) | digits[:, k].astype(np.uint64)
         keep = text & (addrs != 0)
         starts, ends, addrs = starts[keep], ends[keep], addrs[keep]
         name_at = starts + 19

@@ -196,6 +196,10 @@ class _Decoder:
         self.kind_of[self.exit.id & 0xFFFF] = K_EXIT
         rf = self.exit.fields.get("retval")
         self.retval = rf if retval_on else None
+        # payload bytes a graph event needs (shorter ones, in corrupt data, become comments)
+        self.need_ent, self.need_exit = (max(f.offset + f.size for f in fmt.fields.values())
+                                         for fmt in (self.ent, self.exit))
+        self.need = max(self.need_ent, self.need_exit)
         self.stream = _Stream(retval_on and rf is not None)
         self.addr_code: dict[int, int] = {}          # function address → dense code
         self.seen: list[tuple[set, set]] = []        # per CPU: codes seen in entries, exits
@@ -244,6 +248,13 @@ class _Decoder:
         etype = gather_u32(words, w, 0) & np.uint32(0xFFFF)
         kind = self.kind_of[etype]
         pid = gather_u32(words, w, 1).view(np.int32)
+        # A graph event too short for its fields (corrupt data) would make the gathers read past
+        # the buffer at its end: there, such events become comments.
+        tail = int(np.searchsorted(w, len(words) - self.need // 4 - 2))
+        if tail < n:
+            kt = kind[tail:]
+            short = ev.length[tail:] < np.where(kt == K_EXIT, self.need_exit, self.need_ent)
+            kt[short & (kt != K_COMMENT)] = K_COMMENT
         graph = kind != K_COMMENT
         g = None if graph.all() else np.flatnonzero(graph)
         wg = w if g is None else w[g]
@@ -273,9 +284,12 @@ class _Decoder:
         ct, rt = self.exit.fields.get("calltime"), self.exit.fields.get("rettime")
         dur_x = np.full(len(x), np.nan)
         if ct is not None and rt is not None:
-            call = gather_field(words, wx, ct.offset, ct.size, ct.signed).astype(np.int64)
-            ret = gather_field(words, wx, rt.offset, rt.size, rt.signed).astype(np.int64)
-            dur_x = (ret - call) / 1000.0
+            call = gather_field(words, wx, ct.offset, ct.size, ct.signed).view(np.int64) \
+                if ct.size == 8 else gather_field(words, wx, ct.offset, ct.size, ct.signed)
+            ret = gather_field(words, wx, rt.offset, rt.size, rt.signed).view(np.int64) \
+                if rt.size == 8 else gather_field(words, wx, rt.offset, rt.size, rt.signed)
+            ret -= call
+            dur_x = ret / 1000.0
         func = lut[local]
         if g is None:
             dur = np.full(n, np.nan)
