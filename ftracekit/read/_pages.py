@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PageEvents", "walk_pages", "CpuEvents", "decode_cpu", "gather_u32", "gather_u64",
+__all__ = ["PageEvents", "walk_pages", "walk_pages_sequential", "CpuEvents", "decode_cpu", "gather_u32", "gather_u64",
            "gather_field"]
 
 _COMMIT_MASK = (1 << 27) - 1
@@ -255,3 +255,50 @@ def decode_cpu(raw: bytes, cpu: int, page_size: int = 4096) -> CpuEvents:
     data = np.frombuffer(raw, dtype=np.uint8, count=n_pages * page_size)
     ev = walk_pages(data.view(np.uint32), page_size)
     return CpuEvents(cpu, data, ev.word * 4, ev.length, ev.ts, ev.lost)
+
+
+def walk_pages_sequential(words: np.ndarray, page_size: int) -> PageEvents:
+    """The definition of :func:`walk_pages`: one header at a time (tests compare the two)."""
+    nw = page_size // 4
+    n_pages = len(words) // nw
+    total = n_pages * page_size
+    out_w: list[int] = []
+    out_len: list[int] = []
+    out_ts: list[int] = []
+    lost: list[tuple[int, int]] = []
+    w = [int(x) for x in words[: n_pages * nw]]
+    for p in range(n_pages):
+        b = p * nw
+        t = w[b] | (w[b + 1] << 32)
+        commit = w[b + 2] | (w[b + 3] << 32)
+        size = min(commit & _COMMIT_MASK, page_size - 16)
+        if commit & _MISSED_EVENTS:
+            cnt = -1
+            at = p * page_size + 16 + size
+            if commit & _MISSED_STORED and at + 8 <= (p + 1) * page_size:
+                cnt = int.from_bytes(words.view(np.uint8)[at:at + 8].tobytes(), "little",
+                                     signed=True)
+            lost.append((len(out_w), cnt))
+        pos, end = b + 4, b + 4 + (size + 3) // 4
+        while pos < end:
+            h = w[pos]
+            tl, td = h & 31, h >> 5
+            a0 = w[min(pos + 1, b + nw - 1)]
+            if tl == 31:
+                t = (a0 << 27) + td
+            elif tl == 30:
+                t += (a0 << 27) + td
+            else:
+                t += td
+            t = ((t + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)      # (int64 arithmetic)
+            if tl <= 28:
+                ln, pw = (a0 - 4, pos + 2) if tl == 0 else (tl * 4, pos + 1)
+                if ln >= 8 and pw * 4 + ln <= total:
+                    out_w.append(pw)
+                    out_len.append(ln)
+                    out_ts.append(t)
+            if tl == 29 and td == 0:
+                break
+            pos += max((a0 + 7) >> 2, 1) if tl in (0, 29) else 2 if tl >= 30 else 1 + tl
+    return PageEvents(np.array(out_w, dtype=np.int64), np.array(out_len, dtype=np.int64),
+                      np.array(out_ts, dtype=np.int64), lost)

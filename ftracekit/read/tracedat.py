@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from concurrent.futures import ThreadPoolExecutor
-
 from .._memory import usable_cpus
 from ..errors import InputError
-from .rawtrace import BLOCK_BYTES, FormatTable, Symbols, decode_records
+from ._decode import BLOCK_BYTES, decode_records
+from ._formats import FormatTable
+from ._symbols import Symbols
 
 __all__ = ["load_tracedat", "read_tracedat", "TraceDat", "MAGIC"]
 
