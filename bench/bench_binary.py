@@ -59,8 +59,8 @@ def _status() -> dict[str, int]:
     return out
 
 
-def child(mode: str, path: str) -> dict:
-    sys.path.insert(0, str(REPO))
+def child(mode: str, path: str, root: str) -> dict:
+    sys.path.insert(0, root)
     import gc
 
     import numpy  # noqa: F401
@@ -94,10 +94,12 @@ def child(mode: str, path: str) -> dict:
     return res
 
 
-def run_child(mode: str, path: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", mode, str(path)],
+def run_child(mode: str, path: Path, root: Path = REPO) -> dict:
+    """One measurement in a fresh process; ``root``: the directory holding the ``ftracekit``
+    package to measure (another revision's, for ``--before``)."""
+    out = subprocess.run([sys.executable, __file__, "--child", mode, str(path), str(root)],
                          capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
+                         env={**os.environ, "PYTHONPATH": str(root)})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -157,7 +159,10 @@ def main() -> None:
     ap.add_argument("--work", default="/var/tmp/ftk-bench-binary",
                     help="where the decompressed text and the synthesised capture go")
     ap.add_argument("--out", default=str(HERE / "results_binary.md"))
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--before", metavar="REV",
+                    help="also measure the .dat decode and load of this git revision's ftracekit "
+                         "in the same rounds (e.g. the commit before the new decoder)")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(*args.child)))
@@ -176,28 +181,40 @@ def main() -> None:
     raw = Path(args.raw) if args.raw else make_raw(dat, work / (dat.stem + ".raw"))
     paths = {"decode_dat": dat, "decode_raw": raw, "load_dat": dat, "load_raw": raw,
              "load_text": text}
+    before = None
+    if args.before:
+        before = work / f"before-{args.before}"
+        if not before.exists():
+            before.mkdir(parents=True)
+            arch = subprocess.run(["git", "-C", str(REPO), "archive", args.before, "ftracekit"],
+                                  capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(before)], input=arch, check=True)
     has_tc = shutil.which("trace-cmd") is not None
     report_lines = _count_report_lines(dat) if has_tc else 0
     started = _dt.datetime.now(_dt.timezone.utc)
     load_before = os.getloadavg()
     runs: dict[str, list[dict]] = {m: [] for m in MODES}
+    old: dict[str, list[dict]] = {m: [] for m in ("decode_dat", "load_dat")} if before else {}
     tc: list[float] = []
     for rnd in range(args.repeat):
         for m in MODES:
             runs[m].append(run_child(m, paths[m]))
+            if m in old:
+                old[m].append(run_child(m, paths[m], before))
         if has_tc:
             tc.append(trace_cmd_once(dat))
         print(f"round {rnd + 1}: " + ", ".join(f"{m} {runs[m][-1]['wall']:.3f}s" for m in MODES)
               + (f", trace-cmd {tc[-1]:.3f}s" if tc else ""), flush=True)
     load_after = os.getloadavg()
     write_report(Path(args.out), runs, tc, report_lines, paths, synthesised, started,
-                 load_before, load_after, args.repeat)
+                 load_before, load_after, args.repeat, old, args.before)
     print(f"wrote {args.out}")
 
 
 def write_report(out: Path, runs: dict[str, list[dict]], tc: list[float], report_lines: int,
                  paths: dict[str, Path], synthesised: bool, started: _dt.datetime,
-                 load_before, load_after, repeat: int) -> None:
+                 load_before, load_after, repeat: int, old: dict[str, list[dict]],
+                 before: str | None) -> None:
     sys.path.insert(0, str(HERE))
     from bench_parse import machine
     m = machine()
@@ -243,6 +260,20 @@ def write_report(out: Path, runs: dict[str, list[dict]], tc: list[float], report
                          f"{paths['load_dat'].name} | {min(tc):.3f} s [{statistics.median(tc):.3f}] | "
                          f"{report_lines / min(tc) / 1e6:.2f} M lines/s | "
                          f"{min(tc) / report_lines * 1e9:.0f} | — | — |")
+    for k, v in old.items():
+        b = min(v, key=lambda r: r["wall"])
+        out_lines.append(
+            f"| {names[k]} before (`{before}`) | {paths[k].name} | {b['wall']:.3f} s "
+            f"[{statistics.median(r['wall'] for r in v):.3f}] | "
+            f"{b['events'] / b['wall'] / 1e6:.2f} M events/s | "
+            f"{b['wall'] / b['events'] * 1e9:.0f} | {b['cpu']:.3f} s | "
+            f"{b['peak_rss'] / 1e6:.1f} MB |")
+    if old:
+        out_lines += ["", "Speed-up over the decoder before (same rounds): " + ", ".join(
+            f"{names[k]} ×{min(r['wall'] for r in v) / best[k]['wall']:.1f} "
+            f"(CPU ×{min(r['cpu'] for r in v) / best[k]['cpu']:.1f}, peak memory "
+            f"{max(r['peak_rss'] for r in v) / 1e6:.0f} → {best[k]['peak_rss'] / 1e6:.0f} MB)"
+            for k, v in old.items()) + "."]
     d_rate = ev / best["decode_dat"]["wall"]
     r_rate = ev_raw / best["decode_raw"]["wall"]
     peak_t = best["load_text"]["peak_rss"]
