@@ -38,6 +38,7 @@ __all__ = ["decode_records", "BLOCK_BYTES"]
 BLOCK_BYTES = 8 << 20
 _PROGRESS_MIN_BYTES = 32 << 20     # (as for text)
 _PREFAULT_MIN_ROWS = 1 << 18     # stream columns this long are faulted in ahead (7+ MB)
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,10 +51,10 @@ def _blocks(data: Any, page_size: int) -> Iterable[Any]:
         step = max(BLOCK_BYTES // page_size, 1) * page_size
         for lo in range(0, len(mv) // page_size * page_size, step):
             yield mv[lo:lo + step]
-            if isinstance(data, mmap.mmap) and step % mmap.PAGESIZE == 0:
+            if isinstance(data, mmap.mmap) and step % mmap.PAGESIZE == 0 and _DONTNEED:
                 # done with these pages: out of this process's resident set (the page cache
                 # keeps them)
-                data.madvise(mmap.MADV_DONTNEED, lo, min(step, len(data) - lo))
+                data.madvise(_DONTNEED, lo, min(step, len(data) - lo))
     else:
         yield from data
 
