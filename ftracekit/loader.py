@@ -42,11 +42,11 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
     """
     if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-" and os.path.isdir(src):
         if is_capture(src):
-            return _make_trace(*load_capture(src))
+            return _make_trace(*load_capture(src, progress=progress))
     source = open_source(src)
     try:
         if source.kind == "trace.dat":
-            recs, meta = load_tracedat(source.stream.read(), source.name)
+            recs, meta = load_tracedat(source.stream.read(), source.name, progress=progress)
         else:
             recs, meta = parse_source(source, progress=progress)
     finally:
