@@ -110,6 +110,7 @@ class _Settings:
             "thresh_us": self.thresh_us, "buffer_kb": self.buffer_kb, "options": self.options,
             "events": list(self.events), "clock": self.clock, "stream": self.stream,
             "raw": self.raw, "instance": self.want_instance, "force": self.force,
+            "netlink": getattr(self, "netlink", False),
         }
 
     def _resolve_options(self, d: TraceFS) -> dict[str, bool]:
