@@ -33,6 +33,8 @@ UPSTREAM_OK = {
     # DataFrame.plot does the same).
     ("trace", "show.render"),
     ("trace", "show.plot"),
+    # Trace.netlink / dumps() are accessors into net.netlink (lazily), as Trace.plot into show.
+    ("trace", "net.netlink"),
 }
 
 
