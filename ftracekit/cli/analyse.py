@@ -148,6 +148,13 @@ def print_report(trace: Trace, *, func: str | None = None, top: int = 20, slowes
     t = trace.top(top, by="self").reset_index()
     fm = {c: fmt_us for c in ("total_us", "self_us", "mean_us", "p50_us", "p90_us", "p99_us", "max_us")}
     _table(t, ["func", "count", "self_us", "total_us", "mean_us", "p50_us", "p99_us", "max_us"], fm, out)
+    if trace.has_netlink:          # -- a netlink capture goes with it (issue 12) --
+        d = trace.dumps()
+        verdicts = ", ".join(f"{n} {v}" for v, n in d["verdict"].value_counts().items())
+        print(file=out)
+        print(f"netlink: {len(trace.netlink):,} messages captured, {len(d)} dump"
+              f"{'s' if len(d) != 1 else ''}" + (f" ({verdicts})" if len(d) else "")
+              + "; details: ftracekit netlink TRACE", file=out)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
