@@ -156,3 +156,21 @@ def test_dumps_and_rounds():
     assert list(r["done"]) == [False] * 4 + [True]
     assert list(r["first_ifname"].iloc[:4]) == ["d0", "d2", "d4", "d6"]
     assert r["gap_before_us"].iloc[1] == pytest.approx(10105)
+
+
+def test_plot_dump():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    msgs, calls = scenario()
+    trace = ftracekit.Trace(calls, calls.iloc[:0], {"netlink_pcap": "scenario"})
+    trace._netlink = N.join(msgs, calls)
+    ax = trace.plot.dump(9)                      # by seq
+    assert len(ax.patches) >= 5                  # 5 rounds (+ the user-space spans)
+    assert "5 rounds, 7 messages" in ax.get_title() and "reader-bound" in ax.get_title()
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["2", "2", "2", "1", "0"]
+    ax2 = trace.plot.dump(0)                     # no dump has seq 0: the first row
+    assert "dump seq 1 by ip-100: 3 rounds" in ax2.get_title()
+    with pytest.raises(ftracekit.FtracekitError, match="no dump with seq 77"):
+        trace.plot.dump(77)

@@ -53,6 +53,9 @@ _ETH_P_ALL = 0x0003
 _SOL_PACKET = 263
 _PACKET_STATISTICS = 6
 _SNAPLEN = 262144
+#: SO_TIMESTAMPNS = SCM_TIMESTAMPNS (asm-generic/socket.h; Python < 3.12 has no name for it):
+#: a struct timespec (two longs) of CLOCK_REALTIME per packet
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _CAP_NET_ADMIN = 12
 _SYS_NET = Path("/sys/class/net")
 
@@ -270,7 +273,7 @@ class NlmonCapture:
             sock.setsockopt(socket.SOL_SOCKET, 33, 32 << 20)    # SO_RCVBUFFORCE (root)
         except OSError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_TIMESTAMPNS, 1)
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         sock.bind((self.name, _ETH_P_ALL))
         sock.setblocking(False)
         try:
@@ -295,7 +298,7 @@ class NlmonCapture:
                 return
             ts_ns = None
             for level, kind, value in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SO_TIMESTAMPNS:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
                     sec, nsec = struct.unpack("=qq", value[:16])
                     ts_ns = sec * 1_000_000_000 + nsec
             if ts_ns is None:

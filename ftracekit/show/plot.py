@@ -606,3 +606,9 @@ class TracePlots:
     def compare(self, other: "Trace", n: int = 20, ax: "Axes | None" = None, **kw: Any) -> "Axes":
         """:func:`plot_compare` (this trace as ``a``)"""
         return plot_compare(self._trace, other, n, ax, **kw)
+
+    def dump(self, dump: int, ax: "Axes | None" = None) -> "Axes":
+        """A netlink dump's rounds over time (:func:`ftracekit.show.plot_netlink.plot_dump`)."""
+        from .plot_netlink import plot_dump
+
+        return plot_dump(self._trace, dump, ax)
