@@ -25,10 +25,12 @@ def calls_table(rows):
     return df
 
 
-def dump_packets(seq, portid, t0, rounds, names=None, done_alone=False):
+def dump_packets(seq, portid, t0, rounds, names=None, done_alone=False, request_portid=None):
     """(ts, family, data) packets of a GETLINK dump: request at t0, one reply packet per round
-    at the given times, each with n links; DONE in the last (or alone)."""
-    req = nlmsg(18, 0x301, seq, portid, struct.pack("=BxHiII", 0, 0, 0, 0, 0))
+    at the given times, each with n links; DONE in the last (or alone). ``request_portid``:
+    what the request says (iproute2 writes 0; the replies carry the socket's port)."""
+    req = nlmsg(18, 0x301, seq, portid if request_portid is None else request_portid,
+                struct.pack("=BxHiII", 0, 0, 0, 0, 0))
     out = [(t0, 0, req)]
     k = 0
     for i, (t, n) in enumerate(rounds):
@@ -50,7 +52,8 @@ def scenario():
     """Two tasks dumping at the same time: ip (pid 100, fast reader, 3 rounds) and a slow
     reader (pid 200, 4 rounds with 10 ms sleeps), plus a dump nobody traced (portid 300) and a
     request with an ack (RTM_NEWLINK, handled by pid 100)."""
-    ip = dump_packets(1, 100, 1.000000, [(1.000020, 3), (1.000200, 3), (1.000400, 2)])
+    ip = dump_packets(1, 100, 1.000000, [(1.000020, 3), (1.000200, 3), (1.000400, 2)],
+                      request_portid=0)
     slow = dump_packets(9, 200, 1.000050, [(1.000080, 2), (1.010200, 2), (1.020300, 2),
                                            (1.030350, 1)], done_alone=True)
     lost = dump_packets(5, 300, 2.0, [(2.0001, 1)])
@@ -84,7 +87,7 @@ def test_join_calls():
         key = (int(row["portid"]), row["direction"], row["type"], round(row["ts_s"], 6))
         want[key] = tuple(per_packet.loc[p])
     assert want == {
-        (100, "to_kernel", "RTM_GETLINK", 1.0): (0, 100),
+        (0, "to_kernel", "RTM_GETLINK", 1.0): (0, 100),
         (200, "to_kernel", "RTM_GETLINK", 1.00005): (2, 200),
         (100, "to_user", "RTM_NEWLINK", 1.00002): (1, 100),
         (200, "to_user", "RTM_NEWLINK", 1.00008): (3, 200),
@@ -138,6 +141,7 @@ def test_dumps_and_rounds():
     j = N.join(msgs, calls)
     d = N.dumps(j, calls)
     assert list(d["seq"]) == [1, 9, 5]
+    assert list(d["portid"]) == [100, 200, 300]
     assert list(d["pid"]) == [100, 200, -1]
     assert list(d["n_rounds"]) == [3, 5, 1]
     assert list(d["n_messages"]) == [8, 7, 1]

@@ -144,11 +144,14 @@ def _dump_requests(pk: pd.DataFrame) -> pd.DataFrame:
 
 
 def _replies_of(pk: pd.DataFrame, req: pd.Series) -> pd.DataFrame:
-    """The dump's reply packets: to user space, same family/seq/portid, after the request, up
-    to the first one holding ``NLMSG_DONE`` (a later dump may reuse the seq)."""
+    """The dump's reply packets: to user space, same family and seq, after the request, up to
+    the first one holding ``NLMSG_DONE`` (a later dump may reuse the seq). The replies carry
+    the socket's port id; the request's ``nlmsg_pid`` is what user space wrote — often 0
+    (iproute2) — so when it is 0 the port is the one of the first reply with that seq."""
     r = pk[(pk["direction"] == "to_user") & (pk["family"] == req["family"])
-           & (pk["seq"] == req["seq"]) & (pk["portid"] == req["portid"])
-           & (pk.index > req.name)]
+           & (pk["seq"] == req["seq"]) & (pk.index > req.name)]
+    port = int(req["portid"]) or (int(r["portid"].iloc[0]) if len(r) else 0)
+    r = r[r["portid"] == port]
     done = np.flatnonzero(r["n_done"].to_numpy() > 0)
     return r.iloc[: done[0] + 1] if len(done) else r
 
@@ -242,7 +245,8 @@ def join(messages: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
         h = req_call[p]
         start, end = calls.at[h, "start_s"], calls.at[h, "end_s"]
         rep = pk[(pk["direction"] == "to_user") & (pk["seq"] == req["seq"])
-                 & (pk["portid"] == req["portid"]) & (pkt_call < 0) & (pk.index > p)
+                 & (pk["family"] == req["family"]) & (pkt_call < 0) & (pk.index > p)
+                 & ((pk["portid"] == req["portid"]) | (req["portid"] == 0))
                  & (pk["ts_s"] >= start - TOLERANCE_S) & (pk["ts_s"] <= end + TOLERANCE_S)]
         pkt_call[rep.index] = h
     out = messages.copy()
@@ -313,7 +317,8 @@ def rounds(joined: pd.DataFrame, calls: pd.DataFrame, request_packet: int) -> pd
 
 def dumps(joined: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     """One row per dump request (index: the request's ``packet``), columns
-    :data:`DUMP_COLUMNS`: ``seq``, ``portid``, ``family``, ``type`` (``RTM_GETLINK`` …);
+    :data:`DUMP_COLUMNS`: ``seq``, ``portid`` (the socket's port, from the replies), ``family``,
+    ``type`` (``RTM_GETLINK`` …);
     ``pid``/``comm`` of the requesting task and ``request_call`` (its handler call; −1/NaN when
     untraced); ``start_s`` (request) and ``end_s`` (the last round's end, or its packet);
     ``duration_us``; ``n_rounds`` (reply packets); ``n_messages`` (reply messages without
@@ -336,8 +341,9 @@ def dumps(joined: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
         reply = joined[joined["packet"].isin(r["packet"])]
         status = reply.loc[reply["type"].isin(["NLMSG_DONE", "NLMSG_ERROR"]), "error"]
         end = float(r["end_s"].iloc[-1]) if len(r) else float(req["ts_s"])
+        port = int(pk.at[int(r["packet"].iloc[0]), "portid"]) if len(r) else int(req["portid"])
         rows.append({
-            "seq": int(req["seq"]), "portid": int(req["portid"]), "family": req["family"],
+            "seq": int(req["seq"]), "portid": port, "family": req["family"],
             "type": req["type"], "pid": int(calls.at[h, "pid"]) if h >= 0 else -1,
             "comm": calls.at[h, "comm"] if h >= 0 else np.nan, "request_call": h,
             "start_s": float(req["ts_s"]), "end_s": end,
