@@ -78,8 +78,10 @@ def _with_netlink(trace: Trace, src: Any, pcap: Any, offset: float | None) -> Tr
         name = ((trace.meta.get("recording") or {}).get("netlink") or {}).get("pcap")
         if name:
             base = src if os.path.isdir(src) else os.path.dirname(os.fspath(src)) or "."
-            if os.path.isfile(os.path.join(base, name)):
-                pcap = os.path.join(base, name)
+            for candidate in (name, name + ".xz", name + ".gz"):     # compressed later: fine
+                if os.path.isfile(os.path.join(base, candidate)):
+                    pcap = os.path.join(base, candidate)
+                    break
     if pcap is not None:
         trace.meta["netlink_pcap"] = os.fspath(pcap)
         if offset is not None:

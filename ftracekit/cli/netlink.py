@@ -89,7 +89,8 @@ def print_netlink(trace: Trace, *, messages: bool = False, file: IO[str] | None 
         t["task"] = [_task(c, p) for c, p in zip(t["comm"], t["pid"])]
         t["done"] = t["done"].map({True: "yes", False: "no"})
         fm = {c: fmt_us for c in ("duration_us", "kernel_us", "user_us", "slowest_round_us")}
-        fm.update({c: _fmt_int for c in ("n_rounds", "n_messages", "bytes", "seq", "portid")})
+        fm.update({c: _fmt_int for c in ("n_rounds", "n_messages", "bytes")})
+        fm.update({c: lambda v: str(int(v)) for c in ("seq", "portid")})     # identifiers
         fm["slowest_call"] = lambda v: "-" if v < 0 else str(v)
         _table(t, ["seq", "portid", "task", "type", "n_rounds", "n_messages", "bytes",
                    "duration_us", "kernel_us", "user_us", "slowest_round_us", "slowest_call",

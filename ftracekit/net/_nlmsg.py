@@ -116,11 +116,23 @@ def _read_bytes(path: str | os.PathLike[str]) -> bytes:
     if p.is_dir():
         raise InputError(f"{p}: is a directory, not a pcap file")
     try:
-        return p.read_bytes()
+        data = p.read_bytes()
     except FileNotFoundError as err:
         raise InputError(f"{p}: no such file") from err
     except OSError as err:
         raise InputError(f"{p}: cannot read it: {err.strerror}") from err
+    try:                     # a compressed capture (pcaps of dumps compress ~70x)
+        if data[:2] == b"\x1f\x8b":
+            import gzip
+
+            return gzip.decompress(data)
+        if data[:6] == b"\xfd7zXZ\x00":
+            import lzma
+
+            return lzma.decompress(data)
+    except (OSError, EOFError, ValueError) as err:
+        raise InputError(f"{p}: a damaged compressed file: {err}") from err
+    return data
 
 
 def _split_pcap(data: bytes, name: str) -> tuple[str, list[tuple[float, int, int, int]], int, int]:
@@ -258,7 +270,7 @@ def read_pcap(path: str | os.PathLike[str], *, clock_offset_s: float = 0.0) -> p
     """Read a netlink capture (pcap, link type 253) into one row per netlink message.
 
     Reads what ``tcpdump -i nlmon0 -w`` writes (µs or ns timestamps, either byte order) and
-    what ``ftracekit record --netlink`` writes (``netlink.pcap``). ``clock_offset_s`` is
+    what ``ftracekit record --netlink`` writes (``netlink.pcap``), also gzip/xz-compressed. ``clock_offset_s`` is
     subtracted from the packet times (``CLOCK_REALTIME``): pass the recording's
     realtime − monotonic offset to get the trace's ``mono`` clock.
 
