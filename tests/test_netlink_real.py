@@ -185,3 +185,16 @@ def test_cli_bad_captures(capsys, tmp_path):
         assert main(["netlink", str(tmp_path / "dump.txt")]) == 2
         out, err = capsys.readouterr()
         assert err.count("\n") == 1 and msg in err and out == ""
+
+
+def test_example_shows_the_message_view(tmp_path):
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "netlink_dump_stall.py"
+    r = subprocess.run([sys.executable, str(script), "--trace", str(DATA / "slow" / "dump.txt"),
+                        "--plots", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, MPLBACKEND="Agg"))
+    assert r.returncode == 0, r.stderr
+    assert "netlink capture: 50 packets, 211 messages, 211 joined to a traced call" in r.stdout
+    assert "dump seq 4242 (RTM_GETLINK, reader-bound): request → 43 rounds → NLMSG_DONE" in r.stdout
+    assert (tmp_path / "slowest_dump.png").stat().st_size > 0
