@@ -48,6 +48,7 @@ REQUIRED = {
     # netlink capture (test_record_netlink_live.py): the nlmon device never outlives a recording
     "test_failing_command_leaves_no_device",
     "test_sigint_leaves_no_device",
+    "test_sigterm_leaves_no_device",
     "test_sigkill_leaves_a_device_the_next_run_removes",
 }
 #: Slow under emulation (marked "heavy"): must pass on the newest kernel only.

@@ -129,17 +129,12 @@ def diagnose(tracefs: TraceFS | None = None, *, mount: bool = True,
 def _netlink(diag: Diagnosis) -> None:
     """``record --netlink``: nlmon, CAP_NET_ADMIN, ``ip``; a leftover device of a dead
     recording. Info/warn only: plain recording does not need it."""
-    from .nlmon import DEVICE_PREFIX, nlmon_support
+    from .nlmon import nlmon_support, stale_devices
 
     s = nlmon_support()
     diag.add("netlink capture", "ok" if s["ok"] else "info",
              f"--netlink works: {s['detail']}" if s["ok"] else f"--netlink unavailable: {s['detail']}")
-    try:
-        stale = sorted(n for n in os.listdir("/sys/class/net") if n.startswith(DEVICE_PREFIX)
-                       and n[len(DEVICE_PREFIX):].isdigit()
-                       and not os.path.exists(f"/proc/{n[len(DEVICE_PREFIX):]}"))
-    except OSError:
-        stale = []
+    stale = stale_devices()
     if stale:
         diag.add("nlmon devices", "warn", f"left by a killed ftracekit: {', '.join(stale)} "
                  "(`ftracekit doctor --clean` removes them)")

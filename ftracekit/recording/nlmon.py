@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 
 from ..errors import PermissionDeniedError, RecordError, TracerUnavailableError
 
-__all__ = ["default_functions", "GRAPH_DEFAULT", "FILTER_DEFAULT", "PcapWriter", "NlmonCapture", "nlmon_support", "check_nlmon", "remove_stale_devices",
+__all__ = ["stale_devices", "default_functions", "GRAPH_DEFAULT", "FILTER_DEFAULT", "PcapWriter", "NlmonCapture", "nlmon_support", "check_nlmon", "remove_stale_devices",
            "clock_offset_s", "DEVICE_PREFIX", "PCAP_NAME"]
 
 DEVICE_PREFIX = "ftknl"
@@ -57,7 +57,15 @@ _SNAPLEN = 262144
 #: a struct timespec (two longs) of CLOCK_REALTIME per packet
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _CAP_NET_ADMIN = 12
-_SYS_NET = Path("/sys/class/net")
+
+
+def _devices() -> set[str]:
+    """Interface names of this network namespace (not /sys/class/net: that shows the netns
+    sysfs was mounted in)."""
+    try:
+        return {name for _, name in socket.if_nameindex()}
+    except OSError:
+        return set()
 
 
 # ------------------------------------------------------------------------------------ pcap
@@ -183,16 +191,23 @@ def _ip(*args: str) -> subprocess.CompletedProcess:
 
 def _remove_device(name: str) -> str | None:
     """Delete ``name``; None when done (or already gone), else why not."""
-    if not (_SYS_NET / name).exists():
+    if name not in _devices():
         return None
     r = _ip("link", "del", "dev", name)
-    if r.returncode != 0 and (_SYS_NET / name).exists():
+    if r.returncode != 0 and name in _devices():
         return f"nlmon device {name}: {r.stderr.strip() or 'ip link del failed'}"
     return None
 
 
 def device_name(pid: int | None = None) -> str:
     return f"{DEVICE_PREFIX}{os.getpid() if pid is None else pid}"
+
+
+def stale_devices() -> list[str]:
+    """nlmon devices of dead ftracekit recordings (``ftknl<pid>`` whose pid is gone)."""
+    return sorted(n for n in _devices() if n.startswith(DEVICE_PREFIX)
+                  and n[len(DEVICE_PREFIX):].isdigit()
+                  and not Path(f"/proc/{n[len(DEVICE_PREFIX):]}").exists())
 
 
 def remove_stale_devices(named: str | None = None) -> list[str]:
@@ -202,10 +217,7 @@ def remove_stale_devices(named: str | None = None) -> list[str]:
     candidates = set()
     if named:
         candidates.add(named)
-    try:
-        present = [p.name for p in _SYS_NET.iterdir()]
-    except OSError:
-        present = []
+    present = _devices()
     for name in present:
         tail = name[len(DEVICE_PREFIX):]
         if name.startswith(DEVICE_PREFIX) and tail.isdigit() and not Path(f"/proc/{tail}").exists():
@@ -258,7 +270,7 @@ class NlmonCapture:
             r = subprocess.run(["modprobe", "nlmon"], capture_output=True, text=True, timeout=60)
             if r.returncode != 0 and not Path("/sys/module/nlmon").exists():
                 raise RecordError(f"cannot load the nlmon module: {r.stderr.strip()}")
-        if (_SYS_NET / self.name).exists():     # ours from a previous recording of this pid
+        if self.name in _devices():             # ours from a previous recording of this pid
             _remove_device(self.name)
         r = _ip("link", "add", "name", self.name, "type", "nlmon")
         if r.returncode != 0:

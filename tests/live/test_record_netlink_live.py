@@ -199,6 +199,20 @@ def test_sigint_leaves_no_device(tfs, tmp_path, unchanged, cli) -> None:
     assert (tmp_path / "netlink.pcap").stat().st_size > 24
 
 
+def test_sigterm_leaves_no_device(tfs, tmp_path, unchanged, cli) -> None:
+    out = tmp_path / "t.txt"
+
+    def terminate(pid: int) -> None:
+        wait_recording(out)
+        wait_device(f"ftknl{pid}")
+        os.kill(pid, signal.SIGTERM)
+
+    r = cli("record", "--netlink", "-o", str(out), "--", "sh", "-c",
+            "ip link show lo > /dev/null; sleep 120", during=terminate)
+    assert r.returncode == 130, r.stderr
+    assert (tmp_path / "netlink.pcap").stat().st_size > 24
+
+
 def test_sigkill_leaves_a_device_the_next_run_removes(tfs, tmp_path, unchanged, cli) -> None:
     out = tmp_path / "t.txt"
     killed = {}
