@@ -111,7 +111,8 @@ def test_vectorised_joins_agree_with_their_definitions():
     pd.testing.assert_series_equal(req, N.join_requests_sequential(pk, calls))
     pd.testing.assert_series_equal(N.join_rounds(pk, calls, req),
                                    N.join_rounds_sequential(pk, calls, req))
-    # random scenarios: many tasks, rounds at random gaps, some calls missing
+    assert_dump_replies_agree(pk)
+    # random scenarios (seqs shared between tasks, requests with port 0 as iproute2 writes): many tasks, rounds at random gaps, some calls missing
     rng = np.random.default_rng(12)
     for trial in range(20):
         pkts, rows = [], []
@@ -120,7 +121,9 @@ def test_vectorised_joins_agree_with_their_definitions():
             for dump in range(rng.integers(1, 4)):
                 n = int(rng.integers(1, 6))
                 times = t + 10e-6 + np.cumsum(rng.uniform(20e-6, 3e-3, n))
-                pkts += dump_packets(dump + 1, pid, t, [(float(x), 2) for x in times])
+                pkts += dump_packets(int(rng.integers(1, 4)), pid, t,
+                                     [(float(x), 2) for x in times],
+                                     request_portid=0 if rng.random() < 0.5 else None)
                 if rng.random() < 0.9:
                     rows.append(("rtnetlink_rcv", pid, "t", t + 5e-6, times[0] + 10e-6))
                 for x in times:
@@ -134,6 +137,16 @@ def test_vectorised_joins_agree_with_their_definitions():
         pd.testing.assert_series_equal(req, N.join_requests_sequential(pk, calls))
         pd.testing.assert_series_equal(N.join_rounds(pk, calls, req),
                                        N.join_rounds_sequential(pk, calls, req))
+        assert_dump_replies_agree(pk)
+
+
+def assert_dump_replies_agree(pk):
+    """All dumps' replies at once (numpy) = each request's replies by the definition."""
+    pairs = N.dump_replies(pk)
+    for p, req in N._dump_requests(pk).iterrows():
+        assert list(pairs.loc[pairs["request"] == p, "packet"]) == list(
+            N._replies_of(pk, req).index)
+    assert len(pairs) == sum(len(N._replies_of(pk, r)) for _, r in N._dump_requests(pk).iterrows())
 
 
 def test_dumps_and_rounds():

@@ -112,6 +112,9 @@ def test_joins_agree_with_their_definitions_on_real_data(run):
     pd.testing.assert_series_equal(req, N.join_requests_sequential(pk, trace.calls))
     pd.testing.assert_series_equal(N.join_rounds(pk, trace.calls, req),
                                    N.join_rounds_sequential(pk, trace.calls, req))
+    pairs = N.dump_replies(pk)
+    for p, r in N._dump_requests(pk).iterrows():
+        assert list(pairs.loc[pairs["request"] == p, "packet"]) == list(N._replies_of(pk, r).index)
 
 
 @pytest.mark.parametrize("run,seq", [("ip", 1796604159), ("slow", 4242)])

@@ -143,17 +143,61 @@ def _dump_requests(pk: pd.DataFrame) -> pd.DataFrame:
     return pk[(pk["direction"] == "to_kernel") & pk["flags"].str.contains("DUMP")]
 
 
-def _replies_of(pk: pd.DataFrame, req: pd.Series) -> pd.DataFrame:
+def _reply_groups(pk: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
+    """Packets to user space by (family, seq), in capture order: built once, so that finding
+    each request's replies does not scan every packet."""
+    to_user = pk[pk["direction"] == "to_user"]
+    return {key: g for key, g in to_user.groupby(["family", "seq"], sort=False)}
+
+
+def _replies_of(pk: pd.DataFrame, req: pd.Series,
+                groups: dict[tuple[str, int], pd.DataFrame] | None = None) -> pd.DataFrame:
     """The dump's reply packets: to user space, same family and seq, after the request, up to
     the first one holding ``NLMSG_DONE`` (a later dump may reuse the seq). The replies carry
     the socket's port id; the request's ``nlmsg_pid`` is what user space wrote — often 0
     (iproute2) — so when it is 0 the port is the one of the first reply with that seq."""
-    r = pk[(pk["direction"] == "to_user") & (pk["family"] == req["family"])
-           & (pk["seq"] == req["seq"]) & (pk.index > req.name)]
+    if groups is None:
+        groups = _reply_groups(pk)
+    r = groups.get((req["family"], req["seq"]))
+    if r is None:
+        return pk.iloc[:0]
+    r = r[r.index > req.name]
     port = int(req["portid"]) or (int(r["portid"].iloc[0]) if len(r) else 0)
     r = r[r["portid"] == port]
     done = np.flatnonzero(r["n_done"].to_numpy() > 0)
     return r.iloc[: done[0] + 1] if len(done) else r
+
+
+def dump_replies(pk: pd.DataFrame) -> pd.DataFrame:
+    """Every dump's reply packets at once: one row per (``request``, ``packet``) pair, in
+    request then capture order — :func:`_replies_of` for all requests, on numpy arrays (one
+    pass per request over the packets of its family and seq only)."""
+    reqs = _dump_requests(pk)
+    to_user = pk[pk["direction"] == "to_user"]
+    pos = to_user.index.to_numpy()
+    port = to_user["portid"].to_numpy()
+    done = to_user["n_done"].to_numpy() > 0
+    keys = pd.MultiIndex.from_arrays([to_user["family"], to_user["seq"]])
+    by_key = pd.Series(np.arange(len(to_user))).groupby(keys.to_numpy() if len(keys) else
+                                                       np.array([], dtype=object)).indices
+    req_out, pkt_out = [], []
+    for p, fam, seq, rport in zip(reqs.index.to_numpy(), reqs["family"], reqs["seq"],
+                                  reqs["portid"]):
+        idx = by_key.get((fam, seq))
+        if idx is None:
+            continue
+        idx = idx[pos[idx] > p]
+        if not len(idx):
+            continue
+        want = rport or port[idx[0]]
+        idx = idx[port[idx] == want]
+        d = np.flatnonzero(done[idx])
+        if len(d):
+            idx = idx[: d[0] + 1]
+        req_out.append(np.full(len(idx), p, dtype=np.int64))
+        pkt_out.append(pos[idx])
+    cat = (lambda parts: np.concatenate(parts) if parts else np.array([], dtype=np.int64))
+    return pd.DataFrame({"request": cat(req_out), "packet": cat(pkt_out)})
 
 
 def _nearest_interval(starts: np.ndarray, ends: np.ndarray, ts: np.ndarray,
@@ -182,19 +226,23 @@ def join_rounds(pk: pd.DataFrame, calls: pd.DataFrame, request_call: pd.Series, 
     rounds = _func_calls(calls, "netlink_dump")
     if rounds.empty:
         return out
-    by_pid = {pid: g for pid, g in rounds.groupby("pid", sort=False)}
-    for p, req in _dump_requests(pk).iterrows():
-        h = request_call.get(p, -1)
-        if h < 0:
+    pairs = dump_replies(pk)
+    h = request_call.reindex(pairs["request"].to_numpy()).to_numpy()
+    pairs = pairs[h >= 0].assign(pid=calls["pid"].reindex(h[h >= 0]).to_numpy())
+    found = []
+    for pid, group in pairs.groupby("pid", sort=False):
+        mine = rounds[rounds["pid"] == pid]
+        if mine.empty:
             continue
-        mine = by_pid.get(calls.at[h, "pid"])
-        if mine is None:
-            continue
-        rep = _replies_of(pk, req)
-        ts = rep["ts_s"].to_numpy()
-        starts, ends = mine["start_s"].to_numpy(), mine["end_s"].to_numpy()
-        pos = _nearest_interval(starts, ends, ts, tol_s)
-        out.loc[rep.index] = np.where(pos >= 0, mine.index.to_numpy()[np.maximum(pos, 0)], -1)
+        ts = pk["ts_s"].reindex(group["packet"].to_numpy()).to_numpy()
+        pos = _nearest_interval(mine["start_s"].to_numpy(), mine["end_s"].to_numpy(), ts, tol_s)
+        ok = pos >= 0
+        found.append(group[ok].assign(call=mine.index.to_numpy()[pos[ok]]))
+    if found:
+        # a packet two dumps claim (a reused seq): the later request's match wins
+        hits = pd.concat(found).sort_values(["packet", "request"]).drop_duplicates(
+            "packet", keep="last")
+        out.loc[hits["packet"].to_numpy()] = hits["call"].to_numpy()
     return out
 
 
@@ -239,16 +287,23 @@ def join(messages: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     pkt_call = req_call.copy()
     round_call = join_rounds(pk, calls, req_call)
     pkt_call[round_call >= 0] = round_call[round_call >= 0]
-    # other replies of a request: produced inside its handler call
+    # other replies of a request (acks, errors, single GETs): produced inside its handler call;
+    # a packet two requests could claim goes to the earlier one
     handled = pk[(pk["direction"] == "to_kernel") & (req_call >= 0)]
-    for p, req in handled.iterrows():
-        h = req_call[p]
-        start, end = calls.at[h, "start_s"], calls.at[h, "end_s"]
-        rep = pk[(pk["direction"] == "to_user") & (pk["seq"] == req["seq"])
-                 & (pk["family"] == req["family"]) & (pkt_call < 0) & (pk.index > p)
-                 & ((pk["portid"] == req["portid"]) | (req["portid"] == 0))
-                 & (pk["ts_s"] >= start - TOLERANCE_S) & (pk["ts_s"] <= end + TOLERANCE_S)]
-        pkt_call[rep.index] = h
+    free = pk[(pk["direction"] == "to_user") & (pkt_call < 0)]
+    if len(handled) and len(free):
+        h = req_call[handled.index].to_numpy()
+        reqs = pd.DataFrame({"request": handled.index.to_numpy(), "family": handled["family"],
+                             "seq": handled["seq"], "rport": handled["portid"],
+                             "start": calls["start_s"].reindex(h).to_numpy() - TOLERANCE_S,
+                             "end": calls["end_s"].reindex(h).to_numpy() + TOLERANCE_S,
+                             "call": h})
+        cand = free[["family", "seq", "portid", "ts_s"]].rename_axis("packet").reset_index()
+        m = cand.merge(reqs, on=["family", "seq"])
+        m = m[(m["packet"] > m["request"]) & ((m["portid"] == m["rport"]) | (m["rport"] == 0))
+              & (m["ts_s"] >= m["start"]) & (m["ts_s"] <= m["end"])]
+        m = m.sort_values(["packet", "request"]).drop_duplicates("packet")
+        pkt_call[m["packet"].to_numpy()] = m["call"].to_numpy()
     out = messages.copy()
     call = pkt_call.reindex(out["packet"].to_numpy()).to_numpy()
     out["call"] = call
@@ -280,18 +335,25 @@ def verdict(kernel_us: float, user_us: float, n_traced: int) -> str:
     return "balanced"
 
 
-def rounds(joined: pd.DataFrame, calls: pd.DataFrame, request_packet: int) -> pd.DataFrame:
-    """One row per round of the dump requested in packet ``request_packet``: ``round`` (1…),
-    ``packet``, ``call`` (its ``netlink_dump``, −1 if untraced), ``start_s``/``end_s`` (the
-    call's; the packet time when untraced), ``kernel_us`` (the call's duration), ``gap_before_us``
-    (µs from the previous round's end to this one's start: user space, reading and asking for
-    more; NaN for the first), ``n_messages`` (without ``NLMSG_DONE``), ``bytes``,
-    ``first_ifname``/``last_ifname``, ``done`` (holds ``NLMSG_DONE``)."""
+def _packet_table(joined: pd.DataFrame) -> pd.DataFrame:
+    """:func:`packets` of a joined table plus, per packet: ``call``, ``n_data`` (messages other
+    than ``NLMSG_DONE``), ``first_ifname``/``last_ifname`` among them, ``status`` (the last
+    ``NLMSG_DONE``/``NLMSG_ERROR`` code in it)."""
     pk = packets(joined)
-    req = pk.loc[request_packet]
-    rep = _replies_of(pk, req)
-    msgs = joined[joined["packet"].isin(rep.index)]
-    call = joined.groupby("packet")["call"].first().reindex(rep.index).to_numpy()
+    pk["call"] = joined.groupby("packet")["call"].first()
+    data = joined[joined["type"] != "NLMSG_DONE"].groupby("packet")
+    pk["n_data"] = data.size().reindex(pk.index, fill_value=0)
+    pk["first_ifname"] = data["ifname"].first().reindex(pk.index)
+    pk["last_ifname"] = data["ifname"].last().reindex(pk.index)
+    st = joined[joined["type"].isin(["NLMSG_DONE", "NLMSG_ERROR"])].groupby("packet")["error"]
+    pk["status"] = st.last().reindex(pk.index)
+    return pk
+
+
+def _round_table(pt: pd.DataFrame, calls: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """:data:`ROUND_COLUMNS` (+ ``request``) for the (request, packet) ``pairs``."""
+    rep = pt.loc[pairs["packet"].to_numpy()]
+    call = rep["call"].to_numpy()
     has = call >= 0
     start = rep["ts_s"].to_numpy().copy()
     end = start.copy()
@@ -300,64 +362,87 @@ def rounds(joined: pd.DataFrame, calls: pd.DataFrame, request_packet: int) -> pd
         c = calls.loc[call[has]]
         start[has], end[has] = c["start_s"].to_numpy(), c["end_s"].to_numpy()
         kernel[has] = c["duration_us"].to_numpy()
+    req = pairs["request"].to_numpy()
+    first = np.ones(len(req), dtype=bool)
+    first[1:] = req[1:] != req[:-1]
     gap = np.full(len(rep), np.nan)
     gap[1:] = (start[1:] - end[:-1]) * 1e6
-    data = msgs[msgs["type"] != "NLMSG_DONE"].groupby("packet")
-    names = data["ifname"]
+    gap[first] = np.nan
+    number = np.arange(len(req)) - np.maximum.accumulate(np.where(first, np.arange(len(req)), 0))
     return pd.DataFrame({
-        "round": np.arange(1, len(rep) + 1), "packet": rep.index.to_numpy(), "call": call,
+        "request": req, "round": number + 1, "packet": rep.index.to_numpy(), "call": call,
         "start_s": start, "end_s": end, "kernel_us": kernel, "gap_before_us": gap,
-        "n_messages": data.size().reindex(rep.index, fill_value=0).to_numpy(),
-        "bytes": rep["bytes"].to_numpy(),
-        "first_ifname": names.first().reindex(rep.index).to_numpy(),
-        "last_ifname": names.last().reindex(rep.index).to_numpy(),
-        "done": (rep["n_done"] > 0).to_numpy(),
+        "n_messages": rep["n_data"].to_numpy(), "bytes": rep["bytes"].to_numpy(),
+        "first_ifname": rep["first_ifname"].to_numpy(),
+        "last_ifname": rep["last_ifname"].to_numpy(),
+        "done": (rep["n_done"] > 0).to_numpy(), "status": rep["status"].to_numpy(),
+        "portid": rep["portid"].to_numpy(),
     })
+
+
+def rounds(joined: pd.DataFrame, calls: pd.DataFrame, request_packet: int) -> pd.DataFrame:
+    """One row per round of the dump requested in packet ``request_packet``: ``round`` (1…),
+    ``packet``, ``call`` (its ``netlink_dump``, −1 if untraced), ``start_s``/``end_s`` (the
+    call's; the packet time when untraced), ``kernel_us`` (the call's duration), ``gap_before_us``
+    (µs from the previous round's end to this one's start: user space, reading and asking for
+    more; NaN for the first), ``n_messages`` (without ``NLMSG_DONE``), ``bytes``,
+    ``first_ifname``/``last_ifname``, ``done`` (holds ``NLMSG_DONE``)."""
+    pt = _packet_table(joined)
+    pairs = dump_replies(pt)
+    pairs = pairs[pairs["request"] == request_packet]
+    return _round_table(pt, calls, pairs)[ROUND_COLUMNS].reset_index(drop=True)
 
 
 def dumps(joined: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     """One row per dump request (index: the request's ``packet``), columns
     :data:`DUMP_COLUMNS`: ``seq``, ``portid`` (the socket's port, from the replies), ``family``,
-    ``type`` (``RTM_GETLINK`` …);
-    ``pid``/``comm`` of the requesting task and ``request_call`` (its handler call; −1/NaN when
-    untraced); ``start_s`` (request) and ``end_s`` (the last round's end, or its packet);
-    ``duration_us``; ``n_rounds`` (reply packets); ``n_messages`` (reply messages without
-    ``NLMSG_DONE``); ``bytes``; ``kernel_us`` (sum of the traced rounds' durations);
-    ``user_us`` (sum of the gaps between rounds); ``slowest_round_us`` and ``slowest_call``
-    (its ``netlink_dump`` call, for ``tree``/``critical_path``; −1 if none); ``done``
-    (``NLMSG_DONE`` seen); ``error`` (``NLMSG_DONE``'s status, or the ``NLMSG_ERROR`` code);
-    ``verdict`` (:func:`verdict`). Times in seconds on the trace clock, durations in µs."""
-    pk = packets(joined)
-    reqs = _dump_requests(pk)
-    first_call = joined.groupby("packet")["call"].first()
-    rows = []
-    for p, req in reqs.iterrows():
-        r = rounds(joined, calls, p)
-        h = int(first_call.get(p, -1))
-        traced = r[r["call"] >= 0]
-        kernel = float(traced["kernel_us"].sum())
-        user = float(np.nansum(r["gap_before_us"].to_numpy())) if len(r) > 1 else 0.0
-        slow = traced.loc[traced["kernel_us"].idxmax()] if len(traced) else None
-        reply = joined[joined["packet"].isin(r["packet"])]
-        status = reply.loc[reply["type"].isin(["NLMSG_DONE", "NLMSG_ERROR"]), "error"]
-        end = float(r["end_s"].iloc[-1]) if len(r) else float(req["ts_s"])
-        port = int(pk.at[int(r["packet"].iloc[0]), "portid"]) if len(r) else int(req["portid"])
-        rows.append({
-            "seq": int(req["seq"]), "portid": port, "family": req["family"],
-            "type": req["type"], "pid": int(calls.at[h, "pid"]) if h >= 0 else -1,
-            "comm": calls.at[h, "comm"] if h >= 0 else np.nan, "request_call": h,
-            "start_s": float(req["ts_s"]), "end_s": end,
-            "duration_us": (end - float(req["ts_s"])) * 1e6, "n_rounds": len(r),
-            "n_messages": int(r["n_messages"].sum()), "bytes": int(r["bytes"].sum()),
-            "kernel_us": kernel, "user_us": user,
-            "slowest_round_us": float(slow["kernel_us"]) if slow is not None else np.nan,
-            "slowest_call": int(slow["call"]) if slow is not None else -1,
-            "done": bool(r["done"].any()),
-            "error": int(status.iloc[-1]) if len(status) and pd.notna(status.iloc[-1]) else pd.NA,
-            "verdict": verdict(kernel, user, len(traced)),
-        })
-    out = pd.DataFrame(rows, columns=DUMP_COLUMNS, index=pd.Index(reqs.index, name="packet"))
-    out["error"] = out["error"].astype("Int64")
+    ``type`` (``RTM_GETLINK`` …); ``pid``/``comm`` of the requesting task and ``request_call``
+    (its handler call; −1/NaN when untraced); ``start_s`` (request) and ``end_s`` (the last
+    round's end, or its packet); ``duration_us``; ``n_rounds`` (reply packets); ``n_messages``
+    (reply messages without ``NLMSG_DONE``); ``bytes``; ``kernel_us`` (sum of the traced
+    rounds' durations); ``user_us`` (sum of the gaps between rounds); ``slowest_round_us`` and
+    ``slowest_call`` (its ``netlink_dump`` call, for ``tree``/``critical_path``; −1 if none);
+    ``done`` (``NLMSG_DONE`` seen); ``error`` (``NLMSG_DONE``'s status, or the
+    ``NLMSG_ERROR`` code); ``verdict`` (:func:`verdict`). Times in seconds on the trace clock,
+    durations in µs."""
+    pt = _packet_table(joined)
+    reqs = _dump_requests(pt)
+    r = _round_table(pt, calls, dump_replies(pt))
+    traced = r[r["call"] >= 0]
+    g = r.groupby("request", sort=False)
+    gt = traced.groupby("request", sort=False)
+    slow = traced.loc[gt["kernel_us"].idxmax()].set_index("request") if len(traced) else None
+    status = r.dropna(subset=["status"]).groupby("request")["status"].last()
+    idx = reqs.index
+    n_rounds = g.size().reindex(idx, fill_value=0)
+    kernel = gt["kernel_us"].sum().reindex(idx, fill_value=0.0)
+    user = g["gap_before_us"].sum().reindex(idx, fill_value=0.0)      # NaN (first) skipped
+    n_traced = gt.size().reindex(idx, fill_value=0)
+    h = reqs["call"].to_numpy()
+    has = h >= 0
+    pid = np.full(len(h), -1, dtype=np.int64)
+    pid[has] = calls["pid"].reindex(h[has]).to_numpy()
+    comm = np.full(len(h), np.nan, dtype=object)
+    comm[has] = calls["comm"].reindex(h[has]).astype(object).to_numpy()
+    end = g["end_s"].last().reindex(idx).fillna(reqs["ts_s"])
+    out = pd.DataFrame({
+        "seq": reqs["seq"], "portid": g["portid"].first().reindex(idx).fillna(reqs["portid"]),
+        "family": reqs["family"], "type": reqs["type"],
+        "pid": pid, "comm": comm,
+        "request_call": h, "start_s": reqs["ts_s"], "end_s": end,
+        "duration_us": (end - reqs["ts_s"]) * 1e6, "n_rounds": n_rounds,
+        "n_messages": g["n_messages"].sum().reindex(idx, fill_value=0),
+        "bytes": g["bytes"].sum().reindex(idx, fill_value=0),
+        "kernel_us": kernel, "user_us": user,
+        "slowest_round_us": (slow["kernel_us"].reindex(idx) if slow is not None
+                             else pd.Series(np.nan, index=idx)),
+        "slowest_call": (slow["call"].reindex(idx).fillna(-1) if slow is not None
+                         else pd.Series(-1, index=idx)).astype(np.int64),
+        "done": g["done"].any().reindex(idx, fill_value=False).astype(bool),
+        "error": status.reindex(idx).astype("Int64"),
+        "verdict": [verdict(k, u, n) for k, u, n in zip(kernel, user, n_traced)],
+    }, index=pd.Index(idx, name="packet"), columns=DUMP_COLUMNS)
+    out["portid"] = out["portid"].astype(np.int64)
     return out
 
 
