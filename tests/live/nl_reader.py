@@ -20,8 +20,12 @@ RTM_GETLINK = 18
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 
 
-def dump_links(sleep_s: float = 0.0, bufsize: int = 4096, seq: int = 4242) -> tuple[int, int, int, int]:
-    """(links, rounds, seq, portid)."""
+def dump_links(sleep_s: float = 0.0, bufsize: int = 4096, seq: int = 4242,
+               raw: bool = False) -> tuple[int, int, int, int]:
+    """(links, rounds, seq, portid). ``raw``: do not walk the messages (a reader that asks for
+    the next round at once); links is then -1 and the end is seen by the NLMSG_DONE header
+    (20 bytes: len, type 3) ending the last skb."""
+    done = struct.pack("=IH", 20, 3)
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
     try:
         s.bind((0, 0))
@@ -34,6 +38,10 @@ def dump_links(sleep_s: float = 0.0, bufsize: int = 4096, seq: int = 4242) -> tu
         while True:
             data = s.recv(bufsize)
             rounds += 1
+            if raw:
+                if data[-20:-14] == done or data[-24:-18] == done:
+                    return -1, rounds, seq, portid
+                continue
             off = 0
             while off + 16 <= len(data):
                 length, kind = struct.unpack_from("=IH", data, off)
@@ -53,8 +61,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sleep", type=float, default=0.0)
     ap.add_argument("--bufsize", type=int, default=4096)
+    ap.add_argument("--raw", action="store_true", help="do not parse the messages")
     a = ap.parse_args()
-    links, rounds, seq, portid = dump_links(a.sleep, a.bufsize)
+    links, rounds, seq, portid = dump_links(a.sleep, a.bufsize, raw=a.raw)
     print(f"links={links} rounds={rounds} seq={seq} portid={portid} pid={os.getpid()}")
     return 0
 
