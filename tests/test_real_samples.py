@@ -165,17 +165,24 @@ def test_interrupt_before_a_late_entry_that_excludes_it_6_17():
 def test_late_exit_line_after_an_interrupt_6_1():
     # 6.1, abstime: "__rcu_read_unlock() {" (line 11185) is followed by a timer interrupt at the
     # same depth (irq_enter_rcu on line 11186 ...) and its exit comes after it, named:
-    # "} /* __rcu_read_unlock */" on line 11367 with 6054.237 us. One complete call; the
-    # interrupt's calls stay siblings of it, marked in_irq.
+    # "} /* __rcu_read_unlock */" on line 11367 with 6054.237 us. One complete call, and its
+    # 6054 us cover the interrupt (635.573421-635.573674): the interrupt's three top calls
+    # (irq_enter_rcu 8.821, __sysvec_apic_timer_interrupt 132.811, irq_exit_rcu 109.517 us) are
+    # its children, not its siblings — else if_nlmsg_size (6064.366 us) would count them twice
+    # and show -244.873 us of self time (issue 10).
     t = ftracekit.load(DATA.parent / "6.1.0-56-amd64" / "netlink_dump_200.txt.xz")
     c = t.calls
     call = c.loc[c.index[c["line"] == 11185][0]]
     assert call["func"] == "__rcu_read_unlock" and call["status"] == "complete"
-    assert call["duration_us"] == 6054.237 and call["n_children"] == 0
+    assert call["duration_us"] == 6054.237 and call["n_children"] == 3
+    assert call["self_us"] == pytest.approx(6054.237 - 8.821 - 132.811 - 109.517)
     assert call["start_s"] == 635.567622 and call["end_s"] == 635.573676
     irq = c.loc[c.index[c["line"] == 11186][0]]
-    assert irq["func"] == "irq_enter_rcu" and irq["in_irq"] and irq["parent"] == call["parent"]
+    assert irq["func"] == "irq_enter_rcu" and irq["in_irq"] and irq["parent"] == call.name
     assert not call["in_irq"]
+    caller = c.loc[call["parent"]]
+    assert caller["func"] == "if_nlmsg_size" and caller["self_us"] == pytest.approx(
+        6064.366 - (0.520 + 0.749 + 0.605 + 0.569 + 0.713 + 0.697 + 6054.237))
     assert (c.loc[c["line"].between(11186, 11366), "in_irq"]).all()
 
 

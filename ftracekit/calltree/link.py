@@ -67,7 +67,7 @@ def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
     """
     out = _link_stacks(kind, depth, func, module, task, force_sequential=force_sequential,
                        dur=dur)
-    _pair_late_exits(out, kind, depth, func, module, task)
+    _pair_late_exits(out, kind, depth, func, module, task, dur)
     out.by_task = None
     return out
 
@@ -77,7 +77,7 @@ _LATE_EXIT_SCAN = 10000
 
 
 def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.ndarray,
-                     module: np.ndarray, task: np.ndarray) -> None:
+                     module: np.ndarray, task: np.ndarray, dur: np.ndarray | None = None) -> None:
     """Exit lines printed late: an interrupt that hit after a function returned but before its
     exit event was recorded prints its calls at the function's own depth, right after the
     entry line; the stack algorithm then closes the function without an exit when the
@@ -85,7 +85,10 @@ def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.n
     after the interrupt as an exit without an entry. Such a pair — an exit without entry at
     depth ``d``, and the latest entry without exit at depth ``d`` before it with nothing
     shallower in between and no other exit without entry at ``d`` — is one complete call;
-    the calls at depth ``d`` in between are marked as interrupts."""
+    the calls at depth ``d`` in between are marked as interrupts. When the exit's duration
+    covers them (6.1 takes the return time after the interrupt: ``} /* __rcu_read_unlock */``
+    of 6 ms around a timer interrupt), they ran inside the call's measured time and become its
+    children; otherwise they stay beside it."""
     X = np.flatnonzero(out.is_start & (kind == K_EXIT))
     if not len(X):
         return
@@ -146,6 +149,11 @@ def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.n
         out.is_start[x] = False
         out.parent[x] = -1
         out.interrupt[between] = True
+        if dur is not None and len(between):
+            b_rec = np.where(kind[between] == K_ENTRY, out.exit_of[between], between)
+            inside = float(np.nansum(np.where(b_rec >= 0, dur[np.maximum(b_rec, 0)], np.nan)))
+            if dur[x] == dur[x] and dur[x] >= inside:
+                out.parent[between] = e
         moved[x] = True
         remap[x] = e
     for arr in (out.parent, out.owner):       # calls/events that hung under the exit
@@ -274,16 +282,17 @@ def _link_stacks(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: 
             ns_cache.append(_NextSmaller(D, end_task))
         nsg = ns_cache[0](gap)                   # (only the gap positions are searched)
         nsv = np.maximum(nsg, 0)
-        cand = (nsg >= 0) & (K[nsv] == K_ENTRY) & (D[nsv] == D[gap] - 1)
+        cand = ((nsg >= 0) & ((K[nsv] == K_ENTRY) | (K[nsv] == K_LEAF))
+                & (D[nsv] == D[gap] - 1))
         gap, nsg = gap[cand], nsg[cand]
         if len(gap):
-            # The entry must be complete and last at least as long as the calls it adopts.
-            # (exit records from out.exit_of, which holds the pairs found above)
+            # The late entry (or leaf) must be complete and last at least as long as the calls
+            # it adopts. (exit records from out.exit_of, which holds the pairs found above)
             g_rec = np.where(K[gap] == K_ENTRY, out.exit_of[calls[gap]], calls[gap])
             g_dur = np.where(g_rec >= 0, dur[np.maximum(g_rec, 0)], np.nan)
             uq, inv = np.unique(nsg, return_inverse=True)
             inside = np.bincount(inv, weights=np.nan_to_num(g_dur), minlength=len(uq))
-            ex_u = out.exit_of[calls[uq]]
+            ex_u = np.where(K[uq] == K_LEAF, calls[uq], out.exit_of[calls[uq]])
             own = np.where(ex_u >= 0, dur[np.maximum(ex_u, 0)], np.nan)
             ok_u = (ex_u >= 0) & (own >= inside)
             adopt = ok_u[inv]

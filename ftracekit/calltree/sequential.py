@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..read import K_COMMENT, K_ENTRY, K_EXIT
+from ..read import K_COMMENT, K_ENTRY, K_EXIT, K_LEAF
 
 __all__ = ["Links"]
 
@@ -113,7 +113,8 @@ def _link_sequential(idx: np.ndarray, kind: np.ndarray, depth: np.ndarray, func:
             d = depths[p]
             if d > 0 and (par[p] < 0 or depths[par[p]] < d - 1):
                 q = nxt_smaller[p]
-                if q >= 0 and kinds[q] == K_ENTRY and depths[q] == d - 1 and ex[q] >= 0:
+                if (q >= 0 and depths[q] == d - 1
+                        and ((kinds[q] == K_ENTRY and ex[q] >= 0) or kinds[q] == K_LEAF)):
                     claims.setdefault(q, []).append(p)
         def call_dur(p: int) -> float:
             """Duration of the call started at ``p`` (0 when unknown)."""
@@ -122,7 +123,7 @@ def _link_sequential(idx: np.ndarray, kind: np.ndarray, depth: np.ndarray, func:
             return v if v == v else 0.0
 
         for q, ps in claims.items():
-            own_dur = durs[ex[q]]
+            own_dur = durs[ex[q]] if kinds[q] == K_ENTRY else durs[q]
             inside = sum(call_dur(p) for p in ps)
             if own_dur == own_dur and own_dur >= inside:
                 for p in ps:

@@ -17,6 +17,7 @@ from ..read import (
     K_COMMENT, K_ENTRY, K_EXIT, K_IRQ_ENTER, K_IRQ_EXIT, K_LEAF, K_SWITCH, LineRecords, event_name,
 )
 from ._vectorised import _roots_and_interrupts
+from .interrupts import fit_interrupts, irq_entry_functions
 from .link import _CHUNK, link_records
 
 __all__ = ["build_tables", "fill_tasks", "task_keys", "CALL_COLUMNS", "EVENT_COLUMNS", "STATUSES"]
@@ -194,10 +195,15 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     del call_id
     interrupted = links.interrupt[S]
     links.interrupt = None  # type: ignore[assignment]
+    is_entry_fn = irq_entry_functions(recs.funcs)
+    if is_entry_fn.any():
+        codes = cols["func"][S]
+        interrupted |= is_entry_fn[codes] & (codes >= 0)
+        del codes
     depth_c = take("depth")[S]
     # Root (the outermost ancestor) and interrupt context (calls that interrupted another, seen
-    # from their depth, and everything below them ran in interrupt context even where the
-    # text has no irq arrows).
+    # from their depth, or of the kernel's interrupt entry functions, and everything below
+    # them ran in interrupt context even where the text has no irq arrows).
     roots_job = background(_roots_and_interrupts, parent, depth_c, interrupted, size=n_calls)
     del interrupted
 
@@ -240,7 +246,8 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     end_s = ts[xr]
     np.subtract(start_s, d6, out=start_s, where=is_exit)
     end_s[~has_exit] = np.nan
-    np.add(end_s, d6, out=end_s, where=k_s == K_LEAF)
+    is_leaf = k_s == K_LEAF
+    np.add(end_s, d6, out=end_s, where=is_leaf)
     del ts, k_s, is_exit
     # The exit line of a complete call may lack a timestamp the entry had (mixed layouts).
     fix = np.isnan(end_s) & has_exit
@@ -256,21 +263,10 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
         retval = pd.arrays.IntegerArray(np.where(has_ret, rv[xr], 0), ~has_ret)
         del has_ret
     del rv, hr, xr, has_exit
-    del S
-    # Children: counts and summed durations.
-    pidx = parent[has_parent]
-    n_children = np.bincount(pidx, minlength=n_calls).astype(np.int32)
-    child_sum = np.bincount(pidx, weights=np.nan_to_num(dur[has_parent]), minlength=n_calls)
-    del pidx
-    self_us = dur - child_sum
-    del child_sum
-    del has_parent
-    root, interrupted = roots_job.result()
-    del roots_job
-    data["in_irq"] = data["in_irq"] | interrupted
-    del interrupted
+    del S, has_parent
     # An entry line recorded late (an interrupt hit between the call and its entry event) is
-    # printed after the interrupt's calls, which it adopted: it began no later than they did.
+    # printed after the interrupt's calls, which it adopted: it began no later than they did
+    # (a late leaf then ends its duration after that).
     line = data["line"]
     to, value = [], []             # (all read before any is moved, in pieces)
     for lo in range(0, n_calls, _CHUNK):
@@ -282,8 +278,27 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
             to.append(p_sub[keep])
             value.append(start_s[sub[keep]])
     if to:
+        late = np.unique(np.concatenate(to))
         np.fmin.at(start_s, np.concatenate(to), np.concatenate(value))
-    del line, to, value
+        late = late[is_leaf[late]]
+        end_s[late] = start_s[late] + dur[late] * 1e-6
+        del late
+    del line, to, value, is_leaf
+    root, interrupted = roots_job.result()
+    del roots_job
+    # Interrupts go to the call whose measured time contains them (see calltree.interrupts).
+    if fit_interrupts(parent, data["depth"], dur, start_s, end_s, interrupted):
+        root, interrupted = _roots_and_interrupts(parent, data["depth"], interrupted)
+    data["in_irq"] = data["in_irq"] | interrupted
+    del interrupted
+    # Children: counts and summed durations.
+    has_parent = parent >= 0
+    pidx = parent[has_parent]
+    n_children = np.bincount(pidx, minlength=n_calls).astype(np.int32)
+    child_sum = np.bincount(pidx, weights=np.nan_to_num(dur[has_parent]), minlength=n_calls)
+    del pidx, has_parent
+    self_us = dur - child_sum
+    del child_sum
     data.update(parent=parent, root=root, start_s=start_s, end_s=end_s, duration_us=dur,
                 self_us=self_us, n_children=n_children, retval=retval)
     del parent, root, start_s, end_s, dur, self_us, n_children, retval

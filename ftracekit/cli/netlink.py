@@ -19,9 +19,9 @@ import pandas as pd
 
 from ..errors import FtracekitError
 from ..net.netlink import PcapTruncatedWarning
-from ..show import fmt_us
+from ..show.format import fmt_count, fmt_s
 from ..trace import Trace
-from .analyse import _table, load_for_cli
+from ._common import load_for_cli, table
 
 __all__ = ["register", "print_netlink"]
 
@@ -53,10 +53,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_cmd_netlink)
 
 
-def _fmt_int(v: Any) -> str:
-    return "-" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else f"{int(v):,}"
-
-
 def _task(comm: Any, pid: int) -> str:
     return "-" if pid < 0 else f"{comm if isinstance(comm, str) else '?'}-{pid}"
 
@@ -68,41 +64,43 @@ def print_netlink(trace: Trace, *, messages: bool = False, file: IO[str] | None 
     rec = (trace.meta.get("recording") or {}).get("netlink") or {}
     drops = rec.get("drops")
     print(f"netlink capture: {trace.meta.get('netlink_pcap')}: "
-          f"{msgs['packet'].nunique():,} packets, {len(msgs):,} messages"
-          + (f", {drops:,} dropped by the capture socket" if drops is not None else ""), file=out)
+          f"{fmt_count(msgs['packet'].nunique())} packets, {fmt_count(len(msgs))} messages"
+          + (f", {fmt_count(drops)} dropped by the capture socket" if drops is not None else ""),
+          file=out)
     joined = int((msgs["call"] >= 0).sum())
-    print(f"  {joined:,} of {len(msgs):,} messages joined to a traced call", file=out)
+    print(f"  {fmt_count(joined)} of {fmt_count(len(msgs))} messages joined to a traced call",
+          file=out)
     print(file=out)
     print("messages per type:", file=out)
     counts = (msgs.groupby(["family", "direction", "type"], observed=True).agg(
         messages=("len", "size"), packets=("packet", "nunique"), bytes=("len", "sum"),
         joined=("call", lambda c: int((c >= 0).sum()))).reset_index())
-    _table(counts, ["family", "direction", "type", "messages", "packets", "bytes", "joined"],
-           {k: _fmt_int for k in ("messages", "packets", "bytes", "joined")}, out)
+    table(counts, ["family", "direction", "type", "messages", "packets", "bytes", "joined"], out,
+          fmt={k: fmt_count for k in ("messages", "packets", "bytes", "joined")})
     d = trace.dumps()
     print(file=out)
     if d.empty:
         print("dumps: none (no request with NLM_F_DUMP in the capture)", file=out)
     else:
-        print(f"dumps ({len(d)}; times in us):", file=out)
+        print(f"dumps ({len(d)}):", file=out)
         t = d.copy()
         t["task"] = [_task(c, p) for c, p in zip(t["comm"], t["pid"])]
         t["done"] = t["done"].map({True: "yes", False: "no"})
-        fm = {c: fmt_us for c in ("duration_us", "kernel_us", "user_us", "slowest_round_us")}
-        fm.update({c: _fmt_int for c in ("n_rounds", "n_messages", "bytes")})
-        fm.update({c: lambda v: str(int(v)) for c in ("seq", "portid")})     # identifiers
+        fm: dict[str, Any] = {c: fmt_count for c in ("n_rounds", "n_messages", "bytes")}
+        fm.update({c: (lambda v: str(int(v))) for c in ("seq", "portid")})     # identifiers
         fm["slowest_call"] = lambda v: "-" if v < 0 else str(v)
-        _table(t, ["seq", "portid", "task", "type", "n_rounds", "n_messages", "bytes",
-                   "duration_us", "kernel_us", "user_us", "slowest_round_us", "slowest_call",
-                   "done", "verdict"], fm, out)
+        table(t, ["seq", "portid", "task", "type", "n_rounds", "n_messages", "bytes",
+                  "duration_us", "kernel_us", "user_us", "slowest_round_us", "slowest_call",
+                  "done", "verdict"], out, fmt=fm)
     if messages:
         print(file=out)
         print("messages:", file=out)
         m = msgs.reset_index()
-        _table(m, ["message", "ts_s", "packet", "index", "direction", "type", "flags", "seq",
-                   "portid", "len", "ifname", "call"],
-               {"ts_s": lambda v: f"{v:.6f}", "ifname": lambda v: "-" if v is pd.NA else str(v)},
-               out)
+        table(m, ["message", "ts_s", "packet", "index", "direction", "type", "flags", "seq",
+                  "portid", "len", "ifname", "call"], out,
+              fmt={"ts_s": fmt_s, "ifname": lambda v: "-" if v is pd.NA else str(v),
+                   "seq": lambda v: str(int(v)), "portid": lambda v: str(int(v)),
+                   "call": lambda v: str(int(v))})
 
 
 def _cmd_netlink(args: argparse.Namespace) -> int:
