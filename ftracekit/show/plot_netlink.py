@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .format import fmt_us
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
@@ -28,7 +30,7 @@ def plot_dump(trace: "Trace", dump: int, ax: "Axes | None" = None) -> "Axes":
     r = trace.dump_rounds(dump)
     t0 = float(row["start_s"])
     span_us = max((float(row["end_s"]) - t0) * 1e6, 1e-3)
-    div, unit = (1e3, "ms") if span_us >= 2e3 else (1.0, "us")
+    div, unit = (1e3, "ms") if span_us >= 2e3 else (1.0, "µs")
     if ax is None:
         import matplotlib.pyplot as plt
 
@@ -53,8 +55,8 @@ def plot_dump(trace: "Trace", dump: int, ax: "Axes | None" = None) -> "Axes":
         ax.axvline(end[last], color="tab:red", lw=1.2, ls="--", label="NLMSG_DONE")
     task = f"{row['comm']}-{row['pid']}" if row["pid"] >= 0 else f"portid {row['portid']}"
     ax.set_title(f"dump seq {row['seq']} by {task}: {row['n_rounds']} rounds, "
-                 f"{row['n_messages']} messages; kernel {row['kernel_us']:.3f} us, user space "
-                 f"{row['user_us']:.3f} us: {row['verdict']}", fontsize=9)
+                 f"{row['n_messages']} messages; kernel {fmt_us(row['kernel_us'], unit=True)}, "
+                 f"user space {fmt_us(row['user_us'], unit=True)}: {row['verdict']}", fontsize=9)
     ax.set_yticks([])
     ax.set_ylim(-1, 1)
     ax.set_xlabel(f"time since the request ({unit})")
