@@ -202,13 +202,19 @@ def test_sigint_leaves_no_device(tfs, tmp_path, unchanged, cli) -> None:
 def test_sigterm_leaves_no_device(tfs, tmp_path, unchanged, cli) -> None:
     out = tmp_path / "t.txt"
 
+    mark = tmp_path / "ip-done"
+
     def terminate(pid: int) -> None:
         wait_recording(out)
         wait_device(f"ftknl{pid}")
+        deadline = time.monotonic() + 120      # the command's ip ran (slow to start under TCG)
+        while not mark.exists():
+            assert time.monotonic() < deadline, "the recorded command did not run ip"
+            time.sleep(0.1)
         os.kill(pid, signal.SIGTERM)
 
     r = cli("record", "--netlink", "-o", str(out), "--", "sh", "-c",
-            "ip link show lo > /dev/null; sleep 120", during=terminate)
+            f"ip link show lo > /dev/null; touch {mark}; sleep 120", during=terminate)
     assert r.returncode == 130, r.stderr
     assert (tmp_path / "netlink.pcap").stat().st_size > 24
 
