@@ -201,3 +201,30 @@ def test_example_shows_the_message_view(tmp_path):
     assert "netlink capture: 50 packets, 211 messages, 211 joined to a traced call" in r.stdout
     assert "dump seq 4242 (RTM_GETLINK, reader-bound): request → 43 rounds → NLMSG_DONE" in r.stdout
     assert (tmp_path / "slowest_dump.png").stat().st_size > 0
+
+
+def test_gaps_split_into_recvmsg_copy_and_user_space():
+    t = load("slow")
+    r = t.dump_rounds(4242)
+    later = r.iloc[1:]
+    assert (later["recv_before_us"] + later["user_before_us"] - later["gap_before_us"]).abs().max() < 1e-6
+    # each later round runs inside the reader's netlink_recvmsg, after the copy of the previous
+    c = t.calls
+    parents = c.loc[later["call"], "parent"].to_numpy()
+    assert set(c.loc[parents, "func"].astype(str)) == {"netlink_recvmsg"}
+    assert (later["recv_before_us"] > 0).all()
+    d = t.dumps().iloc[0]
+    assert d["recv_us"] + d["user_us"] == pytest.approx(r["gap_before_us"].sum())
+
+
+def test_fast_reader_on_6_12():
+    """``nl_reader.py --bufsize 1048576 --raw`` on Debian 6.12: 19 packets (tcpdump -r), 12
+    rounds (grep), 203 links; balanced under emulation (its user space is slow too)."""
+    run = DATA.parent / "netlink-6.12.118+deb12-amd64" / "fastraw"
+    t = ftracekit.load(run / "dump.txt")
+    assert t.netlink["packet"].nunique() == 19
+    assert grep_count(run / "dump.txt", "netlink_dump() {") == 12
+    d = t.dumps()
+    assert list(d["seq"]) == [4242] and list(d["n_rounds"]) == [12]
+    assert list(d["n_messages"]) == [203] and list(d["verdict"]) == ["balanced"]
+    assert (t.netlink["call"] >= 0).all()

@@ -318,14 +318,17 @@ def join(messages: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
 #: Columns of :func:`dumps`.
 DUMP_COLUMNS = ["seq", "portid", "family", "type", "pid", "comm", "request_call", "start_s",
                 "end_s", "duration_us", "n_rounds", "n_messages", "bytes", "kernel_us",
-                "user_us", "slowest_round_us", "slowest_call", "done", "error", "verdict"]
+                "recv_us", "user_us", "slowest_round_us", "slowest_call", "done", "error",
+                "verdict"]
 ROUND_COLUMNS = ["round", "packet", "call", "start_s", "end_s", "kernel_us", "gap_before_us",
-                 "n_messages", "bytes", "first_ifname", "last_ifname", "done"]
+                 "recv_before_us", "user_before_us", "n_messages", "bytes", "first_ifname",
+                 "last_ifname", "done"]
 
 
 def verdict(kernel_us: float, user_us: float, n_traced: int) -> str:
     """``kernel-bound``, ``reader-bound``, ``balanced`` (see :data:`BOUND_RATIO`), or
-    ``untraced`` when no round was traced."""
+    ``untraced`` when no round was traced. ``dumps()`` passes the rounds' time plus the
+    recvmsg copies as ``kernel_us``."""
     if n_traced == 0:
         return "untraced"
     if user_us >= BOUND_RATIO * kernel_us and user_us > 0:
@@ -362,16 +365,32 @@ def _round_table(pt: pd.DataFrame, calls: pd.DataFrame, pairs: pd.DataFrame) -> 
         c = calls.loc[call[has]]
         start[has], end[has] = c["start_s"].to_numpy(), c["end_s"].to_numpy()
         kernel[has] = c["duration_us"].to_numpy()
+    # the reader's recvmsg around a later round: before it, the copy of the previous round to
+    # user space; after it, the return. Kernel time, but not the dump's: counted apart.
+    pre = np.zeros(len(rep))
+    post = np.zeros(len(rep))
+    if has.any() and "parent" in calls.columns:
+        par = calls["parent"].reindex(call[has]).to_numpy()
+        ok = par >= 0
+        pc = calls.reindex(par[ok])
+        is_recv = pc["func"].astype(str).str.startswith("netlink_recvmsg").to_numpy()
+        where = np.flatnonzero(has)[ok][is_recv]
+        pre[where] = (start[where] - pc["start_s"].to_numpy()[is_recv]) * 1e6
+        post[where] = (pc["end_s"].to_numpy()[is_recv] - end[where]) * 1e6
     req = pairs["request"].to_numpy()
     first = np.ones(len(req), dtype=bool)
     first[1:] = req[1:] != req[:-1]
     gap = np.full(len(rep), np.nan)
     gap[1:] = (start[1:] - end[:-1]) * 1e6
     gap[first] = np.nan
+    recv = np.full(len(rep), np.nan)
+    recv[1:] = np.nan_to_num(pre[1:]) + np.nan_to_num(post[:-1])
+    recv[first] = np.nan
     number = np.arange(len(req)) - np.maximum.accumulate(np.where(first, np.arange(len(req)), 0))
     return pd.DataFrame({
         "request": req, "round": number + 1, "packet": rep.index.to_numpy(), "call": call,
         "start_s": start, "end_s": end, "kernel_us": kernel, "gap_before_us": gap,
+        "recv_before_us": recv, "user_before_us": gap - recv,
         "n_messages": rep["n_data"].to_numpy(), "bytes": rep["bytes"].to_numpy(),
         "first_ifname": rep["first_ifname"].to_numpy(),
         "last_ifname": rep["last_ifname"].to_numpy(),
@@ -384,8 +403,10 @@ def rounds(joined: pd.DataFrame, calls: pd.DataFrame, request_packet: int) -> pd
     """One row per round of the dump requested in packet ``request_packet``: ``round`` (1…),
     ``packet``, ``call`` (its ``netlink_dump``, −1 if untraced), ``start_s``/``end_s`` (the
     call's; the packet time when untraced), ``kernel_us`` (the call's duration), ``gap_before_us``
-    (µs from the previous round's end to this one's start: user space, reading and asking for
-    more; NaN for the first), ``n_messages`` (without ``NLMSG_DONE``), ``bytes``,
+    (µs from the previous round's end to this one's start; NaN for the first), split into
+    ``recv_before_us`` (kernel time of the reader's ``netlink_recvmsg`` around the rounds:
+    returning after the previous one, copying it to user space before this one) and
+    ``user_before_us`` (the rest: user space), ``n_messages`` (without ``NLMSG_DONE``), ``bytes``,
     ``first_ifname``/``last_ifname``, ``done`` (holds ``NLMSG_DONE``)."""
     pt = _packet_table(joined)
     pairs = dump_replies(pt)
@@ -400,7 +421,9 @@ def dumps(joined: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     (its handler call; −1/NaN when untraced); ``start_s`` (request) and ``end_s`` (the last
     round's end, or its packet); ``duration_us``; ``n_rounds`` (reply packets); ``n_messages``
     (reply messages without ``NLMSG_DONE``); ``bytes``; ``kernel_us`` (sum of the traced
-    rounds' durations); ``user_us`` (sum of the gaps between rounds); ``slowest_round_us`` and
+    rounds' durations); ``recv_us`` (the reader's ``netlink_recvmsg`` time around the rounds:
+    copying them to user space); ``user_us`` (the rest of the gaps between rounds: user
+    space); ``slowest_round_us`` and
     ``slowest_call`` (its ``netlink_dump`` call, for ``tree``/``critical_path``; −1 if none);
     ``done`` (``NLMSG_DONE`` seen); ``error`` (``NLMSG_DONE``'s status, or the
     ``NLMSG_ERROR`` code); ``verdict`` (:func:`verdict`). Times in seconds on the trace clock,
@@ -416,7 +439,8 @@ def dumps(joined: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     idx = reqs.index
     n_rounds = g.size().reindex(idx, fill_value=0)
     kernel = gt["kernel_us"].sum().reindex(idx, fill_value=0.0)
-    user = g["gap_before_us"].sum().reindex(idx, fill_value=0.0)      # NaN (first) skipped
+    recv = g["recv_before_us"].sum().reindex(idx, fill_value=0.0)      # NaN (first) skipped
+    user = g["user_before_us"].sum().reindex(idx, fill_value=0.0)
     n_traced = gt.size().reindex(idx, fill_value=0)
     h = reqs["call"].to_numpy()
     has = h >= 0
@@ -433,14 +457,14 @@ def dumps(joined: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
         "duration_us": (end - reqs["ts_s"]) * 1e6, "n_rounds": n_rounds,
         "n_messages": g["n_messages"].sum().reindex(idx, fill_value=0),
         "bytes": g["bytes"].sum().reindex(idx, fill_value=0),
-        "kernel_us": kernel, "user_us": user,
+        "kernel_us": kernel, "recv_us": recv, "user_us": user,
         "slowest_round_us": (slow["kernel_us"].reindex(idx) if slow is not None
                              else pd.Series(np.nan, index=idx)),
         "slowest_call": (slow["call"].reindex(idx).fillna(-1) if slow is not None
                          else pd.Series(-1, index=idx)).astype(np.int64),
         "done": g["done"].any().reindex(idx, fill_value=False).astype(bool),
         "error": status.reindex(idx).astype("Int64"),
-        "verdict": [verdict(k, u, n) for k, u, n in zip(kernel, user, n_traced)],
+        "verdict": [verdict(k + r, u, n) for k, r, u, n in zip(kernel, recv, user, n_traced)],
     }, index=pd.Index(idx, name="packet"), columns=DUMP_COLUMNS)
     out["portid"] = out["portid"].astype(np.int64)
     return out
