@@ -3,8 +3,9 @@
     .venv/bin/python bench/run_all.py [--skip-record]
 
 1. bench_parse.py  — parse throughput and peak memory vs the naive parser and trace-cmd report
-2. bench_report.py — time to first answer (`ftracekit report` on 10^6 lines)
-3. bench_record.py — recording on a real kernel in a QEMU guest: events captured and lost,
+2. bench_binary.py — decoding trace.dat and raw captures vs the text path and trace-cmd report
+3. bench_report.py — time to first answer (`ftracekit report` on 10^6 lines)
+4. bench_record.py — recording on a real kernel in a QEMU guest: events captured and lost,
    recorder CPU, workload slowdown, for ftracekit record (text and --raw), cat trace_pipe,
    reading trace once, trace-cmd record
 Each writes its own results_*.md; this script concatenates them.
@@ -25,8 +26,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PARTS = [("bench_parse.py", "results_parse.md"), ("bench_report.py", "results_report.md"),
-         ("bench_record.py", "results_record.md")]
+PARTS = [("bench_parse.py", "results_parse.md"), ("bench_binary.py", "results_binary.md"),
+         ("bench_report.py", "results_report.md"), ("bench_record.py", "results_record.md")]
 
 
 def main() -> int:

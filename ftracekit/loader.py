@@ -52,11 +52,12 @@ def load(src: PathOrFile, *, progress: bool | None = None,
         raise InputError(f"{os.fspath(netlink)}: no such netlink capture file")
     if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-" and os.path.isdir(src):
         if is_capture(src):
-            return _with_netlink(_make_trace(*load_capture(src)), src, netlink, clock_offset_s)
+            return _with_netlink(_make_trace(*load_capture(src, progress=progress)), src,
+                                 netlink, clock_offset_s)
     source = open_source(src)
     try:
         if source.kind == "trace.dat":
-            recs, meta = load_tracedat(source.stream.read(), source.name)
+            recs, meta = load_tracedat(source.stream.read(), source.name, progress=progress)
         else:
             recs, meta = parse_source(source, progress=progress)
     finally:

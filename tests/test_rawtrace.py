@@ -149,3 +149,40 @@ def test_kallsyms_of_the_real_capture_names_every_call():
     assert (fast.addrs == slow.addrs).all() and len(fast.addrs) == 798
     probe = np.concatenate([fast.addrs, fast.addrs + np.uint64(3)])
     assert fast.lookup(probe)[:2] == slow.lookup(probe)[:2]
+
+
+def test_vectorised_walk_equals_its_sequential_definition():
+    from ftracekit.read._pages import walk_pages, walk_pages_sequential
+
+    def same(words):
+        a, b = walk_pages(words, 4096), walk_pages_sequential(words, 4096)
+        return (np.array_equal(a.word, b.word) and np.array_equal(a.length, b.length)
+                and np.array_equal(a.ts, b.ts) and a.lost == b.lost)
+
+    for f in sorted(CAP.glob("cpu*.raw")):
+        assert same(np.frombuffer(f.read_bytes(), np.uint32))
+    rng = np.random.default_rng(3)
+    for i in range(200):
+        w = rng.integers(0, 256, 4096 * 3, dtype=np.uint8).view(np.uint32)
+        if i % 2:   # plausible pages: sizes, loss flags, every kind of header
+            w.reshape(3, 1024)[:, 2] = rng.integers(0, 4081, 3) | (
+                rng.integers(0, 4, 3).astype(np.uint32) << 30)
+            w[4::7] = (w[4::7] & ~np.uint32(31)) | rng.choice(
+                [1, 2, 5, 10, 0, 29, 30, 31], len(w[4::7])).astype(np.uint32)
+        assert same(w), i
+
+
+def test_garbage_pages_with_graph_event_ids_do_not_crash():
+    from ftracekit.read import rawtrace
+
+    formats = rawtrace._read_formats(CAP)
+    ids = [f.id for f in formats.values() if f.name in ("funcgraph_entry", "funcgraph_exit")]
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        blob = rng.integers(0, 256, 4096 * int(rng.integers(1, 5)), dtype=np.uint8)
+        w = blob.view(np.uint32)
+        sel = rng.integers(0, len(w), 200)
+        w[sel] = (w[sel] & np.uint32(0xFFFF0000)) | rng.choice(ids, 200).astype(np.uint32)
+        rawtrace.decode_records("g", [(0, blob.tobytes()), (1, blob[::-1].tobytes())],
+                                page_size=4096, formats=formats,
+                                symbols=rawtrace._read_symbols(CAP), cmdlines={})

@@ -4,19 +4,27 @@ A ``trace.dat`` holds the same ring-buffer pages as an ftracekit raw capture, pl
 formats, kallsyms and saved cmdlines (``Documentation/trace-cmd/trace-cmd.dat.v6.5.txt`` and
 ``.v7.5.txt`` in trace-cmd). Version 7 files are organised in sections that may be compressed:
 zlib is read with the standard library; zstd needs the optional ``zstandard`` package (or
-``trace-cmd convert --compression none``).
+``trace-cmd convert --compression none``). Compressed trace data comes in chunks of whole
+pages (trace-cmd 3.x: 10 pages); they are decompressed block by block into two reused buffers,
+the next block on a helper thread while the pages of the current one are decoded, so the
+decompressed pages are never held whole. Uncompressed pages are decoded in place.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
+from .._memory import usable_cpus
 from ..errors import InputError
-from .rawtrace import EventFormat, Symbols, decode_records, parse_format
+from ._decode import BLOCK_BYTES, decode_records
+from ._formats import FormatTable
+from ._symbols import Symbols
 
-__all__ = ["load_tracedat", "MAGIC"]
+__all__ = ["load_tracedat", "read_tracedat", "TraceDat", "MAGIC"]
 
 MAGIC = b"\x17\x08\x44tracing"
 
@@ -83,39 +91,148 @@ class _Decompressor:
     def __init__(self, algo: str, name: str):
         self.algo = algo
         self.name = name
+        self._zstd: Any = None
 
-    def __call__(self, blob: bytes, size: int) -> bytes:
+    def __call__(self, blob: Any, size: int) -> bytes:
         if self.algo == "zlib":
-            return zlib.decompress(blob)
-        if self.algo == "zstd":
             try:
-                import zstandard  # type: ignore[import-not-found]
-            except ImportError as err:
-                raise InputError(
-                    f"{self.name}: compressed with zstd; install the 'zstandard' package or run "
-                    f"`trace-cmd convert --compression none -i {self.name} -o plain.dat`") from err
-            return zstandard.ZstdDecompressor().decompress(blob, max_output_size=size)
+                return zlib.decompress(blob)
+            except zlib.error as err:
+                raise InputError(f"{self.name}: corrupt zlib data in trace.dat ({err})") from err
+        if self.algo == "zstd":
+            if self._zstd is None:
+                try:
+                    import zstandard  # type: ignore[import-not-found]
+                except ImportError as err:
+                    raise InputError(
+                        f"{self.name}: compressed with zstd; install the 'zstandard' package or "
+                        f"run `trace-cmd convert --compression none -i {self.name} -o plain.dat`"
+                    ) from err
+                self._zstd = zstandard.ZstdDecompressor()
+            try:
+                return self._zstd.decompress(blob, max_output_size=size)
+            except Exception as err:   # zstandard.ZstdError
+                raise InputError(f"{self.name}: corrupt zstd data in trace.dat ({err})") from err
         raise InputError(f"{self.name}: unknown compression {self.algo!r}")
 
 
-def _formats_block(r: _Reader, system: str | None, out: dict[int, EventFormat]) -> None:
+class _ChunkPages:
+    """One CPU's compressed pages (a u32 count, then chunks: u32 compressed size, u32 size,
+    data) as an iterable of buffers of whole pages, decompressed block by block."""
+
+    def __init__(self, blob: memoryview, name: str, decompress: _Decompressor, page_size: int):
+        self.name = name
+        self.decompress = decompress
+        self.chunks: list[tuple[Any, int]] = []
+        if len(blob) < 4:
+            raise InputError(f"{name}: truncated trace.dat (no chunk count)")
+        (n,) = struct.unpack_from("<I", blob, 0)
+        pos, end, unpack = 4, len(blob), struct.Struct("<II").unpack_from
+        for _ in range(n):
+            if pos + 8 > end:
+                raise InputError(f"{name}: truncated trace.dat (chunk header at {pos})")
+            csize, usize = unpack(blob, pos)
+            pos += 8
+            if pos + csize > end:
+                raise InputError(f"{name}: truncated trace.dat (chunk of {csize} bytes at {pos})")
+            self.chunks.append((blob[pos:pos + csize], usize))
+            pos += csize
+        self.nbytes = sum(u for _, u in self.chunks)
+        self.groups: list[list[tuple[Any, int]]] = [[]]
+        size = 0
+        for c in self.chunks:
+            if self.groups[-1] and size + c[1] > BLOCK_BYTES:
+                self.groups.append([])
+                size = 0
+            self.groups[-1].append(c)
+            size += c[1]
+        # (blocks must end on page boundaries: else decompress all at once)
+        self.whole_pages = all(u % page_size == 0 for _, u in self.chunks)
+
+    def _fill(self, buf: bytearray, group: list[tuple[Any, int]]) -> int:
+        mv = memoryview(buf)
+        pos = 0
+        for blob, usize in group:
+            out = self.decompress(blob, usize)
+            if pos + len(out) > len(buf):
+                raise InputError(f"{self.name}: corrupt trace.dat (a compressed chunk holds "
+                                 "more than its stated size)")
+            mv[pos:pos + len(out)] = out
+            pos += len(out)
+        return pos
+
+    def __iter__(self) -> Any:
+        if not self.whole_pages:
+            yield b"".join(self.decompress(b, u) for b, u in self.chunks)
+            return
+        groups = [g for g in self.groups if g]
+        cap = max((sum(u for _, u in g) for g in groups), default=0)
+        bufs = [bytearray(cap), bytearray(cap) if len(groups) > 1 else bytearray(0)]
+        if len(groups) < 2 or usable_cpus() < 2:
+            for g in groups:
+                yield memoryview(bufs[0])[:self._fill(bufs[0], g)]
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="ftracekit-unzip") as pool:
+            fut = pool.submit(self._fill, bufs[0], groups[0])
+            try:
+                for k in range(len(groups)):
+                    n = fut.result()
+                    if k + 1 < len(groups):
+                        fut = pool.submit(self._fill, bufs[(k + 1) % 2], groups[k + 1])
+                    yield memoryview(bufs[k % 2])[:n]
+            finally:
+                fut.cancel()
+
+
+def _formats_block(r: _Reader, system: str | None, out: FormatTable) -> None:
     """``count`` × (u64 size + format text); ``system`` None = read a system name per group."""
     n = r.u32()
     for _ in range(n):
         size = r.u64()
-        fmt = parse_format(r.take(size).decode("utf-8", "replace"), system or "")
-        out[fmt.id] = fmt
+        out.add(bytes(r.take(size)).decode("utf-8", "replace"), system or "")
 
 
-def _event_systems(r: _Reader, out: dict[int, EventFormat]) -> None:
+def _event_systems(r: _Reader, out: FormatTable) -> None:
     n_sys = r.u32()
     for _ in range(n_sys):
         system = r.cstr()
         _formats_block(r, system, out)
 
 
-def load_tracedat(data: bytes, name: str) -> tuple[Any, dict[str, Any]]:
+@dataclass
+class TraceDat:
+    """The parts of a ``trace.dat``: per-CPU pages (buffers, or iterables of buffers for
+    compressed data), event formats, kallsyms, saved cmdlines and the recording's options."""
+
+    version: str
+    page_size: int
+    cpus: list[tuple[int, Any]]
+    formats: FormatTable
+    kallsyms: bytes
+    cmdlines: str
+    info: dict[str, Any]
+
+
+def load_tracedat(data: bytes, name: str, *, progress: bool | None = None
+                  ) -> tuple[Any, dict[str, Any]]:
     """Decode the bytes of a trace-cmd ``trace.dat`` into records and a meta dict."""
+    dat = read_tracedat(data, name)
+    cmd: dict[int, str] = {}
+    for line in dat.cmdlines.splitlines():
+        pid, _, comm = line.partition(" ")
+        if pid.isdigit():
+            cmd[int(pid)] = comm
+    recs, meta = decode_records(name, dat.cpus, page_size=dat.page_size, formats=dat.formats,
+                                symbols=Symbols.from_kallsyms(dat.kallsyms), cmdlines=cmd,
+                                progress=progress)
+    meta["format"] = f"trace-cmd trace.dat v{dat.version}"
+    meta["recording"] = dat.info
+    meta["kernel_hints"] = {"kernel": dat.info.get("uname")}
+    return recs, meta
+
+
+def read_tracedat(data: bytes, name: str) -> TraceDat:
+    """The parts of a ``trace.dat`` (nothing decoded or decompressed yet but the metadata)."""
     r = _Reader(data, name)
     if r.take(len(MAGIC)) != MAGIC:
         raise InputError(f"{name}: not a trace-cmd trace.dat")
@@ -125,11 +242,12 @@ def load_tracedat(data: bytes, name: str) -> tuple[Any, dict[str, Any]]:
         raise InputError(f"{name}: big-endian trace.dat files are not supported")
     r.take(1)  # long size of the recording's user space
     page_size = r.u32()
-    formats: dict[int, EventFormat] = {}
-    kallsyms = ""
+    formats = FormatTable()
+    kallsyms = b""
     cmdlines = ""
     info: dict[str, Any] = {"tracecmd_file_version": version}
-    cpus_data: list[tuple[int, bytes]] = []
+    cpus_data: list[tuple[int, Any]] = []
+    view = memoryview(data)
 
     if version not in ("6", "7"):
         raise InputError(f"{name}: trace.dat version {version!r} is not supported (6 or 7)")
@@ -143,7 +261,7 @@ def load_tracedat(data: bytes, name: str) -> tuple[Any, dict[str, Any]]:
         r.take(r.u64())
         _formats_block(r, "ftrace", formats)
         _event_systems(r, formats)
-        kallsyms = r.take(r.u32()).decode("utf-8", "replace")
+        kallsyms = bytes(r.take(r.u32()))
         r.take(r.u32())  # printk formats
         cmdlines = r.take(r.u64()).decode("utf-8", "replace")
         n_cpus = r.u32()
@@ -167,7 +285,7 @@ def load_tracedat(data: bytes, name: str) -> tuple[Any, dict[str, Any]]:
             cpus.append((cpu, r.u64(), r.u64()))
         buffers.append(("", cpus))
         for cpu, off, size in buffers[0][1]:
-            cpus_data.append((cpu, data[off:off + size]))
+            cpus_data.append((cpu, view[off:off + size]))
     else:
         algo = r.cstr()
         r.cstr()  # compression version
@@ -218,7 +336,7 @@ def load_tracedat(data: bytes, name: str) -> tuple[Any, dict[str, Any]]:
                            formats)
         if _OPT_KALLSYMS in sections:
             k = _Reader(_section(data, sections[_OPT_KALLSYMS], name, decompress), name)
-            kallsyms = k.take(k.u32()).decode("utf-8", "replace")
+            kallsyms = bytes(k.take(k.u32()))
         if _OPT_CMDLINES in sections:
             c = _Reader(_section(data, sections[_OPT_CMDLINES], name, decompress), name)
             cmdlines = c.take(c.u64()).decode("utf-8", "replace")
@@ -231,24 +349,14 @@ def load_tracedat(data: bytes, name: str) -> tuple[Any, dict[str, Any]]:
         for cpu, off, size in cpus:
             if compressed and size:
                 # The recorded size leaves out the chunk count word: read the chunks it lists.
-                blob = _chunks(data[off:], name, decompress)
+                blob: Any = _ChunkPages(view[off:], name, decompress, page_size)
             else:
-                blob = data[off:off + size]
+                blob = view[off:off + size]
             cpus_data.append((cpu, blob))
         if len(buffers_v7) > 1:
             info["other_buffers"] = [b[0] for b in buffers_v7 if b is not top[0]]
 
-    cmd: dict[int, str] = {}
-    for line in cmdlines.splitlines():
-        pid, _, comm = line.partition(" ")
-        if pid.isdigit():
-            cmd[int(pid)] = comm
-    recs, meta = decode_records(name, cpus_data, page_size=page_size, formats=formats,
-                                symbols=Symbols.from_kallsyms(kallsyms), cmdlines=cmd)
-    meta["format"] = f"trace-cmd trace.dat v{version}"
-    meta["recording"] = info
-    meta["kernel_hints"] = {"kernel": info.get("uname")}
-    return recs, meta
+    return TraceDat(version, page_size, cpus_data, formats, kallsyms, cmdlines, info)
 
 
 def _v6_option(oid: int, blob: bytes, info: dict[str, Any]) -> None:
@@ -274,14 +382,3 @@ def _section(data: bytes, off: int, name: str, decompress: _Decompressor) -> byt
         csize, usize = struct.unpack_from("<II", body, 0)
         body = decompress(body[8:8 + csize], usize)
     return body
-
-
-def _chunks(blob: bytes, name: str, decompress: _Decompressor) -> bytes:
-    r = _Reader(blob, name)
-    n = r.u32()
-    out = []
-    for _ in range(n):
-        csize = r.u32()
-        usize = r.u32()
-        out.append(decompress(r.take(csize), usize))
-    return b"".join(out)

@@ -1,0 +1,556 @@
+"""Ring-buffer pages of each CPU → :class:`~ftracekit.read.records.LineRecords` (numpy, vectorised).
+
+Shared by raw captures (:mod:`.rawtrace`) and trace-cmd's ``trace.dat`` (:mod:`.tracedat`).
+The pages are decoded in blocks of up to 8 MB (:mod:`._pages` walks them; a compressed
+``trace.dat`` is decompressed block by block on a helper thread), and each block is reduced at
+once to typed columns of its events in stream order: time, kind, pid, depth, duration and a
+code for the function address (each distinct address is looked up in kallsyms once, at the
+end). The pages themselves are never held whole. The CPUs' streams are then merged into time
+order (each CPU's stream is already in order: a merge of sorted runs, as a stable sort by time
+would give) and only the events that are not funcgraph entries/exits are rendered to text.
+
+On this project's VM, memory touched for the first time costs ~2.7 ms per MB (the host backs
+guest memory lazily), more than the decoding itself: the stream columns and the final record
+columns are reserved early and faulted in ahead on a helper thread
+(:class:`ftracekit._memory.Prefaulter`), and nothing as large as the pages is ever copied.
+"""
+
+from __future__ import annotations
+
+import mmap
+import sys
+import time
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .._memory import Prefaulter, release_memory
+from ..errors import InputError
+from ._formats import EventFormat, Renderer, find_format
+from ._pages import gather_field, gather_u32, walk_pages
+from ._symbols import Symbols
+from .records import DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, Interner, LineRecords
+
+__all__ = ["decode_records", "BLOCK_BYTES"]
+
+#: Pages are decoded in blocks of this size (a buffer reused for compressed input).
+BLOCK_BYTES = 8 << 20
+_PROGRESS_MIN_BYTES = 32 << 20     # (as for text)
+_PREFAULT_MIN_ROWS = 1 << 18     # stream columns this long are faulted in ahead (7+ MB)
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages → records
+
+def _blocks(data: Any, page_size: int) -> Iterable[Any]:
+    """Buffers of whole pages: slices of a buffer (no copy), or what an iterable yields."""
+    if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap, np.ndarray)):
+        mv = memoryview(data).cast("B")
+        step = max(BLOCK_BYTES // page_size, 1) * page_size
+        for lo in range(0, len(mv) // page_size * page_size, step):
+            yield mv[lo:lo + step]
+            if isinstance(data, mmap.mmap) and step % mmap.PAGESIZE == 0 and _DONTNEED:
+                # done with these pages: out of this process's resident set (the page cache
+                # keeps them)
+                data.madvise(_DONTNEED, lo, min(step, len(data) - lo))
+    else:
+        yield from data
+
+
+def _nbytes(data: Any) -> int:
+    if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap, np.ndarray)):
+        return memoryview(data).nbytes
+    return int(getattr(data, "nbytes", 0))
+
+
+class _Progress:
+    """``decoding NAME: 42.0% 1.23 M events`` on stderr (a terminal, big inputs only)."""
+
+    def __init__(self, name: str, total: int, enabled: bool | None):
+        if enabled is None:
+            enabled = total >= _PROGRESS_MIN_BYTES and sys.stderr.isatty()
+        self.enabled, self.name, self.total = enabled, name, max(total, 1)
+        self.t0 = time.monotonic()
+        self.last = 0.0                    # (the first block draws the line)
+
+    def update(self, done: int, events: int) -> None:
+        now = time.monotonic()
+        if self.enabled and now - self.last >= 0.2:
+            self.last = now
+            rate = events / max(now - self.t0, 1e-9) / 1e6
+            sys.stderr.write(f"\rdecoding {self.name}: {100 * done / self.total:5.1f}% "
+                             f"{events / 1e6:.2f} M events ({rate:.1f} M/s)")
+            sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 78 + "\r")
+            sys.stderr.flush()
+
+
+class _Decoder:
+    """Reduces blocks of pages to typed columns in stream order (see module docstring)."""
+
+    def __init__(self, formats: Mapping[int, EventFormat], retval_on: bool, name: str):
+        self.ent = find_format(formats, "ftrace", "funcgraph_entry")
+        self.exit = find_format(formats, "ftrace", "funcgraph_exit")
+        self.print = find_format(formats, "ftrace", "print")
+        if self.ent is None or self.exit is None or not all(
+                k in f.fields for f in (self.ent, self.exit) for k in ("func", "depth")):
+            raise InputError(f"{name}: no funcgraph_entry/funcgraph_exit event formats: not a "
+                             "function_graph recording")
+        self.kind_of = np.full(1 << 16, K_COMMENT, dtype=np.int8)
+        self.kind_of[self.ent.id & 0xFFFF] = K_ENTRY
+        self.kind_of[self.exit.id & 0xFFFF] = K_EXIT
+        rf = self.exit.fields.get("retval")
+        self.retval = rf if retval_on else None
+        # payload bytes a graph event needs (shorter ones, in corrupt data, become comments)
+        self.need_ent, self.need_exit = (max(f.offset + f.size for f in fmt.fields.values())
+                                         for fmt in (self.ent, self.exit))
+        self.need = max(self.need_ent, self.need_exit)
+        self.stream = _Stream(retval_on and rf is not None)
+        self.addr_code: dict[int, int] = {}          # function address → dense code
+        self.seen: list[tuple[set, set]] = []        # per CPU: codes seen in entries, exits
+        self.other: list[tuple[int, int, bytes]] = []   # (stream index, type, payload)
+        self.n = 0
+        self.lost: list[int] = []
+
+    def _codes(self, addr_lo: np.ndarray, addr_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Dense codes (int32, shared by all blocks) of function addresses, and the block's
+        local codes (index into its distinct addresses)."""
+        if len(addr_hi) and (addr_hi == addr_hi[0]).all():
+            local, uniq = pd.factorize(addr_lo, sort=False)   # (kernel text: one high word)
+            full = (np.uint64(addr_hi[0]) << np.uint64(32)) | uniq.astype(np.uint64)
+        else:
+            full = (addr_hi.astype(np.uint64) << np.uint64(32)) | addr_lo
+            local, full = pd.factorize(full, sort=False)
+        table = self.addr_code
+        lut = np.array([table.setdefault(a, len(table)) for a in full.tolist()], dtype=np.int32)
+        return lut, local
+
+    def _field(self, words: np.ndarray, w: np.ndarray, name: str, x: np.ndarray | None
+               ) -> np.ndarray:
+        """Field ``name`` of graph events at words ``w`` (``x``: which are exits; None: same
+        layout in both formats) as int64 / uint64."""
+        fe, fx = self.ent.fields[name], self.exit.fields[name]
+        if (fe.offset, fe.size) == (fx.offset, fx.size) or x is None:
+            return gather_field(words, w, fe.offset, fe.size, fe.signed)
+        out = np.empty(len(w), dtype=np.uint64 if fe.size == 8 and not fe.signed else np.int64)
+        out[~x] = gather_field(words, w[~x], fe.offset, fe.size, fe.signed)
+        out[x] = gather_field(words, w[x], fx.offset, fx.size, fx.signed)
+        return out
+
+    def reserve(self, n_bytes: int, page_size: int) -> None:
+        """Room for the events ``n_bytes`` of pages can hold at most (12 bytes each): address
+        space only, the pages of memory are used as the events come."""
+        self.stream.reserve(self.n + n_bytes // page_size * ((page_size - 16) // 12))
+
+    def block(self, buf: Any, cpu_slot: int, page_size: int) -> int:
+        words = np.frombuffer(buf, dtype=np.uint32, count=len(buf) // page_size * page_size // 4)
+        ev = walk_pages(words, page_size)
+        n = len(ev.word)
+        self.lost.extend(cnt for _, cnt in ev.lost)
+        if not n:
+            return 0
+        w = ev.word
+        etype = gather_u32(words, w, 0) & np.uint32(0xFFFF)
+        kind = self.kind_of[etype]
+        pid = gather_u32(words, w, 1).view(np.int32)
+        # A graph event too short for its fields (corrupt data) would make the gathers read past
+        # the buffer at its end: there, such events become comments.
+        tail = int(np.searchsorted(w, len(words) - self.need // 4 - 2))
+        if tail < n:
+            kt = kind[tail:]
+            short = ev.length[tail:] < np.where(kt == K_EXIT, self.need_exit, self.need_ent)
+            kt[short & (kt != K_COMMENT)] = K_COMMENT
+        graph = kind != K_COMMENT
+        g = None if graph.all() else np.flatnonzero(graph)
+        wg = w if g is None else w[g]
+        kg = kind if g is None else kind[g]
+        is_exit = kg == K_EXIT
+        fe, fx = self.ent.fields["func"], self.exit.fields["func"]
+        if (fe.offset, fe.size) == (fx.offset, fx.size) and fe.size == 8 and fe.offset % 4 == 0:
+            lo = gather_u32(words, wg, fe.offset // 4)
+            hi = gather_u32(words, wg, fe.offset // 4 + 1)
+        else:
+            a = self._field(words, wg, "func", is_exit).astype(np.uint64)
+            lo, hi = (a & np.uint64(0xFFFFFFFF)).astype(np.uint32), (a >> np.uint64(32)).astype(np.uint32)
+        lut, local = self._codes(lo, hi)
+        del lo, hi
+        # which codes this CPU's entries and exits use (the order names are interned in)
+        used = np.bincount(local * 2 + is_exit, minlength=2 * len(lut)).reshape(-1, 2) > 0
+        ent_seen, exit_seen = self.seen[cpu_slot]
+        ent_seen.update(lut[used[:, 0]].tolist())
+        exit_seen.update(lut[used[:, 1]].tolist())
+        df, dx = self.ent.fields["depth"], self.exit.fields["depth"]
+        if (df.offset, df.size) == (dx.offset, dx.size) and df.size == 4 and df.offset % 4 == 0:
+            depth = gather_u32(words, wg, df.offset // 4).astype(np.int16)
+        else:
+            depth = self._field(words, wg, "depth", is_exit).astype(np.int16)
+        x = np.flatnonzero(is_exit)
+        wx = wg[x]
+        ct, rt = self.exit.fields.get("calltime"), self.exit.fields.get("rettime")
+        dur_x = np.full(len(x), np.nan)
+        if ct is not None and rt is not None:
+            call = gather_field(words, wx, ct.offset, ct.size, ct.signed).view(np.int64) \
+                if ct.size == 8 else gather_field(words, wx, ct.offset, ct.size, ct.signed)
+            ret = gather_field(words, wx, rt.offset, rt.size, rt.signed).view(np.int64) \
+                if rt.size == 8 else gather_field(words, wx, rt.offset, rt.size, rt.signed)
+            ret -= call
+            dur_x = ret / 1000.0
+        func = lut[local]
+        if g is None:
+            dur = np.full(n, np.nan)
+            dur[x] = dur_x
+        else:
+            func_g, depth_g = func, depth
+            func = np.full(n, -1, dtype=np.int32)
+            func[g] = func_g
+            depth = np.full(n, -1, dtype=np.int16)
+            depth[g] = depth_g
+            dur = np.full(n, np.nan)
+            dur[g[x]] = dur_x
+        rv = None
+        if self.retval is not None:
+            rv = np.zeros(n, dtype=np.int64)
+            rv[x if g is None else g[x]] = gather_field(
+                words, wx, self.retval.offset, self.retval.size, self.retval.signed).astype(np.int64)
+        self.stream.append(n, ts=ev.ts, kind=kind, pid=pid, func=func, depth=depth, dur=dur,
+                           retval=rv)
+        if g is not None:
+            data = words.view(np.uint8)
+            for i in np.flatnonzero(~graph).tolist():
+                at, ln = int(w[i]) * 4, int(ev.length[i])
+                self.other.append((self.n + i, int(etype[i]), data[at:at + ln].tobytes()))
+        self.n += n
+        return n
+
+
+def _time_rank(ts: np.ndarray, bounds: list[tuple[int, int]], out: np.ndarray | None = None
+               ) -> np.ndarray:
+    """Position of each event in time order (ties: stream order, CPU by CPU), as a stable sort
+    of ``ts`` would give. Each CPU's stream is normally in time order already: then the
+    streams are merged by counting, for each event, the other CPUs' events before it."""
+    n = len(ts)
+    dt = np.int32 if n < 2**31 else np.int64
+    runs = [(lo, hi) for lo, hi in bounds if hi > lo]
+    if len(runs) <= 4 and all(_ascending(ts[lo:hi]) for lo, hi in runs):
+        rank = out if out is not None and len(out) == n else np.empty(n, dtype=dt)
+        if len(runs) == 2:
+            # B's events among A's: after those of A with the same time (A comes first)
+            (a0, a1), (b0, b1) = runs
+            at = np.searchsorted(ts[a0:a1], ts[b0:b1], side="right")
+            rank[b0:b1] = at
+            rank[b0:b1] += np.arange(b1 - b0, dtype=dt)
+            before = np.bincount(at, minlength=a1 - a0 + 1)[: a1 - a0]
+            np.cumsum(before, out=before)
+            rank[a0:a1] = before
+            rank[a0:a1] += np.arange(a1 - a0, dtype=dt)
+            return rank
+        for c, (lo, hi) in enumerate(runs):
+            for a in range(lo, hi, _PIECE):
+                b = min(a + _PIECE, hi)
+                r = np.arange(a - lo, b - lo, dtype=np.int64)
+                for d, (lo2, hi2) in enumerate(runs):
+                    if d != c:
+                        r += np.searchsorted(ts[lo2:hi2], ts[a:b], side="right" if d < c else "left")
+                rank[a:b] = r
+        return rank
+    order = np.argsort(ts, kind="stable")
+    rank = np.empty(n, dtype=dt)
+    rank[order] = np.arange(n, dtype=dt)
+    return rank
+
+
+def _ascending(a: np.ndarray) -> bool:
+    n = len(a)
+    return all(bool((a[lo + 1:min(lo + _PIECE, n - 1) + 1] >= a[lo:min(lo + _PIECE, n - 1)]).all())
+               for lo in range(0, n - 1, _PIECE))
+
+
+class _Stream:
+    """Typed columns of the events in stream order (CPU by CPU), appended block by block into
+    arrays reserved for the most events the pages can hold (untouched pages cost nothing)."""
+
+    DTYPES = {"ts": np.int64, "kind": np.int8, "pid": np.int32, "func": np.int32,
+              "depth": np.int16, "dur": np.float64, "retval": np.int64}
+
+    def __init__(self, retval: bool):
+        self.n = 0
+        self.cols = {k: np.empty(0, dtype=dt) for k, dt in self.DTYPES.items()
+                     if retval or k != "retval"}
+        self._prefault: Prefaulter | None = None
+
+    def prefault(self, expected: int) -> None:
+        """Fault in the rows up to ``expected`` on a helper thread, ahead of the appends (see
+        :class:`ftracekit._memory.Prefaulter`)."""
+        if self._prefault is None and expected >= _PREFAULT_MIN_ROWS:
+            self._prefault = Prefaulter(list(self.cols.values()), expected,
+                                        lambda: self.n).start()
+
+    def stop_prefault(self) -> None:
+        if self._prefault is not None:
+            self._prefault.stop()
+            self._prefault = None
+
+    def reserve(self, cap: int) -> None:
+        for k, a in self.cols.items():
+            if len(a) < cap:
+                # (not ndarray.resize: it would write zeros into all of the new room)
+                b = np.empty(cap, dtype=a.dtype)
+                b[: self.n] = a[: self.n]
+                self.cols[k] = b
+
+    def append(self, n: int, **cols: np.ndarray | None) -> None:
+        if self.n + n > len(self.cols["ts"]):
+            self.stop_prefault()
+            self.reserve(max(self.n + n, len(self.cols["ts"]) * 3 // 2))
+        for k, a in self.cols.items():
+            a[self.n:self.n + n] = cols[k]
+        self.n += n
+
+    def take(self, name: str) -> np.ndarray:
+        """Column ``name`` (the stream lets go of it)."""
+        self.stop_prefault()
+        return self.cols.pop(name)[: self.n]
+
+
+class _Finals:
+    """The record columns (time order), allocated as soon as the number of events can be
+    guessed (after the first block) and faulted in on a helper thread while the pages are
+    decoded: on this project's VM, memory touched for the first time costs ~2.7 ms per MB."""
+
+    DTYPES = {"ts": np.float64, "dur": np.float64, "line": np.int64, "pid": np.int32,
+              "func": np.int32, "comm": np.int32, "cpu": np.int16, "depth": np.int16,
+              "kind": np.int8}
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+        self._prefault: Prefaulter | None = None
+
+    def start(self, expected: int) -> None:
+        if self.arrays or expected < _PREFAULT_MIN_ROWS or not Prefaulter.available():
+            return
+        cap = expected + expected // 32 + 1024
+        self.arrays = {k: np.empty(cap, dtype=dt) for k, dt in self.DTYPES.items()}
+        self._prefault = Prefaulter(list(self.arrays.values()), cap, lambda: 0,
+                                    ahead_bytes=1 << 62).start()
+
+    def get(self, name: str, n: int) -> np.ndarray:
+        a = self.arrays.pop(name, None)
+        return a[:n] if a is not None and len(a) >= n else np.empty(n, dtype=self.DTYPES[name])
+
+    def stop(self) -> None:
+        if self._prefault is not None:
+            self._prefault.stop()
+            self._prefault = None
+
+
+_PIECE = 1 << 18
+
+
+def _scatter(values: np.ndarray, rank: np.ndarray, dtype: Any, scale: float = 0.0,
+             out: np.ndarray | None = None) -> np.ndarray:
+    """``values`` (stream order) put into time order (divided by ``scale`` if given), in
+    pieces: no temporary as long as the column."""
+    if out is None:
+        out = np.empty(len(rank), dtype=dtype)
+    for lo in range(0, len(rank), _PIECE):
+        v = values[lo:lo + _PIECE]
+        out[rank[lo:lo + _PIECE]] = v / scale if scale else v
+    return out
+
+
+def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
+                   formats: Mapping[int, EventFormat], symbols: Symbols, cmdlines: dict[int, str],
+                   retval_on: bool = False, progress: bool | None = None
+                   ) -> tuple[LineRecords, dict[str, Any]]:
+    """Ring-buffer pages of each CPU → records in time order + meta.
+
+    ``blobs``: ``(cpu, pages)`` where pages is a buffer (bytes, mmap, …) or an iterable of
+    buffers of whole pages (with an ``nbytes`` attribute for progress). ``formats`` maps event
+    ids to formats (must include ftrace's funcgraph_entry/exit); ``cmdlines`` maps pids to comms.
+    """
+    dec = _Decoder(formats, retval_on, name)
+    n_bytes = sum(_nbytes(data) for _, data in blobs)
+    bar = _Progress(name, n_bytes, progress)
+    dec.reserve(n_bytes, page_size)
+    finals = _Finals()
+    try:
+        recs, meta = _decode(name, blobs, dec, finals, bar, page_size, n_bytes, formats,
+                             symbols, cmdlines)
+    finally:
+        finals.stop()
+        dec.stream.stop_prefault()
+    return recs, meta
+
+
+def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Finals,
+            bar: _Progress, page_size: int, n_bytes: int, formats: Mapping[int, EventFormat],
+            symbols: Symbols, cmdlines: dict[int, str]) -> tuple[LineRecords, dict[str, Any]]:
+    bounds: list[tuple[int, int]] = []
+    lost_total: dict[int, int] = {}
+    lost_unknown = 0
+    done = 0
+    try:
+        for slot, (cpu, data) in enumerate(blobs):
+            dec.seen.append((set(), set()))
+            dec.lost = []
+            lo = dec.n
+            for buf in _blocks(data, page_size):
+                dec.block(buf, slot, page_size)
+                done += len(buf)
+                bar.update(done, dec.n)
+                # the events to expect, from the first block's density
+                expected = int(dec.n * 1.02 * n_bytes / max(done, 1))
+                dec.stream.prefault(expected)
+                finals.start(expected)
+            bounds.append((lo, dec.n))
+            for cnt in dec.lost:
+                if cnt < 0:
+                    lost_unknown += 1
+                else:
+                    lost_total[cpu] = lost_total.get(cpu, 0) + cnt
+    finally:
+        bar.finish()
+        dec.stream.stop_prefault()
+    cpus = [cpu for cpu, _ in blobs]
+    del blobs, data
+    n_total = dec.n
+    stream = dec.stream
+    ts = stream.take("ts")
+    rank = _time_rank(ts, bounds, finals.get("line", n_total))
+    cols: dict[str, np.ndarray] = {}
+    cols["ts"] = _scatter(ts, rank, np.float64, 1e9, out=finals.get("ts", n_total))
+    del ts
+    for key, dt in (("dur", np.float64), ("kind", np.int8), ("depth", np.int16),
+                    ("pid", np.int32), ("func", np.int32), ("retval", np.int64)):
+        if key in stream.cols:
+            cols[key] = _scatter(stream.take(key), rank, dt,
+                                 out=finals.get(key, n_total) if key != "retval" else None)
+    glob = cols.pop("func")
+    pid = cols["pid"]
+    cpu_col = finals.get("cpu", n_total)
+    for cpu, (lo, hi) in zip(cpus, bounds):
+        cpu_col[rank[lo:hi]] = cpu
+    cols["cpu"] = cpu_col
+    if "retval" in cols:
+        cols["has_ret"] = cols["kind"] == K_EXIT
+    else:
+        cols["retval"] = _constant("retval", n_total)
+        cols["has_ret"] = _constant("has_ret", n_total)
+    comments = _render_others(dec, rank, formats, symbols)
+    line = rank                                # (its memory: the ranks are done with)
+    del rank
+    for lo in range(0, n_total, _PIECE):
+        hi = min(lo + _PIECE, n_total)
+        line[lo:hi] = np.arange(lo + 1, hi + 1, dtype=np.int64)
+    funcs, modules = Interner(), Interner()
+    flut, mlut = _intern_functions(dec, symbols, funcs, modules)
+    cols["module"] = mlut[glob] if (mlut >= 0).any() else _constant("module", n_total)
+    cols["func"] = np.take(flut, glob, out=glob)
+    del glob
+    comms = Interner()
+    cols["comm"] = _comms(pid, cmdlines, comms, finals.get("comm", n_total))
+    cols["line"] = line if line.dtype == np.int64 else line.astype(np.int64)
+    recs = LineRecords(cols=cols, funcs=funcs.names, modules=modules.names, comms=comms.names,
+                       comments=comments)
+    release_memory()       # (the blocks' and the stream's freed memory, as the text path does)
+    kinds = cols["kind"]
+    n_entry, n_exit = int((kinds == K_ENTRY).sum()), int((kinds == K_EXIT).sum())
+    n_comment = n_total - n_entry - n_exit
+    meta: dict[str, Any] = {
+        "source": name,
+        "format": "ring-buffer pages",
+        "bytes": n_bytes,
+        "lines": n_total,
+        "events_decoded": n_total,
+        "layout": ["abstime", "cpu", "proc", "duration"],
+        "layout_from": "raw",
+        "tracer": "function_graph",
+        "header": [],
+        "line_kinds": {"entry": n_entry, "exit": n_exit, "comment": n_comment},
+        "lost_events": {"per_cpu": lost_total, "total": sum(lost_total.values()),
+                        "lines_without_count": lost_unknown},
+        "overruns": 0,
+        "skipped": {"count": 0, "examples": []},
+        "other_layout_lines": 0,
+        "truncated_last_line": None,
+        "options": {},
+        "kernel_hints": {},
+        "has_comments": n_comment > 0,
+    }
+    return recs, meta
+
+
+def _constant(name: str, n: int) -> np.ndarray:
+    """A column holding only its default: a read-only zero-stride view (as the text path's)."""
+    from .records import COLUMNS
+    return np.broadcast_to(np.array(DEFAULTS[name], dtype=COLUMNS[name]), (n,))
+
+
+def _intern_functions(dec: _Decoder, symbols: Symbols, funcs: Interner, modules: Interner
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Function and module codes of each address code (last slot: -1 for "none"). Names are
+    interned CPU by CPU, entries then exits, each by address: the codes earlier versions gave."""
+    addrs = np.fromiter(dec.addr_code, dtype=np.uint64, count=len(dec.addr_code))
+    names, mods, _ = symbols.lookup(addrs)
+    flut = np.full(len(addrs) + 1, -1, dtype=np.int32)
+    mlut = np.full(len(addrs) + 1, -1, dtype=np.int32)
+    for group in (s for pair in dec.seen for s in pair):
+        if not group:
+            continue
+        codes = np.fromiter(group, dtype=np.int64, count=len(group))
+        codes = codes[np.argsort(addrs[codes], kind="stable")].tolist()
+        for k in codes:
+            flut[k] = funcs.code(names[k])
+        for k in codes:
+            if mods[k]:
+                mlut[k] = modules.code(mods[k])
+    return flut, mlut
+
+
+def _comms(pid: np.ndarray, cmdlines: dict[int, str], comms: Interner, out: np.ndarray
+           ) -> np.ndarray:
+    """comm code of each record from saved_cmdlines (the kernel's pid → comm cache at the end
+    of recording), interned by pid."""
+    def name(p: int) -> str:
+        return "<idle>" if p == 0 else cmdlines.get(p, "<...>")
+
+    if not len(pid):
+        return np.zeros(0, dtype=np.int32)
+    lo, hi = int(pid.min()), int(pid.max())
+    if hi - lo >= 1 << 24:
+        upids, inv = np.unique(pid, return_inverse=True)
+        codes = np.array([comms.code(name(p)) for p in upids.tolist()], dtype=np.int32)
+        return codes[inv].astype(np.int32)
+    rel = pid - np.int32(lo)
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    present[rel] = True
+    lut = np.zeros(hi - lo + 1, dtype=np.int32)
+    for r in np.flatnonzero(present).tolist():
+        lut[r] = comms.code(name(r + lo))
+    return np.take(lut, rel, out=out)
+
+
+def _render_others(dec: _Decoder, rank: np.ndarray, formats: Mapping[int, EventFormat],
+                   symbols: Symbols) -> dict[int, str]:
+    """Text of the events that are not funcgraph entries/exits, by line (time rank + 1)."""
+    out: dict[int, str] = {}
+    renderers: dict[int, Renderer] = {}
+    f_print = dec.print
+    for i, t, raw in dec.other:
+        if f_print is not None and t == f_print.id:
+            bf = f_print.fields.get("buf")
+            text = raw[bf.offset if bf else 16:].split(b"\0", 1)[0].decode("utf-8", "replace").rstrip("\n")
+        elif t in formats:
+            r = renderers.get(t)
+            if r is None:
+                r = renderers[t] = Renderer(formats[t], symbols)
+            text = r.render(raw)
+        else:
+            text = f"unknown event type {t}"
+        out[int(rank[i]) + 1] = text
+    return out
