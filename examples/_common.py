@@ -59,7 +59,8 @@ def live_record(functions: Sequence[str], command: Sequence[str], output: str,
         from ftracekit import record
     except ImportError as err:  # pragma: no cover
         raise FtracekitError(f"this ftracekit has no recorder ({err})") from err
-    print(f"recording {', '.join(functions)}" + (f" and {', '.join(events)}" if events else "")
+    print(f"recording {', '.join(functions) or 'the netlink defaults'}"
+          + (f" and {', '.join(events)}" if events else "")
           + f" while {what or ' '.join(command)}", file=sys.stderr)
     return record(list(functions), command=list(command), output=output,
                   events=list(events), **settings)

@@ -8,11 +8,14 @@ Answers, from a function_graph trace of ``rtnetlink_rcv`` (and, when graphed too
 * which task sent them;
 * how each dump was split across ``netlink_dump`` rounds (one round fills one skb; the first
   runs inside the request, the others when the task reads the socket again);
-* the critical path of the slowest request: the chain of heaviest children.
+* the critical path of the slowest request: the chain of heaviest children;
+* with a netlink capture (``record --netlink``, ``netlink.pcap`` beside the trace): the
+  messages themselves — each dump request → its rounds (messages per round, kernel µs) →
+  ``NLMSG_DONE`` — and whether the dump was kernel-bound or reader-bound.
 
     python examples/netlink_dump_stall.py                 # the bundled real trace
     python examples/netlink_dump_stall.py --trace my.txt  # any function_graph trace
-    sudo python examples/netlink_dump_stall.py --live     # record one here first
+    sudo python examples/netlink_dump_stall.py --live     # record one (+ the messages) here
 """
 
 from __future__ import annotations
@@ -187,13 +190,41 @@ def report(trace: ftracekit.Trace, n: int = 10) -> None:
     C.print_table(cp[["share", "duration", "self", "function"]])
 
 
+def messages(trace: ftracekit.Trace, n: int = 5) -> None:
+    """The message view: per dump request, its rounds (request → rounds → NLMSG_DONE)."""
+    m = trace.netlink
+    print(f"\nnetlink capture: {m['packet'].nunique():,} packets, {len(m):,} messages, "
+          f"{int((m['call'] >= 0).sum()):,} joined to a traced call")
+    d = trace.dumps()
+    if d.empty:
+        print("  no dump request in the capture")
+        return
+    show = d.assign(task=[f"{c}-{p}" if p >= 0 else "-" for c, p in zip(d["comm"], d["pid"])])
+    for col in ("kernel_us", "user_us", "slowest_round_us"):
+        show[col] = show[col].map(C.fmt_us)
+    C.print_table(show[["seq", "task", "type", "n_rounds", "n_messages", "bytes", "kernel_us",
+                        "user_us", "slowest_round_us", "verdict"]])
+    for packet in d.sort_values("duration_us", ascending=False).index[:n]:
+        row = d.loc[packet]
+        r = trace.dump_rounds(int(row["seq"]))
+        print(f"\ndump seq {row['seq']} ({row['type']}, {row['verdict']}): request → "
+              f"{len(r)} rounds → " + ("NLMSG_DONE" if row["done"] else "no NLMSG_DONE seen"))
+        r = r.assign(kernel=r["kernel_us"].map(C.fmt_us),
+                     user_before=r["gap_before_us"].map(C.fmt_us),
+                     done=r["done"].map({True: "DONE", False: ""}))
+        C.print_table(r[["round", "call", "n_messages", "bytes", "kernel", "user_before",
+                         "first_ifname", "last_ifname", "done"]])
+
+
 def run(args) -> int:
     if args.live:
-        trace = C.live_record(LIVE_FUNCS, LIVE_COMMAND, args.output,
-                              what="running ip link show / ip addr show")
+        trace = C.live_record([], LIVE_COMMAND, args.output, netlink=True,
+                              what="running ip link show / ip addr show (with their messages)")
     else:
         trace = ftracekit.load(args.trace or C.find_sample(*SAMPLES))
     report(trace)
+    if trace.has_netlink:
+        messages(trace)
     req = requests(trace)
     slow = int(req["call"].iloc[0])
     C.save_plots(args, {
@@ -201,6 +232,9 @@ def run(args) -> int:
         "rtnetlink_rcv_hist": lambda: trace.plot.hist("rtnetlink_rcv"),
         "slowest_request_flame": lambda: trace.plot.flame(slow),
         "timeline": lambda: trace.plot.timeline(),
+        **({"slowest_dump": lambda: trace.plot.dump(
+            int(trace.dumps().sort_values("duration_us").iloc[-1]["seq"]))}
+           if trace.has_netlink and len(trace.dumps()) else {}),
     })
     return 0
 

@@ -19,6 +19,7 @@ from .errors import (
     NotTraceableError, UnknownFunctionError,
 )
 from .loader import load, parse
+from .net import netlink
 from .recording import Recorder, record
 from .show import export
 from .trace import Trace
@@ -31,6 +32,7 @@ __all__ = [
     "Recorder",
     "Trace",
     "export",
+    "netlink",
     "FtracekitError",
     "InputError",
     "NotATraceError",

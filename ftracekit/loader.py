@@ -14,6 +14,7 @@ from .read import (
     PathOrFile, is_capture, load_capture, load_tracedat, open_source, parse_source, parse_text,
 )
 from .recording.sidecar import read_sidecar   # (the module, not the stage: see recording/__init__)
+from .errors import InputError
 from .trace import Trace
 
 __all__ = ["load", "parse"]
@@ -26,7 +27,9 @@ def _make_trace(recs: Any, meta: dict[str, Any]) -> Trace:
     return Trace(calls, events, meta)
 
 
-def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
+def load(src: PathOrFile, *, progress: bool | None = None,
+         netlink: str | os.PathLike[str] | None = None,
+         clock_offset_s: float | None = None) -> Trace:
     """Parse a function_graph trace into a :class:`Trace`.
 
     ``src``: a path (plain, ``.gz`` or ``.xz`` — detected by content), ``"-"`` for stdin, or a
@@ -38,11 +41,19 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
     a terminal). When a recorder sidecar (``trace.json`` next to
     ``trace.txt``) exists, it is read into ``Trace.meta["recording"]``.
 
+    ``netlink``: a netlink capture (pcap of an nlmon device) to join to the trace, read on
+    first use of ``Trace.netlink``; the ``netlink.pcap`` a ``--netlink`` recording wrote
+    beside the trace (or into its raw directory) is found without it. ``clock_offset_s``:
+    realtime − monotonic of the recording machine, for a capture the recorder did not make.
+
     Raises :class:`InputError` / :class:`NotATraceError` for unusable input.
     """
+    if netlink is not None and not os.path.isfile(netlink):
+        raise InputError(f"{os.fspath(netlink)}: no such netlink capture file")
     if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-" and os.path.isdir(src):
         if is_capture(src):
-            return _make_trace(*load_capture(src, progress=progress))
+            return _with_netlink(_make_trace(*load_capture(src, progress=progress)), src,
+                                 netlink, clock_offset_s)
     source = open_source(src)
     try:
         if source.kind == "trace.dat":
@@ -55,7 +66,28 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
         side = read_sidecar(src)
         if side is not None:
             meta["recording"] = side
-    return _make_trace(recs, meta)
+    trace = _make_trace(recs, meta)
+    where = src if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-" else None
+    return _with_netlink(trace, where, netlink, clock_offset_s)
+
+
+def _with_netlink(trace: Trace, src: Any, pcap: Any, offset: float | None) -> Trace:
+    """Note the netlink capture that goes with ``trace`` (issue 12): the given one, else the
+    one the recording names (``meta["recording"]["netlink"]["pcap"]``) beside the trace or
+    inside its capture directory."""
+    if pcap is None and src is not None:
+        name = ((trace.meta.get("recording") or {}).get("netlink") or {}).get("pcap")
+        if name:
+            base = src if os.path.isdir(src) else os.path.dirname(os.fspath(src)) or "."
+            for candidate in (name, name + ".xz", name + ".gz"):     # compressed later: fine
+                if os.path.isfile(os.path.join(base, candidate)):
+                    pcap = os.path.join(base, candidate)
+                    break
+    if pcap is not None:
+        trace.meta["netlink_pcap"] = os.fspath(pcap)
+        if offset is not None:
+            trace.meta["netlink_clock_offset_s"] = float(offset)
+    return trace
 
 
 def parse(text: str) -> Trace:

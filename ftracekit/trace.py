@@ -452,3 +452,53 @@ class Trace:
         from .show.plot import TracePlots
 
         return TracePlots(self)
+
+    # -- netlink (issue 12; the views live in net/netlink.py) ----------------------------------
+    @property
+    def has_netlink(self) -> bool:
+        """Whether a netlink capture goes with this trace (``Trace.netlink`` works)."""
+        return bool(self.meta.get("netlink_pcap"))
+
+    @property
+    def netlink(self) -> pd.DataFrame:
+        """The captured netlink messages (:func:`ftracekit.netlink.read_pcap`'s columns, times
+        on the trace clock) plus ``call`` — the handler call of a request, the ``netlink_dump``
+        round that sent a dump reply, the handler call that produced another reply — and
+        ``pid`` of that call; −1 where none was traced. Loaded on first use from the capture
+        recorded with ``--netlink`` (or given to ``load(..., netlink=PCAP)``)."""
+        cached = getattr(self, "_netlink", None)
+        if cached is None:
+            from .net.netlink import load_for
+
+            if not self.has_netlink:
+                raise FtracekitError("this trace has no netlink capture: record with "
+                                     "`ftracekit record --netlink`, or load(trace, netlink=PCAP)")
+            cached = load_for(self, self.meta["netlink_pcap"],
+                              self.meta.get("netlink_clock_offset_s"))
+            self._netlink = cached
+        return cached
+
+    def dumps(self) -> pd.DataFrame:
+        """One row per netlink dump request: rounds, messages, bytes, kernel time in the rounds,
+        user-space time between them, the slowest round's call and a verdict (kernel-bound,
+        reader-bound, balanced). Columns: :func:`ftracekit.net.netlink.dumps`."""
+        from .net.netlink import dumps
+
+        return dumps(self.netlink, self.calls)
+
+    def dump_rounds(self, dump: int) -> pd.DataFrame:
+        """The rounds of one dump — ``dump`` is its ``seq`` or, when no dump has that seq, its
+        position in :meth:`dumps` — one row per reply packet (``ftracekit.net.netlink.rounds``)."""
+        from .net.netlink import rounds
+
+        return rounds(self.netlink, self.calls, self._dump_packet(dump))
+
+    def _dump_packet(self, dump: int) -> int:
+        d = self.dumps()
+        hit = d.index[d["seq"] == dump]
+        if len(hit):
+            return int(hit[0])
+        if 0 <= int(dump) < len(d):
+            return int(d.index[int(dump)])
+        raise FtracekitError(f"no dump with seq {dump} (and only {len(d)} dumps): seqs "
+                             f"{', '.join(str(s) for s in d['seq'].head(10))}")

@@ -35,6 +35,8 @@ UPSTREAM_OK = {
     ("trace", "show.plot"),
     # Trace.arg, event_fields, packets, journey and callers are accessors into net (lazily).
     ("trace", "net"),
+    # Trace.netlink / dumps() are accessors into net.netlink (lazily), as Trace.plot into show.
+    ("trace", "net.netlink"),
 }
 
 
@@ -169,7 +171,7 @@ def test_the_exceptions_to_the_flow_are_still_needed():
 def test_public_namespace_is_all():
     public = {n for n in dir(ftracekit) if not n.startswith("_")
               and not isinstance(getattr(ftracekit, n), types.ModuleType)}
-    assert public == set(ftracekit.__all__) - {"export", "__version__"}
+    assert public == set(ftracekit.__all__) - {"export", "netlink", "__version__"}
     assert "export" in ftracekit.__all__ and callable(ftracekit.export.to_folded)
     for name in ("record", "Recorder", "load", "parse", "Trace"):
         assert callable(getattr(ftracekit, name))

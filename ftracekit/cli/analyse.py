@@ -141,6 +141,13 @@ def print_report(trace: Trace, *, func: str | None = None, top: int = 20, slowes
     print(f"top {len(t)} functions by {by} time (of {fmt_count(s['functions'])}):", file=out)
     table(t, ["func", "count", "self_us", "total_us", "mean_us", "p50_us", "p99_us", "max_us"], out)
     _events_summary(trace, out)
+    if trace.has_netlink:          # -- a netlink capture goes with it (issue 12) --
+        d = trace.dumps()
+        verdicts = ", ".join(f"{n} {v}" for v, n in d["verdict"].value_counts().items())
+        print(file=out)
+        print(f"netlink: {len(trace.netlink):,} messages captured, {len(d)} dump"
+              f"{'s' if len(d) != 1 else ''}" + (f" ({verdicts})" if len(d) else "")
+              + "; details: ftracekit netlink TRACE", file=out)
 
 
 def _print_path(trace: Trace, call: int, out: IO[str]) -> None:

@@ -7,6 +7,7 @@ parsers and sets ``func`` (a callable ``(args) -> int``) as the parser default:
 * :mod:`ftracekit.cli.record` — ``record``, ``doctor``
 * :mod:`ftracekit.cli.plot` — ``plot``, ``export``
 * :mod:`ftracekit.cli.net` — ``packets``, ``journey``, ``callers``
+* :mod:`ftracekit.cli.netlink` — ``netlink``
 
 Errors meant for users (:class:`~ftracekit.errors.FtracekitError`) print as one line on stderr
 and exit with code 2; Ctrl-C exits with 130; a closed stdout pipe (``| head``) exits quietly.
@@ -25,7 +26,7 @@ from ..errors import FtracekitError
 
 __all__ = ["main", "build_parser"]
 
-_COMMAND_MODULES = ("analyse", "record", "plot", "net")
+_COMMAND_MODULES = ("analyse", "record", "plot", "net", "netlink")
 
 
 def build_parser() -> argparse.ArgumentParser:

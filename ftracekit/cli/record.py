@@ -42,6 +42,18 @@ def _split_command(parse: Any) -> Any:
     return parse_known_args
 
 
+def _need_functions(parser: argparse.ArgumentParser, parse: Any) -> Any:
+    """FUNC is optional only with --netlink, --event or --packets (a usage error, exit 2,
+    otherwise)."""
+    def parse_known_args(args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        ns, extras = parse(args, namespace)
+        if not ns.functions and not ns.netlink and not ns.event and not ns.packets:
+            parser.error("give at least one FUNC to graph (e.g. rtnetlink_rcv), or --netlink, "
+                         "or events to record alone (--event SYS:EVT, --packets)")
+        return ns, extras
+    return parse_known_args
+
+
 def _positive(kind: type) -> Any:
     def convert(text: str) -> Any:
         try:
@@ -78,8 +90,8 @@ def register(sub: Any) -> None:
               "[--event SYS:EVT] [options]",
         epilog=_RECORD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("functions", nargs="*", metavar="FUNC",
-                   help="graph functions (globs allowed); none: record the events alone "
-                        "(--event, --packets) with tracer nop")
+                   help="graph functions (globs allowed); optional with --netlink; none: "
+                        "record the events alone (--event, --packets) with tracer nop")
     p.add_argument("-o", "--output", metavar="PATH",
                    help="trace text file (default trace.txt); with --raw the capture directory "
                         "(default trace.raw)")
@@ -115,22 +127,17 @@ def register(sub: Any) -> None:
                    help="copy the binary ring-buffer pages (per_cpu/cpuN/trace_pipe_raw) into "
                         "a directory instead of streaming trace_pipe text: for busy graphs, "
                         "where the kernel's text output cannot keep up and events are lost")
+    p.add_argument("--netlink", action="store_true",
+                   help="also capture the netlink messages (nlmon device) into netlink.pcap "
+                        "beside the trace; without FUNC graph what a dump needs; see "
+                        "`ftracekit netlink`")
     p.add_argument("--top-level", action="store_true",
                    help="record at the top level even when a private instance is possible")
     p.add_argument("--force", action="store_true",
                    help="record even if another tracer or ftracekit is active")
     p.add_argument("--top", type=_positive(int), default=20,
                    help="functions in the summary's top table (default 20)")
-    split = _split_command(p.parse_known_args)
-    record_parser = p
-
-    def parse_known_args(args: Sequence[str] | None = None, namespace: Any = None) -> Any:
-        ns, extras = split(args, namespace)
-        if not ns.functions and not ns.event and not getattr(ns, "packets", False):
-            record_parser.error("give FUNC to graph, or events to record alone "
-                                "(--event SYS:EVT, --packets)")
-        return ns, extras
-    p.parse_known_args = parse_known_args  # type: ignore[method-assign]
+    p.parse_known_args = _need_functions(p, _split_command(p.parse_known_args))  # type: ignore[method-assign]
     p.set_defaults(func=_cmd_record, command_argv=[])
 
     p = sub.add_parser(
@@ -187,11 +194,11 @@ def _cmd_record(args: argparse.Namespace) -> int:
         max_depth=args.depth, thresh_us=args.thresh, buffer_kb=args.buffer_kb,
         options=_split_commas(args.option), events=_split_commas(args.event), clock=args.clock,
         stream=args.stream, raw=args.raw, instance=False if args.top_level else None,
-        force=args.force, packets=args.packets)
+        force=args.force, netlink=args.netlink, packets=args.packets)
     progress = None
     until_interrupt = command is None and args.duration is None
     if until_interrupt:
-        what = " ".join(args.functions) or "events"
+        what = " ".join(args.functions) or ("netlink" if args.netlink else "events")
         print(f"ftracekit: recording {what} until Ctrl-C ...", file=sys.stderr)
         progress = _Progress(raw=args.raw)
     with warnings.catch_warnings(record=True) as caught:
@@ -215,6 +222,10 @@ def _cmd_record(args: argparse.Namespace) -> int:
         where = str(rec.output)
     print(f"ftracekit: wrote {where} ({amount} in {meta['duration_s']:.1f} s, {lost:,} events "
           f"lost, {meta['mode']}) and its metadata", file=sys.stderr)
+    if rec.netlink:
+        nl = meta.get("netlink") or {}
+        print(f"ftracekit: wrote {rec.pcap_path} ({nl.get('packets', 0):,} netlink packets, "
+              f"{nl.get('drops', 0):,} dropped)", file=sys.stderr)
     if rec.returncode:
         print(f"ftracekit: note: the command exited with status {rec.returncode}",
               file=sys.stderr)

@@ -137,6 +137,9 @@ def _recover(tracefs: TraceFS, lock: _Lock) -> list[str]:
         if name.startswith(INSTANCE_PREFIX) and not _owner_alive(name):
             tracefs.top.remove_instance(name)
             done.append(f"removed instance {name} of a dead ftracekit")
+    from .nlmon import remove_stale_devices    # nlmon devices of dead recordings (issue 12)
+
+    done += remove_stale_devices((stale or {}).get("nlmon"))
     return done
 
 

@@ -118,11 +118,26 @@ def diagnose(tracefs: TraceFS | None = None, *, mount: bool = True,
     instance_ok = _instances(diag, tracefs, has_graph)
     _options(diag, tracefs)
     _events(diag, tracefs)
+    _netlink(diag)
     _buffers(diag, tracefs)
     _in_use(diag, tracefs, instance_ok, lock_dir)
     if diag.ok:
         diag.mode = "instance" if instance_ok else "top-level"
     return diag
+
+
+def _netlink(diag: Diagnosis) -> None:
+    """``record --netlink``: nlmon, CAP_NET_ADMIN, ``ip``; a leftover device of a dead
+    recording. Info/warn only: plain recording does not need it."""
+    from .nlmon import nlmon_support, stale_devices
+
+    s = nlmon_support()
+    diag.add("netlink capture", "ok" if s["ok"] else "info",
+             f"--netlink works: {s['detail']}" if s["ok"] else f"--netlink unavailable: {s['detail']}")
+    stale = stale_devices()
+    if stale:
+        diag.add("nlmon devices", "warn", f"left by a killed ftracekit: {', '.join(stale)} "
+                 "(`ftracekit doctor --clean` removes them)")
 
 
 def _lockdown(diag: Diagnosis) -> None:

@@ -194,4 +194,5 @@ def write_capture_info(outdir: Path, info: dict[str, Any]) -> Path:
 
 
 #: What a capture directory holds besides ``cpuN.raw`` (see :mod:`ftracekit.read.rawtrace`).
-CAPTURE_FILES = (CAPTURE_META, "formats", "kallsyms.gz", "saved_cmdlines")
+CAPTURE_FILES = (CAPTURE_META, "formats", "kallsyms.gz", "saved_cmdlines",
+                 "netlink.pcap")     # recording.nlmon.PCAP_NAME (--raw --netlink)

@@ -45,6 +45,7 @@ from ._lock import INSTANCE_PREFIX, _Lock, _recover, recover_stale
 from ._stream import _PipeReader, _raise_interrupt, _signals_deferred
 from .settings import DEFAULT_OPTIONS, _as_tuple, _is_cpu_raw, _Settings
 from .tracefs import TraceFS
+from . import nlmon as _nlmon
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace
@@ -130,11 +131,18 @@ class Recorder(_Settings):
         a :class:`TraceFS` (default: the system's, mounted if needed).
     lock_dir
         where the lock file lives (default ``/run/lock``).
+    netlink
+        also capture the netlink messages (:mod:`~ftracekit.recording.nlmon`): an nlmon device
+        and a capture thread write ``netlink.pcap`` beside the trace (inside a raw capture
+        directory), the clock is ``mono`` (the packet times are aligned to it), and with no
+        ``functions`` the graph is what a dump needs (``nlmon.GRAPH_DEFAULT`` filtered by
+        ``nlmon.FILTER_DEFAULT``). Refused before anything is touched without nlmon or
+        CAP_NET_ADMIN. Statistics in ``meta["netlink"]``.
     """
 
     def __init__(
         self,
-        functions: str | Sequence[str],
+        functions: str | Sequence[str] = (),
         *,
         output: str | os.PathLike[str] | None = None,
         notrace: str | Sequence[str] = (),
@@ -156,8 +164,17 @@ class Recorder(_Settings):
         packets: bool = False,
         tracefs: TraceFS | None = None,
         lock_dir: str | os.PathLike[str] | None = None,
+        netlink: bool = False,
     ):
         self.functions = _as_tuple(functions)
+        # -- netlink capture (issue 12) --
+        self.netlink = bool(netlink)
+        self._nlmon: _nlmon.NlmonCapture | None = None
+        if self.netlink and clock not in (None, "mono"):
+            raise RecordError(f"a netlink capture needs trace clock mono (packet times are "
+                              f"aligned to CLOCK_MONOTONIC), not {clock!r}")
+        if self.netlink:
+            clock = "mono"
         # -- packets / events-only recording (issue 11) ------------------------------------
         self.packets = bool(packets)
         #: True when only trace events are recorded (tracer nop); decided by :meth:`start`
@@ -165,9 +182,9 @@ class Recorder(_Settings):
         #: one line for the user when the recording differs from what was asked (events only)
         self.note: str | None = None
         # ------------------------------------------------------------------------------------
-        if not self.functions and not events and not self.packets:
+        if not self.functions and not events and not self.packets and not self.netlink:
             raise RecordError("give at least one function to graph (e.g. rtnetlink_rcv), or "
-                              "events to record alone (--event, --packets)")
+                              "events to record alone (--event, --packets), or --netlink")
         self.raw = bool(raw)
         self.output = Path(output if output is not None else
                            ("trace.raw" if self.raw else "trace.txt"))
@@ -245,6 +262,8 @@ class Recorder(_Settings):
                 self.output.unlink()          # created by us, nothing recorded into it
             if self._made_dir:
                 shutil.rmtree(self.output, ignore_errors=True)   # ours, nothing recorded
+            if self.netlink and self._pcap_ours:
+                self.pcap_path.unlink(missing_ok=True)           # nothing recorded into it
             if failures:
                 warnings.warn("tracefs could not be fully restored: "
                               + "; ".join(failures), RuntimeWarning, stacklevel=2)
@@ -252,9 +271,20 @@ class Recorder(_Settings):
         return self
 
     def _start(self) -> None:
+        if self.netlink:
+            _nlmon.check_nlmon()        # no nlmon / CAP_NET_ADMIN: refuse before touching anything
         top = self._tracefs.top if self._tracefs is not None else TraceFS()
         self._top = top
         tracers = top.read("available_tracers").split()
+        if self.netlink and "function_graph" not in tracers:
+            raise TracerUnavailableError(
+                f"this kernel has no function_graph tracer (available tracers: "
+                f"{' '.join(tracers) or 'none'}); it needs CONFIG_FUNCTION_GRAPH_TRACER — run "
+                "`ftracekit doctor` for details")
+        if self.netlink and not self.functions:
+            graph, filt = _nlmon.default_functions(top.available_functions())
+            self.functions = tuple(graph)
+            self.filter = self.filter or tuple(filt)
         self._choose_mode(tracers)
         if self.note:
             self.meta["note"] = self.note
@@ -289,7 +319,8 @@ class Recorder(_Settings):
         self._snapshot = top.snapshot(top_files)
         if self._lock is not None:
             self._lock.write({"pid": os.getpid(), "started": _now(), "root": str(top.root),
-                              "instance": self._instance_name, "snapshot": self._snapshot})
+                              "instance": self._instance_name, "snapshot": self._snapshot,
+                              "nlmon": _nlmon.device_name() if self.netlink else None})
 
         if self.raw:
             self._prepare_capture_dir()
@@ -315,6 +346,8 @@ class Recorder(_Settings):
             self._reader.start()
         if threading.current_thread() is threading.main_thread():
             self._old_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+        if self.netlink:
+            self._nlmon = _nlmon.NlmonCapture(self.pcap_path).start()
         self._t0 = time.monotonic()
         self.meta["started"] = _now()
         d.write("tracing_on", "1")
@@ -337,6 +370,19 @@ class Recorder(_Settings):
             raise RecordError(f"cannot write the capture to {out}: {err.strerror}") from err
 
     # ------------------------------------------------------------------ running
+    @property
+    def pcap_path(self) -> Path:
+        """Where a netlink capture goes: ``netlink.pcap`` beside the trace text, or inside
+        the raw capture directory."""
+        base = self.output if self.raw else (self.output.parent if str(self.output.parent)
+                                             else Path("."))
+        return base / _nlmon.PCAP_NAME
+
+    @property
+    def _pcap_ours(self) -> bool:
+        return self._nlmon is not None or (self.pcap_path.exists()
+                                           and self.pcap_path.stat().st_size <= 24)
+
     @property
     def lines(self) -> int:
         """Lines of trace text written so far (streaming mode; 0 for a raw capture)."""
@@ -441,6 +487,8 @@ class Recorder(_Settings):
             return
         elapsed = time.monotonic() - self._t0
         d.write("tracing_on", "0")
+        if self._nlmon is not None:
+            self.meta["netlink"] = self._nlmon.stop()
         if self._raw is not None:
             self._finish_raw(d, elapsed)
             return
@@ -491,6 +539,11 @@ class Recorder(_Settings):
         """Close files, remove the instance, restore the snapshot, release the lock. Each step
         runs even when an earlier one failed; returns what could not be restored."""
         failures: list[str] = []
+        if self._nlmon is not None:
+            failure = self._nlmon.close()   # removes the nlmon device
+            if failure:
+                failures.append(failure)
+            self._nlmon = None
         if self._raw is not None:       # open trace_pipe_raw files would keep the instance busy
             self._raw.close()           # (read errors: raised by _finish_raw, not restore failures)
         if self._reader is not None and self._reader.is_alive():
@@ -533,6 +586,10 @@ class Recorder(_Settings):
             write_capture_info(self.output, self.meta)
         else:
             write_sidecar(self.output, self.meta)
+        drops = self.meta.get("netlink", {}).get("drops", 0)
+        if drops:
+            warnings.warn(f"{drops} netlink packets were dropped by the capture socket (its "
+                          "receive queue was full)", LostEventsWarning, stacklevel=3)
         lost = self.meta["lost_events"]["total"]
         if lost:
             warnings.warn(

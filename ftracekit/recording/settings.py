@@ -161,6 +161,7 @@ class _Settings:
             "events": list(self.events), "clock": self.clock, "stream": self.stream,
             "raw": self.raw, "instance": self.want_instance, "force": self.force,
             "packets": self.packets,
+            "netlink": getattr(self, "netlink", False),
         }
 
     def _resolve_options(self, d: TraceFS) -> dict[str, bool]:

@@ -608,6 +608,12 @@ class TracePlots:
         """:func:`plot_compare` (this trace as ``a``)"""
         return plot_compare(self._trace, other, n, ax, **kw)
 
+    def dump(self, dump: int, ax: "Axes | None" = None) -> "Axes":
+        """A netlink dump's rounds over time (:func:`ftracekit.show.plot_netlink.plot_dump`)."""
+        from .plot_netlink import plot_dump
+
+        return plot_dump(self._trace, dump, ax)
+
     # -- packets (issue 11): :mod:`ftracekit.show.plot_net`
     def journey(self, skb: str | int, gen: int | None = None, ax: "Axes | None" = None,
                 **kw: Any) -> "Axes":
