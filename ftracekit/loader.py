@@ -13,7 +13,7 @@ from .calltree import build_tables
 from .read import (
     PathOrFile, is_capture, load_capture, load_tracedat, open_source, parse_source, parse_text,
 )
-from .recording.sidecar import read_sidecar   # (the module, not the stage: see recording/__init__)
+from .recording.sidecar import find_sidecar   # (the module, not the stage: see recording/__init__)
 from .trace import Trace
 
 __all__ = ["load", "parse"]
@@ -36,7 +36,9 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
     written by ``ftracekit record --raw`` (ring-buffer pages, see :mod:`ftracekit.read.rawtrace`).
     ``progress``: draw a progress line on stderr (default: only for large files when stderr is
     a terminal). When a recorder sidecar (``trace.json`` next to
-    ``trace.txt``) exists, it is read into ``Trace.meta["recording"]``.
+    ``trace.txt``) exists, it is read into ``Trace.meta["recording"]``; a JSON file of that
+    name that the recorder did not write (no ``ftracekit_version``/``settings``) is ignored
+    and ``Trace.meta["sidecar_ignored"]`` says so.
 
     Raises :class:`InputError` / :class:`NotATraceError` for unusable input.
     """
@@ -52,9 +54,11 @@ def load(src: PathOrFile, *, progress: bool | None = None) -> Trace:
     finally:
         source.close()
     if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-":
-        side = read_sidecar(src)
+        side, note = find_sidecar(src)
         if side is not None:
             meta["recording"] = side
+        elif note is not None:
+            meta["sidecar_ignored"] = note
     return _make_trace(recs, meta)
 
 
