@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FtracekitError
+from ..show import fmt_count
 
 __all__ = ["register"]
 
@@ -86,6 +87,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.format in ("chrome", "parquet", "csv") and not args.output:
         raise FtracekitError(f"--format {args.format} needs -o PATH")
+    if args.events and args.format not in ("parquet", "csv"):
+        raise FtracekitError(f"--events is for --format csv or parquet, not {args.format}")
     trace = load_for_cli(args.trace)
     if args.format == "folded":
         if not args.output or args.output == "-":
@@ -100,8 +103,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
               f"chrome://tracing", file=sys.stderr)
     else:
         fn = E.to_parquet if args.format == "parquet" else E.to_csv
-        paths = fn(trace, args.output)
-        print(f"wrote {paths['calls']} and {paths['events']}", file=sys.stderr)
+        w = fn(trace, args.output, events=args.events)
+        print(f"wrote {w['calls']} ({fmt_count(w['calls_rows'])} calls)", file=sys.stderr)
+        if "events" in w:
+            print(f"wrote {w['events']} ({fmt_count(w['events_rows'])} events)", file=sys.stderr)
+        elif len(trace.events):
+            print(f"({fmt_count(len(trace.events))} events not written: add --events FILE)",
+                  file=sys.stderr)
     return 0
 
 
@@ -142,11 +150,15 @@ def register(sub: Any) -> None:
         "export", help="convert a trace: folded stacks, Chrome/Perfetto JSON, Parquet, CSV",
         description="Convert a function_graph trace: folded stacks for flamegraph.pl / "
                     "speedscope (stdout by default), Chrome trace-event JSON for ui.perfetto.dev "
-                    "and chrome://tracing, or the calls/events tables as Parquet or CSV "
-                    "(-o DIR/ or -o PREFIX → PREFIX.calls.EXT, PREFIX.events.EXT).")
+                    "and chrome://tracing, or the calls/events tables as Parquet or CSV: "
+                    "-o calls.csv writes exactly that file (add --events events.csv for the "
+                    "events table), -o DIR/ writes DIR/calls.EXT and DIR/events.EXT, and "
+                    "-o PREFIX (no extension) PREFIX.calls.EXT and PREFIX.events.EXT.")
     p.add_argument("trace", help="trace file, or - for stdin")
     p.add_argument("--format", "-F", choices=FORMATS, required=True)
-    p.add_argument("-o", "--output", help="output file / directory / prefix (- for stdout: folded)")
+    p.add_argument("-o", "--output", help="output file, DIR/ or prefix (- for stdout: folded)")
+    p.add_argument("--events", metavar="FILE", help="csv/parquet: also write the events table "
+                   "to FILE (with -o calls.EXT; -o DIR/ and -o PREFIX write it anyway)")
     p.add_argument("--unit", choices=["us", "ns"], default="us",
                    help="folded: weight unit (integers; ns keeps full precision)")
     p.add_argument("--tasks", action="store_true", help="folded: task (comm-pid) as the root frame")
