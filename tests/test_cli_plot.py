@@ -195,3 +195,33 @@ def test_export_bad_paths(capsys, tmp_path, argv, message):
 def test_export_needs_output(capsys):
     code, _, err = run(capsys, "export", PIPE, "-F", "chrome")
     assert code == 2 and "--format chrome needs -o PATH" in err
+
+
+def test_plot_compare_labels_tell_same_named_files_apart(capsys, tmp_path, monkeypatch):
+    """Two proc_abstime.txt from two kernels: the legend names their directories; --labels
+    sets them; --rank count orders by the change in calls."""
+    import matplotlib.pyplot as plt
+
+    from ftracekit.show import plot as P
+
+    a = str(Path(__file__).parent / "data" / "6.1.0-56-amd64" / "proc_abstime.txt")
+    b = str(Path(__file__).parent / "data" / "6.12.117+deb12-amd64" / "proc_abstime.txt")
+    seen = {}
+    real = P.plot_compare
+
+    def spy(*args, **kw):
+        ax = real(*args, **kw)
+        seen["legend"] = [t.get_text() for t in ax.get_legend().get_texts()]
+        seen["xlabel"] = ax.get_xlabel()
+        return ax
+
+    monkeypatch.setattr(P, "plot_compare", spy)
+    out = tmp_path / "c.png"
+    code, _, err = run(capsys, "plot", a, "--kind", "compare", "--against", b, "-o", str(out))
+    assert code == 0, err
+    assert seen["legend"] == ["6.1.0-56-amd64", "6.12.117+deb12-amd64"]
+    code, _, err = run(capsys, "plot", a, "--kind", "compare", "--against", b, "-o", str(out),
+                       "--labels", "6.1", "6.12", "--rank", "count")
+    assert code == 0, err
+    assert seen["legend"] == ["6.1", "6.12"] and seen["xlabel"] == "calls"
+    plt.close("all")

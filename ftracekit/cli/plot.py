@@ -57,7 +57,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from ..show import plot as P
 
     if args.kind == "hist":
-        ax = P.plot_hist(trace, args.function)[0]
+        ax = P.plot_hist(trace, args.function)
     elif args.kind == "time":
         ax = P.plot_time(trace, args.function, label=args.label)
     elif args.kind == "timeline":
@@ -69,8 +69,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         ax = P.plot_top(trace, args.n, by=args.rank)
     else:
         other = load_for_cli(args.against)
-        ax = P.plot_compare(trace, other, args.n, by=args.rank,
-                            labels=(Path(args.trace).name, Path(args.against).name))
+        ax = P.plot_compare(trace, other, args.n, by=args.rank, labels=args.labels)
     try:
         ax.figure.savefig(out, dpi=args.dpi)
     except OSError as err:
@@ -138,8 +137,11 @@ def register(sub: Any) -> None:
     p.add_argument("--call", type=_positive_int, default=None, help="flame: call number")
     p.add_argument("--max-depth", type=_positive_int, default=None, help="flame: levels to draw")
     p.add_argument("--by", choices=["task", "cpu"], default="task", help="timeline rows")
-    p.add_argument("--rank", choices=["self", "total"], default="self",
-                   help="top/compare: rank by self or total time")
+    p.add_argument("--rank", choices=["self", "total", "count", "p50", "p99"], default="self",
+                   help="top: rank by self or total time; compare: show the functions whose "
+                        "self/total time, count, p50 or p99 changed most (default self)")
+    p.add_argument("--labels", nargs=2, metavar=("A", "B"), help="compare: legend names of "
+                   "TRACE and OTHER (default: the file names, or their directories when equal)")
     p.add_argument("-n", type=_positive_int, default=20, help="top/compare: functions (default 20)")
     p.add_argument("--label", type=_positive_int, default=5, help="time: slowest calls to label")
     p.add_argument("--against", help="compare: the other trace")
