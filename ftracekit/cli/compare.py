@@ -14,8 +14,7 @@ from typing import IO, Any
 import pandas as pd
 
 from ..analysis import COMPARE_KEYS
-from ..show import fmt_count, fmt_us
-from ..show.plot_functions import trace_labels
+from ..show import fmt_count, fmt_us, plot
 
 __all__ = ["register", "print_compare"]
 
@@ -111,7 +110,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.csv:
         table.to_csv(sys.stdout, float_format="%.3f")
         return 0
-    labels = tuple(args.labels) if args.labels else trace_labels(a, b)
+    labels = tuple(args.labels) if args.labels else plot.trace_labels(a, b)
     print_compare(table, labels, args.by, (args.a, args.b), len(full))
     return 0
 
