@@ -104,6 +104,13 @@ def test_hist_of_one_call():
     assert x[0] < 329.797 < x[-1]
     # p50 and p99 coincide: one label, not two on top of each other
     assert [txt.get_text() for txt in ah.texts] == ["p50 = p99 329.797 µs"]
+    # one bar, around the call's duration, on a log or a linear axis
+    for log in (True, False):
+        ah = t.plot.hist("rtnl_dump_ifinfo", log=log)
+        (bar,) = ah.patches
+        lo, hi = bar.get_data().edges
+        assert lo < 329.797 < hi and bar.get_data().values.tolist() == [1]
+        assert ah.get_xlim()[0] < lo and hi < ah.get_xlim()[1]
 
 
 def test_hist_p50_p99_labels_do_not_overlap(tmp_path):

@@ -98,13 +98,18 @@ def plot_hist(trace: "Trace", func: str, ax: "Axes | Sequence[Axes] | None" = No
     bins = int(np.clip(2 * np.sqrt(len(dd)), 10, bins))     # few calls: few, wider bins
     dmin, dmax = float(dd.min()), float(dd.max())             # the data, for the title
     lo, hi = dmin, dmax                                       # the axis (widened below)
-    if log:
-        if hi <= lo:
-            lo, hi = lo / 1.5, hi * 1.5
+    if hi <= lo:         # every call as long as the other: one bar centred on that duration
+        v = lo
+        if log:
+            edges = np.array([v / 1.08, v * 1.08])
+            lo, hi = v / 1.5, v * 1.5
+        else:
+            w = max(abs(v) * 0.08, 0.5)
+            edges = np.array([v - w, v + w])
+            lo, hi = v - 6 * w, v + 6 * w
+    elif log:
         edges = np.geomspace(lo, hi, bins + 1)
     else:
-        if hi <= lo:
-            lo, hi = lo - max(abs(lo) * 0.5, 0.5), hi + max(abs(hi) * 0.5, 0.5)
         edges = np.linspace(lo, hi, bins + 1)
     counts, edges = np.histogram(dd, bins=edges)
     ah.stairs(counts, edges, fill=True, color="#4c72b0", alpha=0.85)
