@@ -154,3 +154,15 @@ def test_cli_compare_bad_by(capsys):
         main(["compare", str(A), str(B), "--by", "max"])
     assert exc.value.code == 2
     assert "invalid choice: 'max'" in capsys.readouterr().err
+
+
+def test_empty_sides():
+    empty = ftracekit.parse("# tracer: function_graph\n#\n")
+    thresh = ftracekit.load(DATA / "shared" / "rtnl_thresh50.txt")
+    assert empty.compare(empty).shape == (0, 18)
+    d = empty.compare(thresh)
+    # grep -c 'rtnetlink_rcv \*/' rtnl_thresh50.txt → 4 exits (tracing_thresh: no entries)
+    assert d.loc["rtnetlink_rcv", "count_b"] == 4 and d.loc["rtnetlink_rcv", "funcs_a"] == ""
+    assert (d["count_a"] == 0).all() and (d["total_us_a"] == 0).all()
+    with pytest.raises(FtracekitError, match="no calls in either trace"):
+        empty.plot.compare(empty)
