@@ -116,11 +116,10 @@ def call_paths(trace: ftracekit.Trace, calls: pd.Index | Sequence[int], *, sep: 
 
 
 def fmt_us(v: float) -> str:
-    if v != v:
-        return "-"
-    if v >= 1e4:
-        return f"{v / 1e3:,.1f} ms"
-    return f"{v:,.1f} µs"
+    """Durations as everywhere in ftracekit: µs with 3 decimals (ftracekit.show.format)."""
+    from ftracekit.show.format import fmt_us as _fmt
+
+    return _fmt(v, unit=True)
 
 
 def print_table(df: pd.DataFrame, *, indent: str = "  ", max_width: int = 150) -> None:

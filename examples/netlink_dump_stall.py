@@ -36,10 +36,10 @@ LIVE_COMMAND = ["sh", "-c", "ip -d -s link show >/dev/null; ip addr show >/dev/n
 
 
 def _when(trace: ftracekit.Trace, calls: pd.DataFrame) -> pd.Series:
-    """Start time in seconds since the trace began, or the line number without timestamps."""
+    """Start time in seconds as the trace prints them (``start_s``, what ``Trace.filter`` and
+    the plots use), or the line number without timestamps."""
     if trace.has_times:
-        t0 = float(np.nanmin(trace.calls["start_s"]))
-        return (calls["start_s"] - t0).round(6)
+        return calls["start_s"].round(6)
     return calls["line"]
 
 

@@ -46,7 +46,7 @@ a.close(); srv.close()
 
 
 def resets(trace: ftracekit.Trace) -> pd.DataFrame:
-    """One row per reset call: ``call``, ``func``, ``task``, ``when`` (s since the trace start, or
+    """One row per reset call: ``call``, ``func``, ``task``, ``when`` (s as the trace prints them, or
     the line number), ``duration_us``, ``path`` (outermost recorded caller → … → the reset
     function), ``kind`` (``answer`` for tcp_v*_send_reset, ``active`` for
     tcp_send_active_reset)."""
@@ -58,7 +58,7 @@ def resets(trace: ftracekit.Trace) -> pd.DataFrame:
     c = trace.calls
     calls = c[c["func"].astype(str).isin(present).to_numpy()]
     if trace.has_times:
-        when = (calls["start_s"] - float(np.nanmin(c["start_s"]))).round(6)
+        when = calls["start_s"].round(6)      # seconds as the trace prints them
     else:
         when = calls["line"]
     func = calls["func"].astype(str)

@@ -193,7 +193,10 @@ def func_stats(calls: pd.DataFrame) -> pd.DataFrame:
     table["max_us"] = dur.max()
     table.index = table.index.astype(str)
     table.index.name = "func"
-    return table[TOP_COLUMNS]
+    table = table[TOP_COLUMNS]
+    us = TOP_COLUMNS[1:]
+    table[us] = table[us].round(3)        # µs to the ns the kernel measured: no float noise
+    return table
 
 
 def top(calls: pd.DataFrame, n: int | None = 20, by: str = "self") -> pd.DataFrame:
@@ -210,24 +213,28 @@ def stats(c: pd.DataFrame, name: str) -> pd.Series:
     """Statistics of the calls ``c`` of one function (see :meth:`ftracekit.Trace.stats`)."""
     d = c["duration_us"]
     st = c["status"].value_counts()
+
+    def us(v: float) -> float:
+        return round(float(v), 3)
+
     return pd.Series({
         "count": len(c),
         "complete": int(st.get("complete", 0)),
         "no_exit": int(st.get("no-exit", 0)),
         "no_entry": int(st.get("no-entry", 0)),
-        "total_us": d.sum(),
-        "self_us": c["self_us"].sum(),
-        "mean_us": d.mean(),
-        "std_us": d.std(),
-        "min_us": d.min(),
-        "p50_us": d.quantile(0.5),
-        "p90_us": d.quantile(0.9),
-        "p99_us": d.quantile(0.99),
-        "max_us": d.max(),
+        "total_us": us(d.sum()),
+        "self_us": us(c["self_us"].sum()),
+        "mean_us": us(d.mean()),
+        "std_us": us(d.std()),
+        "min_us": us(d.min()),
+        "p50_us": us(d.quantile(0.5)),
+        "p90_us": us(d.quantile(0.9)),
+        "p99_us": us(d.quantile(0.99)),
+        "max_us": us(d.max()),
         "tasks": int(c["pid"].nunique()),
         "cpus": int(c["cpu"].nunique()),
         "roots": int((c["parent"] < 0).sum()),
-    }, name=name)
+    }, name=name, dtype=object)     # (object: counts stay integers, µs keep 3 decimals)
 
 
 #: What :func:`compare` can sort by, and the column it sorts on (largest absolute change first).
@@ -303,25 +310,81 @@ def compare(a_calls: pd.DataFrame, b_calls: pd.DataFrame, n: int | None = None,
 # ---------------------------------------------------------------------------------------------
 # One call
 
-def critical_path(calls: pd.DataFrame, index: ChildIndex, call: int) -> pd.DataFrame:
-    """The chain from ``call`` down through the heaviest child at each level (see
-    :meth:`ftracekit.Trace.critical_path` for the columns)."""
-    dur = calls["duration_us"]
-    chain = [call]
+def critical_path(calls: pd.DataFrame, index: ChildIndex, call: int, *,
+                  include_irq: bool = False) -> pd.DataFrame:
+    """The chain from ``call`` down to where its time is spent (see
+    :meth:`ftracekit.Trace.critical_path` for the rule and the columns)."""
+    dur = calls["duration_us"].to_numpy(dtype=float, na_value=np.nan)
+    selfs = calls["self_us"].to_numpy(dtype=float, na_value=np.nan)
+    irq = calls["in_irq"].to_numpy(dtype=bool)
+    pos = pd.Index(calls.index)
+    chain: list[int] = []
+    irq_us: list[float] = []
     cur = call
+    end = "no children"
     while True:
-        kids = index.children(cur)
-        if not len(kids):
-            break
-        kd = dur.loc[kids].to_numpy(dtype=float)
-        if np.all(np.isnan(kd)):
-            break
-        cur = int(kids[int(np.nanargmax(kd))])
         chain.append(cur)
+        kids = index.children(cur)
+        kp = pos.get_indexer(kids)
+        kd = dur[kp]
+        ki = irq[kp] & ~irq[pos.get_loc(cur)]     # interrupts of this call (not its own context)
+        irq_us.append(float(np.nansum(kd[ki])))
+        follow = kd if include_irq else np.where(ki, np.nan, kd)
+        if not len(kids) or np.all(np.isnan(follow)):
+            end = "no children" if not len(kids) else "only interrupts below"
+            break
+        j = int(np.nanargmax(follow))
+        own = selfs[pos.get_loc(cur)]
+        if own == own and own >= follow[j]:
+            end = "self time"        # its own time outweighs any child's: the time is spent here
+            break
+        cur = int(kids[j])
     rows = calls.loc[chain, ["func", "depth", "duration_us", "self_us", "n_children"]].copy()
+    rows.insert(4, "irq_us", np.round(irq_us, 3))   # (µs to the ns, as the kernel prints)
     head = rows["duration_us"].iloc[0]
-    rows["pct_of_top"] = 100 * rows["duration_us"] / head if head else np.nan
-    parent_dur = rows["duration_us"].shift(1)
-    rows["share_of_parent"] = 100 * rows["duration_us"] / parent_dur
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rows["pct_of_top"] = (100 * rows["duration_us"] / head).round(1) if head else np.nan
+        rows["share_of_parent"] = (100 * rows["duration_us"] / rows["duration_us"].shift(1)).round(1)
     rows.insert(0, "call", rows.index)
-    return rows.reset_index(drop=True)
+    out = rows.reset_index(drop=True)
+    out.attrs["end"] = end
+    return out
+
+
+def reroot(calls: pd.DataFrame) -> pd.DataFrame:
+    """A subset of a calls table made self-contained: calls whose parent is not in it get
+    ``parent`` −1, and ``root`` is the outermost ancestor within the subset."""
+    parent = calls["parent"].to_numpy()
+    ids = calls.index.to_numpy()
+    inside = np.isin(parent, ids)
+    if inside.all() or not len(calls):
+        outside_root = ~np.isin(calls["root"].to_numpy(), ids)
+        if not outside_root.any():
+            return calls
+    out = calls.copy()
+    new_parent = np.where(inside, parent, -1)
+    out["parent"] = new_parent
+    # root: follow parents within the subset (positions), pointer jumping
+    pos = pd.Index(ids).get_indexer(new_parent)
+    r = np.where(pos >= 0, pos, np.arange(len(ids)))
+    while True:
+        nr = r[r]
+        if np.array_equal(nr, r):
+            break
+        r = nr
+    out["root"] = ids[r]
+    return out
+
+
+#: The kernel's error range for return values: IS_ERR_VALUE, -MAX_ERRNO..-1.
+MAX_ERRNO = 4095
+
+
+def errors(calls: pd.DataFrame) -> pd.DataFrame:
+    """The calls that returned an error: ``retval`` in the kernel's error range (-4095..-1).
+    Other negative values are kernel pointers (``0xffff…`` read as signed) or what a void
+    function left in the return register. Adds ``errno`` (``-ENOENT`` …, see
+    :func:`ftracekit.show.format.errno_name` for the names)."""
+    rv = calls["retval"]
+    mask = (rv >= -MAX_ERRNO) & (rv <= -1)
+    return calls[mask.to_numpy(dtype=bool, na_value=False)]

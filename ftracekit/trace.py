@@ -22,6 +22,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Trace", "TOP_COLUMNS", "base_name"]
 
+def _count_arg(name: str, n: Any, allow_none: bool = False) -> Any:
+    """A row count argument: an int ≥ 0 (or None where ``allow_none``)."""
+    if n is None and allow_none:
+        return None
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        want = "an integer ≥ 0" + (" or None" if allow_none else "")
+        raise FtracekitError(f"{name} must be {want}, not {n!r}")
+    return int(n)
+
+
 class Trace:
     """A parsed function_graph trace.
 
@@ -128,25 +138,38 @@ class Trace:
 
     def slowest(self, func: str | None = None, n: int = 10) -> pd.DataFrame:
         """The ``n`` longest calls of ``func`` (default: of the roots), longest first."""
+        n = _count_arg("n", n)
         c = self.roots() if func is None else self.calls_of(func)
         return c.sort_values("duration_us", ascending=False, na_position="last", kind="stable").head(n)
 
     def children(self, call: int) -> pd.DataFrame:
         """Direct children of ``call``, in order of appearance."""
-        self._check_call(call)
+        call = self._check_call(call)
         ids = self._child_idx().children(call)
         return self.calls.loc[ids] if len(ids) else self.calls.iloc[0:0]
 
     def subtree(self, call: int) -> pd.DataFrame:
         """``call`` and all its descendants, in order of appearance."""
-        self._check_call(call)
+        call = self._check_call(call)
         ids = self._subtree_ids(call)
         return self.calls.loc[np.sort(ids)]
 
-    def _check_call(self, call: int) -> None:
-        if not isinstance(call, (int, np.integer)) or call not in self.calls.index:
-            raise FtracekitError(f"no call {call!r} in this trace (calls are numbered 0.."
-                                 f"{len(self.calls) - 1})")
+    def _check_call(self, call: Any) -> int:
+        """``call`` as an int id of a call in this trace, else a library error saying which
+        ids there are (a filtered trace keeps the numbers of the full one)."""
+        if isinstance(call, (float, np.floating)) and float(call).is_integer():
+            call = int(call)
+        if isinstance(call, bool) or not isinstance(call, (int, np.integer)):
+            raise FtracekitError(f"a call is given by its integer id (the index of "
+                                 f"Trace.calls), not {call!r}")
+        idx = self.calls.index
+        if call not in idx:
+            if not len(idx):
+                raise FtracekitError(f"no call {call} in this trace: it holds no calls")
+            span = (f"{len(idx):,} calls numbered {int(idx.min())}..{int(idx.max())}"
+                    + ("" if len(idx) == int(idx.max()) - int(idx.min()) + 1 else ", with gaps"))
+            raise FtracekitError(f"no call {call} in this trace (it holds {span})")
+        return int(call)
 
     def _child_idx(self) -> A.ChildIndex:
         if self._children_index is None:
@@ -155,6 +178,17 @@ class Trace:
 
     def _subtree_ids(self, call: int) -> np.ndarray:
         return self._child_idx().subtree(call)
+
+    def errors(self, func: str | None = None) -> pd.DataFrame:
+        """Calls that returned an error (needs funcgraph-retval): ``retval`` in the kernel's
+        error range -4095..-1 — not every negative value, since kernel pointers and the
+        leftovers of void functions read as negative too — with an ``errno`` column
+        (``-ENOBUFS`` …), optionally only those of ``func``."""
+        from .show.format import errno_name
+
+        c = A.errors(self.calls if func is None else self.calls_of(func)).copy()
+        c["errno"] = [errno_name(v) for v in c["retval"]]
+        return c
 
     # -- aggregating ---------------------------------------------------------------------------
     def top(self, n: int | None = 20, by: str = "self") -> pd.DataFrame:
@@ -166,7 +200,7 @@ class Trace:
         ``p90_us``, ``p99_us``, ``max_us`` (of durations; calls without a duration are
         counted but not in the duration statistics). Index: ``func``.
         """
-        return A.top(self.calls, n, by)
+        return A.top(self.calls, _count_arg("n", n, allow_none=True), by)
 
     def stats(self, func: str) -> pd.Series:
         """Statistics of one function: counts by status, ``total_us``, ``self_us``, ``mean_us``,
@@ -190,29 +224,51 @@ class Trace:
         Sorted by the absolute change of ``by`` (``total``, ``self``, ``count``, ``p50``,
         ``p99``), largest first — the order ``plot.compare`` draws with the same ``by``.
         """
-        return A.compare(self.calls, other.calls, n, by)
+        if not isinstance(other, Trace):
+            raise FtracekitError(f"compare needs another Trace (ftracekit.load(...)), not "
+                                 f"{type(other).__name__} {other!r:.40}")
+        return A.compare(self.calls, other.calls, _count_arg("n", n, allow_none=True), by)
 
     # -- one call ------------------------------------------------------------------------------
-    def critical_path(self, call: int) -> pd.DataFrame:
-        """The chain from ``call`` down through the heaviest child at each level.
+    def critical_path(self, call: int, *, include_irq: bool = False) -> pd.DataFrame:
+        """Where the time of ``call`` went: the chain down through the heaviest child, ending
+        where the time is spent.
 
-        Columns: ``call``, ``func``, ``depth``, ``duration_us``, ``self_us``, ``n_children``,
-        ``pct_of_top`` (duration as % of ``call``'s), ``share_of_parent`` (% of the parent's).
+        At each call the path follows the child with the longest duration, except children
+        that interrupted it (``in_irq`` while the call itself is not), whose time is reported
+        in ``irq_us`` instead (``include_irq=True`` follows them too). It ends at a call whose
+        own time (``self_us``) is at least as long as any child it could follow, or when there
+        is none. ``attrs["end"]`` says which: ``"self time"``, ``"no children"`` or ``"only
+        interrupts below"``.
+
+        Columns: ``call``, ``func``, ``depth``, ``duration_us``, ``self_us``, ``irq_us`` (µs of
+        interrupts taken directly inside this call), ``n_children``, ``pct_of_top`` (duration
+        as % of ``call``'s), ``share_of_parent`` (% of the previous row's), percentages with one
+        decimal.
         """
-        self._check_call(call)
-        return A.critical_path(self.calls, self._child_idx(), call)
+        call = self._check_call(call)
+        return A.critical_path(self.calls, self._child_idx(), call, include_irq=include_irq)
 
-    def tree(self, call: int, max_depth: int | None = None, min_us: float = 0.0) -> "CallTree":
-        """The call tree under ``call`` as an object that prints as indented text (durations
-        and self time in µs) and renders as collapsible HTML in Jupyter.
+    def tree(self, call: int, max_depth: int | None = None, min_us: float = 0.0, *,
+             events: bool = True) -> "CallTree":
+        """The call tree under ``call`` as an object that prints as indented text (duration,
+        self time and interrupt time in µs, return values where the trace has them) and
+        renders as collapsible HTML in Jupyter, opened along the critical path.
 
         ``max_depth``: levels below ``call`` to show; ``min_us``: hide children shorter than
-        this (they are summarised per parent as "N more calls").
+        this. Hidden children are summarised per parent as "… N calls, X µs: below
+        --min-us" (or "deeper than max_depth"), so the time they hold stays visible; calls on
+        the critical path are never hidden. ``events``: show trace events (``kfree_skb`` …) at
+        the place in the call where they happened.
         """
         from .show.render import CallTree
 
-        self._check_call(call)
-        return CallTree(self, call, max_depth=max_depth, min_us=min_us)
+        call = self._check_call(call)
+        if max_depth is not None:
+            max_depth = _count_arg("max_depth", max_depth)
+        if not isinstance(min_us, (int, float, np.integer, np.floating)) or min_us < 0:
+            raise FtracekitError(f"min_us must be a number of µs ≥ 0, not {min_us!r}")
+        return CallTree(self, call, max_depth=max_depth, min_us=float(min_us), events=events)
 
     # -- subsets -------------------------------------------------------------------------------
     def filter(self, pid: int | Iterable[int] | None = None, comm: str | Iterable[str] | None = None,
@@ -220,24 +276,37 @@ class Trace:
                end_s: float | None = None, func: str | None = None) -> "Trace":
         """A Trace with the calls (and events) of the given tasks / CPUs / time window.
 
-        ``comm`` accepts globs. ``start_s``/``end_s`` keep calls that start in
-        ``[start_s, end_s)`` (needs timestamps). ``func`` keeps whole subtrees rooted at calls
-        of that function. Call numbers are kept, so ``parent`` may name calls outside.
+        ``pid``/``cpu``: an int or a list of ints; ``comm``: a name or glob, or a list of them;
+        ``start_s``/``end_s``: absolute seconds as the trace prints them (the ``start_s``
+        column, the time axis of the plots) — calls that start in ``[start_s, end_s)`` are
+        kept (needs timestamps); ``func``: whole subtrees rooted at calls of that function.
+
+        Call numbers are kept (``Trace.calls`` of the result is a subset of this one's); calls
+        whose caller was left out become roots of the result (``parent`` −1, ``root`` recomputed
+        within the subset), so ``roots()`` and ``slowest()`` work on it. ``n_children`` and
+        ``self_us`` still describe the whole call.
         """
         c = self.calls
         e = self.events
         mask = np.ones(len(c), dtype=bool)
         emask = np.ones(len(e), dtype=bool)
 
-        def as_list(v: Any) -> list:
-            return [v] if isinstance(v, (int, str, np.integer)) else list(v)
+        def ints(name: str, v: Any) -> list[int]:
+            vals = list(v) if isinstance(v, (list, tuple, set, np.ndarray, pd.Series)) else [v]
+            bad = [x for x in vals if isinstance(x, bool) or not isinstance(x, (int, np.integer))]
+            if bad or not vals:
+                raise FtracekitError(f"{name} must be an integer or a list of integers, not {v!r}")
+            return [int(x) for x in vals]
 
         if pid is not None:
-            p = as_list(pid)
+            p = ints("pid", pid)
             mask &= c["pid"].isin(p).to_numpy()
             emask &= e["pid"].isin(p).to_numpy()
         if comm is not None:
-            pats = as_list(comm)
+            pats = [comm] if isinstance(comm, str) else (list(comm) if isinstance(comm, (list, tuple, set)) else [comm])
+            if not pats or not all(isinstance(x, str) for x in pats):
+                raise FtracekitError(f"comm must be a name (globs allowed) or a list of names, "
+                                     f"not {comm!r}")
             def comm_mask(series: pd.Series) -> np.ndarray:
                 s = series.astype(object).fillna("")
                 names = pd.unique(s)
@@ -246,10 +315,13 @@ class Trace:
             mask &= comm_mask(c["comm"])
             emask &= comm_mask(e["comm"])
         if cpu is not None:
-            cp = as_list(cpu)
+            cp = ints("cpu", cpu)
             mask &= c["cpu"].isin(cp).to_numpy()
             emask &= e["cpu"].isin(cp).to_numpy()
         if start_s is not None or end_s is not None:
+            for name, v in (("start_s", start_s), ("end_s", end_s)):
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))):
+                    raise FtracekitError(f"{name} must be a time in seconds, not {v!r}")
             if not self.has_times:
                 raise FtracekitError("this trace has no timestamps (record with funcgraph-abstime) "
                                      "so it cannot be cut by time")
@@ -262,6 +334,8 @@ class Trace:
                 mask &= st < end_s
                 emask &= ts < end_s
         if func is not None:
+            if not isinstance(func, str):
+                raise FtracekitError(f"func must be a function name, not {func!r}")
             tops = self.calls_of(func).index.to_numpy()
             keep = np.zeros(len(c), dtype=bool)
             if len(tops):
@@ -271,7 +345,7 @@ class Trace:
             emask &= e["call"].isin(c.index[keep]).to_numpy()
         meta = dict(self.meta)
         meta["filtered_from"] = self.meta.get("source")
-        return Trace(c[mask], e[emask], meta)
+        return Trace(A.reroot(c[mask]), e[emask], meta)
 
     # -- summaries -----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

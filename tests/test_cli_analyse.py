@@ -30,14 +30,14 @@ def test_report_roots(capsys):
     assert "4,454 lines; columns: cpu proc duration" in out
     assert "slowest root calls" in out
     # The slowest root is the 5404.684 us rtnetlink_rcv on line 199 (call 141).
-    assert "critical path of call 141 (rtnetlink_rcv, 5,404.7 us)" in out
+    assert "critical path of call 141 (rtnetlink_rcv, 5,404.684 µs)" in out
     assert "top 20 functions by self time" in out
 
 
 def test_report_func(capsys):
     code, out, _ = run(capsys, "report", PIPE, "--func", "netlink_dump", "--top", "5")
     assert code == 0
-    assert "slowest netlink_dump (of 3)" in out
+    assert "slowest netlink_dump calls (of 3)" in out
     assert "top 5 functions by self time" in out
 
 
@@ -45,16 +45,17 @@ def test_tree_slowest(capsys):
     code, out, _ = run(capsys, "tree", PIPE, "--func", "rtnetlink_rcv", "--slowest", "--max-depth", "2")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("call 141: rtnetlink_rcv")
-    assert "5,404.7" in lines[2] and lines[2].rstrip().endswith("rtnetlink_rcv")
-    assert lines[3].rstrip().endswith("  netlink_rcv_skb")
+    assert lines[0] == "rtnetlink_rcv: the slowest of 4 calls (--nth K for another)"
+    assert lines[1].startswith("call 141: rtnetlink_rcv")
+    assert "5,404.684" in lines[3] and lines[3].rstrip().endswith("rtnetlink_rcv")
+    assert lines[4].rstrip().endswith("  netlink_rcv_skb")
 
 
 def test_tree_nth(capsys):
     code, out, _ = run(capsys, "tree", PIPE, "-f", "rtnetlink_rcv", "--nth", "3", "--min-us", "100")
     assert code == 0
-    assert out.splitlines()[0].startswith("call 2805: rtnetlink_rcv")
-    assert "more call" in out
+    assert out.splitlines()[1].startswith("call 2805: rtnetlink_rcv")
+    assert "folded (each shorter than min_us=100.000)" in out
 
 
 def test_top_csv(capsys):
@@ -133,7 +134,7 @@ def test_compressed_and_stdin_via_subprocess(tmp_path):
         r = subprocess.run([sys.executable, "-m", "ftracekit", "top", "-", "-n", "2"], stdin=fh,
                            capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[0].split()[:3] == ["func", "count", "total_us"]
+    assert r.stdout.splitlines()[0].split()[:4] == ["func", "count", "total", "µs"]
 
 
 def test_missing_file_subprocess_has_no_traceback():

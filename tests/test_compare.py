@@ -166,3 +166,12 @@ def test_empty_sides():
     assert (d["count_a"] == 0).all() and (d["total_us_a"] == 0).all()
     with pytest.raises(FtracekitError, match="no calls in either trace"):
         empty.plot.compare(empty)
+
+
+def test_cli_compare_filters_apply_to_both(capsys):
+    # every call in both files is ip's (ip-344 / ip-314): --comm ip keeps them all
+    _, full, _ = run(capsys, "compare", A, B, "-n", "3")
+    code, out, err = run(capsys, "compare", A, B, "-n", "3", "--comm", "ip")
+    assert code == 0 and out == full
+    code, out, err = run(capsys, "compare", A, B, "--pid", "344")      # only in A
+    assert code == 2 and out == "" and err.startswith("ftracekit: error: ") and "314" not in err

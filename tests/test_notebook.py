@@ -74,7 +74,7 @@ def test_trace_html_is_compact_and_escaped():
     h = t._repr_html_()
     assert "3,715 calls · 218 functions · 2 tasks · 1 CPU · 0 events · no timestamps" in h
     assert h.count("<table") == 2 and "slowest root calls" in h and "top functions by self time</b> (µs; 10 of 218)" in h
-    assert "5,404.7" in h                      # the slowest root call, µs
+    assert "5,404.684" in h                    # the slowest root call, µs (line 2356: 5404.684 us)
     assert "⚠" not in h                        # nothing lost or skipped
     thr = ftracekit.load(data / "rtnl_thresh50.txt")
     assert "⚠ 0 calls without exit, 53 without entry" in thr._repr_html_()

@@ -69,27 +69,61 @@ def test_slowest_and_roots(pipe):
 
 def test_critical_path(pipe):
     cp = pipe.critical_path(141)
-    assert list(cp.columns) == ["call", "func", "depth", "duration_us", "self_us", "n_children",
-                                "pct_of_top", "share_of_parent"]
+    assert list(cp.columns) == ["call", "func", "depth", "duration_us", "self_us", "irq_us",
+                                "n_children", "pct_of_top", "share_of_parent"]
     assert list(cp["func"][:6]) == ["rtnetlink_rcv", "netlink_rcv_skb", "rtnetlink_rcv_msg",
                                     "__netlink_dump_start", "netlink_dump", "rtnl_dump_ifinfo"]
     assert cp["pct_of_top"].iloc[0] == 100.0
-    # Each step is the heaviest child of the previous one.
+    # Each step is the heaviest child that is not an interrupt of the previous one.
     for a, b in zip(cp["call"][:-1], cp["call"][1:]):
         kids = pipe.children(int(a))
+        kids = kids[~kids["in_irq"] | bool(pipe.calls.loc[int(a), "in_irq"])]
         assert kids["duration_us"].idxmax() == b
+    # It ends in inet6_fill_ifla6_attrs (353.849 us): its own 74.379 us outweigh any child it
+    # could follow; the timer interrupt under it (lines 949-1049: irq_enter_rcu 1.322,
+    # __sysvec_apic_timer_interrupt 245.427, irq_exit_rcu 4.157 us) is reported, not followed.
+    last = cp.iloc[-1]
+    assert last["func"] == "inet6_fill_ifla6_attrs" and cp.attrs["end"] == "self time"
+    assert last["irq_us"] == pytest.approx(1.322 + 245.427 + 4.157)
+    with_irq = pipe.critical_path(141, include_irq=True)
+    assert "__sysvec_apic_timer_interrupt" in set(with_irq["func"])
+
+
+def test_critical_path_stops_where_the_time_is_spent():
+    # lost_events.txt (6.1), call 30: rtnetlink_rcv 10,997.690 us; its rtnetlink_rcv_msg spends
+    # 10,580.159 us (96 %) in itself: the path ends there, not in a 0.5 % child.
+    t = ftracekit.load(DATA.parent / "6.1.0-56-amd64" / "lost_events.txt")
+    cp = t.critical_path(30)
+    assert list(cp["func"]) == ["rtnetlink_rcv", "netlink_rcv_skb", "rtnetlink_rcv_msg"]
+    assert cp["self_us"].iloc[-1] == pytest.approx(10580.159)
+
+
+def test_critical_path_of_the_bundled_sample_ends_at_the_stall():
+    # call 498 (rtnetlink_rcv, 30,335.810 us): devlink_compat_switch_id_get spends 12,518.606 us
+    # itself; the 6,488.735 us of interrupts inside it are reported, not followed.
+    import ftracekit.samples as samples
+
+    t = ftracekit.load(samples.path("netlink_dump"))
+    cp = t.critical_path(498)
+    assert cp["func"].iloc[-1] == "devlink_compat_switch_id_get"
+    assert cp["irq_us"].iloc[-1] == pytest.approx(6488.735)
+    assert not t.calls.loc[cp["call"], "in_irq"].any()
 
 
 def test_tree_text(pipe):
     text = str(pipe.tree(141, max_depth=1))
     lines = text.splitlines()
     assert lines[0].startswith("call 141: rtnetlink_rcv  task <...>-398  cpu 1  line 199")
-    assert lines[1].split() == ["duration_us", "self_us", "function"]
-    assert lines[2].split() == ["5,404.7", "9.073", "rtnetlink_rcv"]
-    assert lines[3].split() == ["5,395.6", "5.958", "netlink_rcv_skb"]
-    assert lines[4].split()[1:] == ["…", "2", "more", "calls"]
+    assert lines[1].split() == ["duration", "µs", "self", "µs", "function"]
+    assert lines[2].split() == ["5,404.684", "9.073", "rtnetlink_rcv"]
+    assert lines[3].split() == ["5,395.611", "5.958", "netlink_rcv_skb"]
+    # what max_depth folds says how many calls, how much time and why
+    assert lines[4].split() == ["2.194", "…", "1", "call", "folded", "(deeper", "than", "max_depth=1)"]
+    # the critical path stays visible below max_depth
+    assert any(ln.rstrip().endswith("inet6_fill_ifla6_attrs") for ln in lines)
+    assert lines[-1].startswith("(folded calls hold ")
     html = pipe.tree(141, max_depth=2)._repr_html_()
-    assert "<details" in html and "netlink_rcv_skb" in html
+    assert "<details open><summary>" in html and "netlink_rcv_skb" in html
 
 
 def test_tree_of_thresh_trace(thresh):

@@ -30,13 +30,22 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import re
 
 import numpy as np
 
-__all__ = ["fit_interrupts", "TOL_US"]
+__all__ = ["fit_interrupts", "irq_entry_functions", "TOL_US"]
 
 #: Slack for printed rounding (µs, and µs-resolution timestamps).
 TOL_US = 2.0
+
+#: The kernel's hard-interrupt entry and exit points (x86 IDT ``sysvec_*`` handlers since 5.8,
+#: ``common_interrupt``, the generic ``irq_enter``/``irq_exit`` pair, ``do_IRQ`` and the
+#: ``smp_*_interrupt`` handlers of older kernels). A call of one of these is an interrupt of
+#: the call it sits in, even at one level below it and without irq arrows in the text; the
+#: softirqs run on ``irq_exit`` are below it and inherit that.
+IRQ_ENTRY = re.compile(r"(?:__)?(?:sysvec_\w+|common_interrupt|irq_enter(?:_rcu)?|irq_exit(?:_rcu)?"
+                       r"|do_IRQ|smp_\w+_interrupt|handle_irq_event)$")
 
 
 class _Children:
@@ -141,3 +150,9 @@ def fit_interrupts(parent: np.ndarray, depth: np.ndarray, dur: np.ndarray, start
     if not len(todo):
         return 0
     return _fit_sequential(parent, depth, dur, start, end, interrupted, todo, timed)
+
+
+def irq_entry_functions(names: list[str]) -> np.ndarray:
+    """Per interned function name: whether it is an interrupt entry/exit point
+    (:data:`IRQ_ENTRY`; GCC clone suffixes allowed)."""
+    return np.array([bool(IRQ_ENTRY.match(n.split(".")[0])) for n in names], dtype=bool)

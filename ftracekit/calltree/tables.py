@@ -17,7 +17,7 @@ from ..read import (
     K_COMMENT, K_ENTRY, K_EXIT, K_IRQ_ENTER, K_IRQ_EXIT, K_LEAF, K_SWITCH, LineRecords, event_name,
 )
 from ._vectorised import _roots_and_interrupts
-from .interrupts import fit_interrupts
+from .interrupts import fit_interrupts, irq_entry_functions
 from .link import _CHUNK, link_records
 
 __all__ = ["build_tables", "fill_tasks", "task_keys", "CALL_COLUMNS", "EVENT_COLUMNS", "STATUSES"]
@@ -195,10 +195,15 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     del call_id
     interrupted = links.interrupt[S]
     links.interrupt = None  # type: ignore[assignment]
+    is_entry_fn = irq_entry_functions(recs.funcs)
+    if is_entry_fn.any():
+        codes = cols["func"][S]
+        interrupted |= is_entry_fn[codes] & (codes >= 0)
+        del codes
     depth_c = take("depth")[S]
     # Root (the outermost ancestor) and interrupt context (calls that interrupted another, seen
-    # from their depth, and everything below them ran in interrupt context even where the
-    # text has no irq arrows).
+    # from their depth, or of the kernel's interrupt entry functions, and everything below
+    # them ran in interrupt context even where the text has no irq arrows).
     roots_job = background(_roots_and_interrupts, parent, depth_c, interrupted, size=n_calls)
     del interrupted
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..analysis import COMPARE_KEYS
 from ..show import fmt_count, fmt_us, plot
+from ._common import add_filters, load_for_cli
 
 __all__ = ["register", "print_compare"]
 
@@ -101,10 +102,8 @@ def print_compare(table: pd.DataFrame, labels: tuple[str, str], by: str, sources
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .analyse import load_for_cli
-
-    a = load_for_cli(args.a)
-    b = load_for_cli(args.b)
+    a = load_for_cli(args.a, args)
+    b = load_for_cli(args.b, args)
     full = a.compare(b, None, by=args.by)
     table = full.head(args.n) if args.n else full
     if args.csv:
@@ -140,4 +139,5 @@ def register(sub: Any) -> None:
     p.add_argument("--labels", nargs=2, metavar=("A", "B"),
                    help="names of A and B in the header (default: file names, or their "
                         "directories when the file names are equal)")
+    add_filters(p)          # applied to both traces
     p.set_defaults(func=_cmd_compare)

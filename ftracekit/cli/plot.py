@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import FtracekitError
 from ..show import fmt_count
+from ._common import add_filters, load_for_cli
 
 __all__ = ["register"]
 
@@ -46,9 +47,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if args.kind == "compare" and not args.against:
         raise FtracekitError("--kind compare needs --against OTHER_TRACE")
 
-    from .analyse import load_for_cli
-
-    trace = load_for_cli(args.trace)
+    trace = load_for_cli(args.trace, args)
     import matplotlib
 
     matplotlib.use("Agg")          # files only; never open a window from the CLI
@@ -66,9 +65,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         call = _pick_call(trace, args.function, args.nth, args.call)
         ax = P.plot_flame(trace, call, max_depth=args.max_depth)
     elif args.kind == "top":
+        if args.function:          # the functions inside FUNC's calls
+            trace = trace.filter(func=args.function)
         ax = P.plot_top(trace, args.n, by=args.rank)
     else:
-        other = load_for_cli(args.against)
+        other = load_for_cli(args.against, args)
         ax = P.plot_compare(trace, other, args.n, by=args.rank, labels=args.labels)
     try:
         ax.figure.savefig(out, dpi=args.dpi)
@@ -82,13 +83,12 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from ..show import export as E
-    from .analyse import load_for_cli
 
     if args.format in ("chrome", "parquet", "csv") and not args.output:
         raise FtracekitError(f"--format {args.format} needs -o PATH")
     if args.events and args.format not in ("parquet", "csv"):
         raise FtracekitError(f"--events is for --format csv or parquet, not {args.format}")
-    trace = load_for_cli(args.trace)
+    trace = load_for_cli(args.trace, args)
     if args.format == "folded":
         if not args.output or args.output == "-":
             E.to_folded(trace, sys.stdout, unit=args.unit, tasks=args.tasks)
@@ -128,7 +128,8 @@ def register(sub: Any) -> None:
                     "by self time), compare (top functions against --against OTHER).")
     p.add_argument("trace", help="trace file, or - for stdin")
     p.add_argument("--func", "-f", dest="function", help="function to plot (hist, time, flame; "
-                   "optional for timeline: only its root calls)")
+                   "optional for timeline: only its root calls; for top: only what runs inside "
+                   "its calls)")
     p.add_argument("--kind", "-k", choices=KINDS, default="hist")
     p.add_argument("-o", "--output", help="output file (.png, .svg, .pdf; default "
                    "TRACE_KIND.png in the current directory)")
@@ -146,6 +147,7 @@ def register(sub: Any) -> None:
     p.add_argument("--label", type=_positive_int, default=5, help="time: slowest calls to label")
     p.add_argument("--against", help="compare: the other trace")
     p.add_argument("--dpi", type=_positive_int, default=120)
+    add_filters(p)
     p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser(
@@ -165,4 +167,5 @@ def register(sub: Any) -> None:
                    help="folded: weight unit (integers; ns keeps full precision)")
     p.add_argument("--tasks", action="store_true", help="folded: task (comm-pid) as the root frame")
     p.add_argument("--no-events", action="store_true", help="chrome: leave events out")
+    add_filters(p)
     p.set_defaults(func=_cmd_export)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ..analysis import COMPARE_KEYS, compare
+from ..analysis import COMPARE_KEYS
 from ..errors import FtracekitError
 from ._plotbase import _new_axes, _unit
 from .format import fmt_count, fmt_us
@@ -100,7 +100,7 @@ def plot_compare(a: "Trace", b: "Trace", n: int = 20, ax: "Axes | None" = None, 
     labels = tuple(str(x) for x in labels)
     if len(labels) != 2:
         raise FtracekitError(f"labels: give two names (a, b), not {len(labels)}")
-    t = compare(a.calls, b.calls, n, by)
+    t = a.compare(b, n, by)           # validates b and n as Trace.compare does
     if not len(t):
         raise FtracekitError("no calls in either trace")
     ca, cb, what, is_time = _COMPARE_VALUES[by]
