@@ -125,7 +125,8 @@ def register(sub: Any) -> None:
         description="Draw one plot of a function_graph trace: hist (duration distribution of "
                     "FUNC), time (FUNC's durations over time), timeline (root calls per task), "
                     "flame (icicle chart of FUNC's slowest call, or --nth/--call), top (functions "
-                    "by self time), compare (top functions against --against OTHER).")
+                    "by self time), compare (the functions that changed most against --against OTHER, "
+                    "in the order of `ftracekit compare`).")
     p.add_argument("trace", help="trace file, or - for stdin")
     p.add_argument("--func", "-f", dest="function", help="function to plot (hist, time, flame; "
                    "optional for timeline: only its root calls; for top: only what runs inside "
