@@ -324,3 +324,10 @@ def test_plots_use_the_clock_that_filter_takes(tmp_path):
     assert list(window.calls_of("rtnetlink_rcv")["duration_us"]) == [537.479]
     ax = t.plot.flame(int(window.roots().index[0]))
     assert "from 56.666824 s (trace clock)" in ax.get_title(loc="left")
+
+
+def test_top_of_a_trace_without_durations():
+    # noduration.txt: funcgraph-duration off, no 'us' on any line (grep -c ' us ' → 0)
+    t = ftracekit.load(Path(__file__).parent / "data" / "6.1.0-56-amd64" / "noduration.txt")
+    with pytest.raises(FtracekitError, match="no self time to rank: the trace prints no durations"):
+        t.plot.top()

@@ -38,6 +38,9 @@ def plot_top(trace: "Trace", n: int = 20, ax: "Axes | None" = None, *, by: str =
     if not len(t):
         raise FtracekitError("no calls to rank")
     vals = t[col].fillna(0).to_numpy(dtype=float)
+    if not (vals > 0).any():
+        raise FtracekitError(f"no {by} time to rank: the trace prints no durations "
+                             "(funcgraph-duration was off); rank by count with trace.top(by='count')")
     scale, unit = _unit(float(vals.max()))
     ax = _new_axes(ax, (10, 0.9 + 0.3 * len(t)))
     y = np.arange(len(t))
