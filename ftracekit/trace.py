@@ -184,10 +184,8 @@ class Trace:
         error range -4095..-1 — not every negative value, since kernel pointers and the
         leftovers of void functions read as negative too — with an ``errno`` column
         (``-ENOBUFS`` …), optionally only those of ``func``."""
-        from .show.format import errno_name
-
         c = A.errors(self.calls if func is None else self.calls_of(func)).copy()
-        c["errno"] = [errno_name(v) for v in c["retval"]]
+        c["errno"] = [A.errno_name(v) for v in c["retval"]]
         return c
 
     # -- aggregating ---------------------------------------------------------------------------

@@ -84,8 +84,15 @@ def check_invariants(t: ftracekit.Trace) -> None:
     depth = c["depth"].to_numpy()
     has = parent >= 0
     assert (parent[has] < n).all()
-    # A parent is shallower than its child.
-    assert (depth[parent[has]] < depth[has]).all()
+    # A parent is shallower than its child — or at the same depth when the child is an
+    # interrupt printed at the depth of the call whose measured time holds it (late exit).
+    dp, dc = depth[parent[has]], depth[has]
+    assert (dp <= dc).all()
+    assert c["in_irq"].to_numpy()[has][dp == dc].all()
+    # Children fit in their parent's duration (interrupts are not counted twice).
+    sums = np.bincount(parent[has], weights=np.nan_to_num(c["duration_us"].to_numpy()[has]),
+                       minlength=n)
+    assert not (sums > np.nan_to_num(c["duration_us"].to_numpy(), nan=np.inf) + 2.0).any()
     # n_children counts the children.
     assert np.array_equal(np.bincount(parent[has], minlength=n), c["n_children"].to_numpy())
     # The root of a call has no parent, and is its own root.

@@ -14,7 +14,8 @@ from typing import IO, Any
 import pandas as pd
 
 from ..analysis import COMPARE_KEYS
-from ..show import fmt_count, fmt_us, plot
+from ..show import plot
+from ..show.format import fmt_count, fmt_us
 from ._common import add_filters, load_for_cli
 
 __all__ = ["register", "print_compare"]

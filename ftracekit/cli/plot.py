@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FtracekitError
-from ..show import fmt_count
+from ..show.format import fmt_count
 from ._common import add_filters, load_for_cli
 
 __all__ = ["register"]

@@ -43,18 +43,39 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 # ------------------------------------------------------------------------------ pipe reader
-class _PipeReader(threading.Thread):
+class PollingReader(threading.Thread):
+    """A thread that reads a non-blocking tracefs file whenever it has data (``drain``, in
+    the subclass) until stopped; an error ends up in ``error`` for the caller to raise."""
+
+    def __init__(self, name: str, fd: int):
+        super().__init__(name=name, daemon=True)
+        self.fd = fd
+        self.bytes = 0
+        self.error: BaseException | None = None
+        self._stop_event = threading.Event()
+
+    def drain(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self) -> None:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        try:
+            while not self._stop_event.is_set():
+                poller.poll(_POLL_MS)
+                self.drain()
+        except BaseException as err:  # surfaced by stop()
+            self.error = err
+
+
+class _PipeReader(PollingReader):
     """Copies ``trace_pipe`` into the output file while recording, so the ring buffer is
     consumed as it fills instead of wrapping."""
 
     def __init__(self, fd: int, out: Any):
-        super().__init__(name="ftracekit-trace-pipe", daemon=True)
-        self.fd = fd
+        super().__init__("ftracekit-trace-pipe", fd)
         self.out = out
         self.lines = 0
-        self.bytes = 0
-        self.error: BaseException | None = None
-        self._stop_event = threading.Event()
 
     def drain(self) -> None:
         """Read everything available now."""
@@ -68,16 +89,6 @@ class _PipeReader(threading.Thread):
             self.out.write(chunk)
             self.lines += chunk.count(b"\n")
             self.bytes += len(chunk)
-
-    def run(self) -> None:
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        try:
-            while not self._stop_event.is_set():
-                poller.poll(_POLL_MS)
-                self.drain()
-        except BaseException as err:  # surfaced by stop()
-            self.error = err
 
     def stop(self) -> None:
         """Stop the thread, then read what is left (call after tracing_on=0)."""

@@ -14,12 +14,11 @@ import gzip
 import json
 import os
 import re
-import select
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import RecordError, TracefsError
+from ._stream import PollingReader
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tracefs import TraceFS
@@ -27,24 +26,19 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["RawReaders", "write_capture_files", "write_capture_info", "page_size_of",
            "CAPTURE_FILES", "CAPTURE_META", "KALLSYMS"]
 
-_POLL_MS = 100
 
 #: The capture directory's metadata file (read back by :mod:`ftracekit.read.rawtrace`).
 CAPTURE_META = "capture.json"
 
 
-class _CpuReader(threading.Thread):
+class _CpuReader(PollingReader):
     """Copies one CPU's ``trace_pipe_raw`` pages into ``cpuN.raw``."""
 
     def __init__(self, cpu: int, fd: int, path: Path, page_size: int):
-        super().__init__(name=f"ftracekit-raw-cpu{cpu}", daemon=True)
+        super().__init__(f"ftracekit-raw-cpu{cpu}", fd)
         self.cpu = cpu
-        self.fd = fd
         self.page_size = page_size
         self.out = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in stop()
-        self.bytes = 0
-        self.error: BaseException | None = None
-        self._stop_event = threading.Event()
         self._closed = False
 
     def drain(self) -> None:
@@ -61,16 +55,6 @@ class _CpuReader(threading.Thread):
                 return
             write(chunk)
             self.bytes += len(chunk)
-
-    def run(self) -> None:
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        try:
-            while not self._stop_event.is_set():
-                poller.poll(_POLL_MS)
-                self.drain()
-        except BaseException as err:  # surfaced by stop()
-            self.error = err
 
     def stop(self) -> None:
         """Stop the thread, read what is left, close both files. Safe to call twice; a read

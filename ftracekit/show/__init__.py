@@ -11,6 +11,5 @@ Exported here: what the other stages use.
 """
 
 from . import export, plot
-from .format import fmt_count, fmt_us
 
-__all__ = ["export", "plot", "fmt_us", "fmt_count"]
+__all__ = ["export", "plot"]
