@@ -20,9 +20,9 @@ from .calltree import task_keys
 from .errors import FtracekitError, UnknownFunctionError
 
 __all__ = ["UNKNOWN_FUNC", "TOP_COLUMNS", "frame_names", "base_name", "match_funcs", "calls_of",
-           "roots", "ChildIndex", "func_stats", "top", "stats", "compare", "critical_path",
-           "task_ids", "task_names", "PSEUDO_TID_BASE", "reroot", "errors", "errno_name",
-           "MAX_ERRNO"]
+           "roots", "ChildIndex", "func_stats", "top", "stats", "compare", "COMPARE_KEYS",
+           "COMPARE_COLUMNS", "critical_path", "task_ids", "task_names", "PSEUDO_TID_BASE",
+           "reroot", "errors", "errno_name", "MAX_ERRNO"]
 
 #: Display name of a call whose function the trace does not name (``func`` is NA): an exit
 #: line ``}`` without ``/* name */`` and no entry to pair it with.
@@ -237,31 +237,72 @@ def stats(c: pd.DataFrame, name: str) -> pd.Series:
     }, name=name, dtype=object)     # (object: counts stay integers, µs keep 3 decimals)
 
 
+#: What :func:`compare` can sort by, and the column it sorts on (largest absolute change first).
+COMPARE_KEYS = {"total": "total_change_us", "self": "self_change_us", "count": "count_change",
+                "p50": "p50_change_pct", "p99": "p99_change_pct"}
+
+COMPARE_COLUMNS = ["count_a", "count_b", "count_change", "total_us_a", "total_us_b",
+                   "total_change_us", "total_change_pct", "self_us_a", "self_us_b",
+                   "self_change_us", "p50_us_a", "p50_us_b", "p50_change_pct", "p99_us_a",
+                   "p99_us_b", "p99_change_pct", "funcs_a", "funcs_b"]
+
+
+def _by_base_name(calls: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The columns :func:`func_stats` needs, with ``func`` replaced by its base name, and the
+    original names per base name (``", "``-joined, sorted)."""
+    f = calls["func"]
+    cats = np.asarray([base_name(str(c)) for c in f.cat.categories], dtype=object)
+    codes = f.cat.codes.to_numpy()
+    base = np.where(codes >= 0, cats[np.maximum(codes, 0)] if len(cats) else "", None)
+    slim = pd.DataFrame({"func": pd.Categorical(base), "duration_us": calls["duration_us"],
+                         "self_us": calls["self_us"]}, index=calls.index)
+    seen = pd.DataFrame({"base": base, "func": f.astype(object).to_numpy()}).dropna()
+    seen = seen.drop_duplicates()
+    names = seen.groupby("base")["func"].agg(lambda v: ", ".join(sorted(map(str, v))))
+    return slim, names
+
+
 def compare(a_calls: pd.DataFrame, b_calls: pd.DataFrame, n: int | None = None,
             by: str = "total") -> pd.DataFrame:
-    """Per-function change from ``a_calls`` to ``b_calls`` (see :meth:`ftracekit.Trace.compare`)."""
-    a = func_stats(a_calls)
-    b = func_stats(b_calls)
-    cols = ["count", "total_us", "p50_us", "p99_us"]
+    """Per-function change from ``a_calls`` to ``b_calls`` (see :meth:`ftracekit.Trace.compare`).
+
+    Functions are matched by :func:`base_name` (``rtnl_fill_ifinfo`` in one kernel is
+    ``rtnl_fill_ifinfo.isra.0`` in another); ``funcs_a``/``funcs_b`` list the names as each
+    trace printed them."""
+    if by not in COMPARE_KEYS:
+        raise FtracekitError(f"cannot sort by {by!r}; use one of: {', '.join(COMPARE_KEYS)}")
+    sa, names_a = _by_base_name(a_calls)
+    sb, names_b = _by_base_name(b_calls)
+    a = func_stats(sa)
+    b = func_stats(sb)
+    cols = ["count", "total_us", "self_us", "p50_us", "p99_us"]
     t = a[cols].add_suffix("_a").join(b[cols].add_suffix("_b"), how="outer")
-    t["count_a"] = t["count_a"].fillna(0).astype(int)
-    t["count_b"] = t["count_b"].fillna(0).astype(int)
+    for side in ("a", "b"):
+        t[f"count_{side}"] = t[f"count_{side}"].fillna(0).astype(np.int64)
+        for c in ("total_us", "self_us"):
+            t[f"{c}_{side}"] = t[f"{c}_{side}"].astype(float).fillna(0.0)
     t["count_change"] = t["count_b"] - t["count_a"]
-    t["total_us_a"] = t["total_us_a"].fillna(0.0)
-    t["total_us_b"] = t["total_us_b"].fillna(0.0)
     t["total_change_us"] = t["total_us_b"] - t["total_us_a"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t["total_change_pct"] = 100 * t["total_change_us"] / t["total_us_a"].replace(0, np.nan)
-        t["p50_change_pct"] = 100 * (t["p50_us_b"] - t["p50_us_a"]) / t["p50_us_a"].replace(0, np.nan)
-        t["p99_change_pct"] = 100 * (t["p99_us_b"] - t["p99_us_a"]) / t["p99_us_a"].replace(0, np.nan)
-    keys = {"total": "total_change_us", "count": "count_change", "p50": "p50_change_pct",
-            "p99": "p99_change_pct"}
-    if by not in keys:
-        raise FtracekitError(f"cannot sort by {by!r}; use one of: {', '.join(keys)}")
-    order = t[keys[by]].abs().sort_values(ascending=False, na_position="last", kind="stable").index
-    t = t.loc[order, ["count_a", "count_b", "count_change", "total_us_a", "total_us_b",
-                      "total_change_us", "total_change_pct", "p50_us_a", "p50_us_b",
-                      "p50_change_pct", "p99_us_a", "p99_us_b", "p99_change_pct"]]
+    t["self_change_us"] = t["self_us_b"] - t["self_us_a"]
+
+    def pct(new: pd.Series, old: pd.Series) -> pd.Series:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 100 * (new - old) / old.replace(0, np.nan)
+
+    t["total_change_pct"] = pct(t["total_us_b"], t["total_us_a"])
+    t["p50_change_pct"] = pct(t["p50_us_b"], t["p50_us_a"])
+    t["p99_change_pct"] = pct(t["p99_us_b"], t["p99_us_a"])
+    t["funcs_a"] = names_a.reindex(t.index).fillna("").astype(object)
+    t["funcs_b"] = names_b.reindex(t.index).fillna("").astype(object)
+    key = t[COMPARE_KEYS[by]].abs()
+    # largest change first; ties (and no change) by the larger of the two values, then name
+    size = t[[f"{by}_us_a" if by in ("total", "self") else f"count_a",
+              f"{by}_us_b" if by in ("total", "self") else f"count_b"]].max(axis=1)
+    order = pd.DataFrame({"k": key, "s": size, "name": t.index}, index=t.index).sort_values(
+        ["k", "s", "name"], ascending=[False, False, True], na_position="last").index
+    t = t.loc[order, COMPARE_COLUMNS]
+    us = [c for c in COMPARE_COLUMNS if "_us" in c]
+    t[us] = np.round(t[us].astype(float), 3)       # the ns the kernel measured, no float noise
     t.index.name = "func"
     return t.head(n) if n is not None else t
 

@@ -13,8 +13,8 @@ from .calltree import build_tables
 from .read import (
     PathOrFile, is_capture, load_capture, load_tracedat, open_source, parse_source, parse_text,
 )
-from .recording.sidecar import read_sidecar   # (the module, not the stage: see recording/__init__)
 from .errors import InputError
+from .recording.sidecar import find_sidecar   # (the module, not the stage: see recording/__init__)
 from .trace import Trace
 
 __all__ = ["load", "parse"]
@@ -39,7 +39,9 @@ def load(src: PathOrFile, *, progress: bool | None = None,
     written by ``ftracekit record --raw`` (ring-buffer pages, see :mod:`ftracekit.read.rawtrace`).
     ``progress``: draw a progress line on stderr (default: only for large files when stderr is
     a terminal). When a recorder sidecar (``trace.json`` next to
-    ``trace.txt``) exists, it is read into ``Trace.meta["recording"]``.
+    ``trace.txt``) exists, it is read into ``Trace.meta["recording"]``; a JSON file of that
+    name that the recorder did not write (no ``ftracekit_version``/``settings``) is ignored
+    and ``Trace.meta["sidecar_ignored"]`` says so.
 
     ``netlink``: a netlink capture (pcap of an nlmon device) to join to the trace, read on
     first use of ``Trace.netlink``; the ``netlink.pcap`` a ``--netlink`` recording wrote
@@ -63,9 +65,11 @@ def load(src: PathOrFile, *, progress: bool | None = None,
     finally:
         source.close()
     if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-":
-        side = read_sidecar(src)
+        side, note = find_sidecar(src)
         if side is not None:
             meta["recording"] = side
+        elif note is not None:
+            meta["sidecar_ignored"] = note
     trace = _make_trace(recs, meta)
     where = src if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-" else None
     return _with_netlink(trace, where, netlink, clock_offset_s)

@@ -213,10 +213,18 @@ class Trace:
     def compare(self, other: "Trace", n: int | None = None, by: str = "total") -> pd.DataFrame:
         """Per-function change from this trace (``a``) to ``other`` (``b``).
 
+        Functions are matched by name without GCC clone suffixes (:func:`base_name`, as
+        :meth:`calls_of` does): ``rtnl_fill_ifinfo`` on one kernel and
+        ``rtnl_fill_ifinfo.isra.0`` on another are one row, indexed by the base name;
+        ``funcs_a``/``funcs_b`` list the names as each trace printed them (``""``: absent).
+
         Columns: ``count_a``, ``count_b``, ``count_change``, ``total_us_a``, ``total_us_b``,
-        ``total_change_us``, ``total_change_pct``, ``p50_us_a``, ``p50_us_b``, ``p50_change_pct``,
-        ``p99_us_a``, ``p99_us_b``, ``p99_change_pct``. Functions missing on one side have count
-        0 there. Sorted by the absolute change of ``by`` (``total``, ``count``, ``p50``, ``p99``).
+        ``total_change_us``, ``total_change_pct``, ``self_us_a``, ``self_us_b``,
+        ``self_change_us``, ``p50_us_a``, ``p50_us_b``, ``p50_change_pct``, ``p99_us_a``,
+        ``p99_us_b``, ``p99_change_pct``, ``funcs_a``, ``funcs_b`` (µs to 3 decimals).
+        Functions missing on one side have count 0 and times 0 there (percentiles NaN).
+        Sorted by the absolute change of ``by`` (``total``, ``self``, ``count``, ``p50``,
+        ``p99``), largest first — the order ``plot.compare`` draws with the same ``by``.
         """
         if not isinstance(other, Trace):
             raise FtracekitError(f"compare needs another Trace (ftracekit.load(...)), not "

@@ -117,14 +117,111 @@ def test_export_chrome(capsys, tmp_path, fab_path):
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_export_tables(capsys, tmp_path, fmt):
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    read = pd.read_parquet if fmt == "parquet" else pd.read_csv
+    # a prefix (no extension): PREFIX.calls.EXT and PREFIX.events.EXT
     code, _, err = run(capsys, "export", PIPE, "-F", fmt, "-o", str(tmp_path / "run"))
     assert code == 0, err
     calls = tmp_path / f"run.calls.{fmt}"
-    assert err.strip() == f"wrote {calls} and {tmp_path / f'run.events.{fmt}'}"
-    df = pd.read_parquet(calls) if fmt == "parquet" else pd.read_csv(calls)
-    assert len(df) == 3715
+    assert err.splitlines() == [f"wrote {calls} (3,715 calls)",
+                                f"wrote {tmp_path / f'run.events.{fmt}'} (0 events)"]
+    assert len(read(calls)) == 3715
+
+
+# kfree_skb_events.txt: grep -c '() {$\|();' → 542 calls; grep -c '/\* ' → 3 events
+KFREE = str(Path(__file__).parent / "data" / "6.1.0-56-amd64" / "kfree_skb_events.txt")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_names_files_as_asked(capsys, tmp_path, fmt):
+    """Issue 10 item 14: ``-o calls.csv`` wrote calls.csv.calls.csv and calls.csv.events.csv."""
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    read = pd.read_parquet if fmt == "parquet" else pd.read_csv
+    out = tmp_path / f"calls.{fmt}"
+    code, _, err = run(capsys, "export", KFREE, "-F", fmt, "-o", str(out))
+    assert code == 0, err
+    assert err.splitlines() == [f"wrote {out} (542 calls)",
+                                "(3 events not written: add --events FILE)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"calls.{fmt}"]
+    assert len(read(out)) == 542
+    ev = tmp_path / f"ev.{fmt}"
+    code, _, err = run(capsys, "export", KFREE, "-F", fmt, "-o", str(out), "--events", str(ev))
+    assert err.splitlines() == [f"wrote {out} (542 calls)", f"wrote {ev} (3 events)"]
+    assert list(read(ev)["event"]) == ["kfree_skb"] * 3
+    # DIR/ (created) and an existing directory without the slash
+    for d, arg in ((tmp_path / "new", str(tmp_path / "new") + "/"), (tmp_path, str(tmp_path))):
+        code, _, err = run(capsys, "export", KFREE, "-F", fmt, "-o", arg)
+        assert code == 0 and err.splitlines() == [f"wrote {d / f'calls.{fmt}'} (542 calls)",
+                                                  f"wrote {d / f'events.{fmt}'} (3 events)"]
+
+
+def test_export_csv_holds_the_printed_numbers(capsys, tmp_path):
+    out = tmp_path / "calls.csv"
+    assert run(capsys, "export", KFREE, "-F", "csv", "-o", str(out))[0] == 0
+    text = out.read_text()
+    # __udp4_lib_rcv (line 5): 8935.690 − 184.948 − 7728.013 − 786.355 = 236.374 µs of self
+    # time, which float subtraction gives as 236.37400000000025
+    assert text.splitlines()[1] == ("0,__udp4_lib_rcv,,973,python3,0,0,0,-1,0,330.043642,"
+                                    "330.052566,8935.69,236.374,3,complete,False,,5")
+    df = pd.read_csv(out)
+    for col in ("duration_us", "self_us"):
+        assert (df[col].dropna().astype(str).str.split(".").str[1].str.len() <= 3).all()
+    for col in ("start_s", "end_s"):
+        assert (df[col].dropna().astype(str).str.split(".").str[1].str.len() <= 9).all()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["-F", "csv", "-o", "{tmp}/calls.parquet"], "{tmp}/calls.parquet: a csv export is written to a "
+                                                 ".csv file (or to a directory: {tmp}/calls/)"),
+    (["-F", "csv", "-o", "{tmp}/c.csv", "--events", "{tmp}/c.csv"],
+     "the calls and events tables cannot both go to {tmp}/c.csv"),
+    (["-F", "csv", "-o", "{tmp}/c.csv", "--events", "{tmp}/e.txt"],
+     "{tmp}/e.txt: a csv export is written to a .csv file"),
+    (["-F", "csv", "-o", "{tmp}/nodir/c.csv"],
+     "cannot write {tmp}/nodir/c.csv: directory {tmp}/nodir does not exist"),
+    (["-F", "chrome", "-o", "{tmp}/t.json", "--events", "{tmp}/e.csv"],
+     "--events is for --format csv or parquet, not chrome"),
+])
+def test_export_bad_paths(capsys, tmp_path, argv, message):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    code, out, err = run(capsys, "export", KFREE, *argv)
+    assert code == 2 and out == ""
+    assert err == f"ftracekit: error: {message.format(tmp=tmp_path)}\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_export_needs_output(capsys):
     code, _, err = run(capsys, "export", PIPE, "-F", "chrome")
     assert code == 2 and "--format chrome needs -o PATH" in err
+
+
+def test_plot_compare_labels_tell_same_named_files_apart(capsys, tmp_path, monkeypatch):
+    """Two proc_abstime.txt from two kernels: the legend names their directories; --labels
+    sets them; --rank count orders by the change in calls."""
+    import matplotlib.pyplot as plt
+
+    from ftracekit.show import plot as P
+
+    a = str(Path(__file__).parent / "data" / "6.1.0-56-amd64" / "proc_abstime.txt")
+    b = str(Path(__file__).parent / "data" / "6.12.117+deb12-amd64" / "proc_abstime.txt")
+    seen = {}
+    real = P.plot_compare
+
+    def spy(*args, **kw):
+        ax = real(*args, **kw)
+        seen["legend"] = [t.get_text() for t in ax.get_legend().get_texts()]
+        seen["xlabel"] = ax.get_xlabel()
+        return ax
+
+    monkeypatch.setattr(P, "plot_compare", spy)
+    out = tmp_path / "c.png"
+    code, _, err = run(capsys, "plot", a, "--kind", "compare", "--against", b, "-o", str(out))
+    assert code == 0, err
+    assert seen["legend"] == ["6.1.0-56-amd64", "6.12.117+deb12-amd64"]
+    code, _, err = run(capsys, "plot", a, "--kind", "compare", "--against", b, "-o", str(out),
+                       "--labels", "6.1", "6.12", "--rank", "count")
+    assert code == 0, err
+    assert seen["legend"] == ["6.1", "6.12"] and seen["xlabel"] == "calls"
+    plt.close("all")

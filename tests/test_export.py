@@ -369,8 +369,9 @@ def test_speedscope_imports_chrome_json(tmp_path, which):
 
 def test_parquet_round_trip(tmp_path, fab):
     paths = ex.to_parquet(fab, tmp_path / "run1")
-    assert paths == {"calls": str(tmp_path / "run1.calls.parquet"),
-                     "events": str(tmp_path / "run1.events.parquet")}
+    assert paths == {"calls": str(tmp_path / "run1.calls.parquet"), "calls_rows": len(fab.calls),
+                     "events": str(tmp_path / "run1.events.parquet"),
+                     "events_rows": len(fab.events)}
     back = ex.read_parquet(tmp_path / "run1")
     pd.testing.assert_frame_equal(back.calls, fab.calls)
     pd.testing.assert_frame_equal(back.events, fab.events)
@@ -382,6 +383,16 @@ def test_parquet_round_trip(tmp_path, fab):
     assert len(ex.read_parquet(d)) == len(fab)
     with pytest.raises(FtracekitError, match="to_parquet"):
         ex.read_parquet(tmp_path / "nothing")
+    # one named file: exactly that file; the events only when named; read back alike
+    w = ex.to_parquet(fab, tmp_path / "calls.parquet")
+    assert w == {"calls": str(tmp_path / "calls.parquet"), "calls_rows": len(fab.calls)}
+    only = ex.read_parquet(tmp_path / "calls.parquet")
+    pd.testing.assert_frame_equal(only.calls, fab.calls)
+    assert len(only.events) == 0
+    assert list(only.events.dtypes.astype(str)) == list(fab.events.dtypes.astype(str))
+    ex.to_parquet(fab, tmp_path / "c2.parquet", events=tmp_path / "e2.parquet")
+    both = ex.read_parquet(tmp_path / "c2.parquet", events=tmp_path / "e2.parquet")
+    pd.testing.assert_frame_equal(both.events, fab.events)
 
 
 def test_parquet_without_pyarrow_names_the_install_command(tmp_path, fab, monkeypatch):
@@ -403,3 +414,5 @@ def test_csv(tmp_path, real):
     assert (calls["func"].fillna("[unknown]") == known_funcs(real.calls)).all()
     with pytest.raises(FtracekitError, match="does not exist"):
         ex.to_csv(real, tmp_path / "missing" / "prefix")
+    w = ex.to_csv(real, tmp_path / "one.csv")
+    assert w == {"calls": str(tmp_path / "one.csv"), "calls_rows": len(real.calls)}

@@ -4,6 +4,7 @@ The sub-commands live in small modules, each exposing ``register(subparsers)`` w
 parsers and sets ``func`` (a callable ``(args) -> int``) as the parser default:
 
 * :mod:`ftracekit.cli.analyse` — ``report``, ``tree``, ``top``
+* :mod:`ftracekit.cli.compare` — ``compare``
 * :mod:`ftracekit.cli.record` — ``record``, ``doctor``
 * :mod:`ftracekit.cli.plot` — ``plot``, ``export``
 * :mod:`ftracekit.cli.net` — ``packets``, ``journey``, ``callers``
@@ -26,7 +27,7 @@ from ..errors import FtracekitError
 
 __all__ = ["main", "build_parser"]
 
-_COMMAND_MODULES = ("analyse", "record", "plot", "net", "netlink")
+_COMMAND_MODULES = ("analyse", "compare", "record", "plot", "net", "netlink")
 
 
 def build_parser() -> argparse.ArgumentParser:

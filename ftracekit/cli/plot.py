@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FtracekitError
+from ..show.format import fmt_count
 from ._common import add_filters, load_for_cli
 
 __all__ = ["register"]
@@ -55,7 +56,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from ..show import plot as P
 
     if args.kind == "hist":
-        ax = P.plot_hist(trace, args.function)[0]
+        ax = P.plot_hist(trace, args.function)
     elif args.kind == "time":
         ax = P.plot_time(trace, args.function, label=args.label)
     elif args.kind == "timeline":
@@ -69,8 +70,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         ax = P.plot_top(trace, args.n, by=args.rank)
     else:
         other = load_for_cli(args.against, args)
-        ax = P.plot_compare(trace, other, args.n, by=args.rank,
-                            labels=(Path(args.trace).name, Path(args.against).name))
+        ax = P.plot_compare(trace, other, args.n, by=args.rank, labels=args.labels)
     try:
         ax.figure.savefig(out, dpi=args.dpi)
     except OSError as err:
@@ -86,6 +86,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.format in ("chrome", "parquet", "csv") and not args.output:
         raise FtracekitError(f"--format {args.format} needs -o PATH")
+    if args.events and args.format not in ("parquet", "csv"):
+        raise FtracekitError(f"--events is for --format csv or parquet, not {args.format}")
     trace = load_for_cli(args.trace, args)
     if args.format == "folded":
         if not args.output or args.output == "-":
@@ -100,8 +102,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
               f"chrome://tracing", file=sys.stderr)
     else:
         fn = E.to_parquet if args.format == "parquet" else E.to_csv
-        paths = fn(trace, args.output)
-        print(f"wrote {paths['calls']} and {paths['events']}", file=sys.stderr)
+        w = fn(trace, args.output, events=args.events)
+        print(f"wrote {w['calls']} ({fmt_count(w['calls_rows'])} calls)", file=sys.stderr)
+        if "events" in w:
+            print(f"wrote {w['events']} ({fmt_count(w['events_rows'])} events)", file=sys.stderr)
+        elif len(trace.events):
+            print(f"({fmt_count(len(trace.events))} events not written: add --events FILE)",
+                  file=sys.stderr)
     return 0
 
 
@@ -118,7 +125,8 @@ def register(sub: Any) -> None:
         description="Draw one plot of a function_graph trace: hist (duration distribution of "
                     "FUNC), time (FUNC's durations over time), timeline (root calls per task), "
                     "flame (icicle chart of FUNC's slowest call, or --nth/--call), top (functions "
-                    "by self time), compare (top functions against --against OTHER).")
+                    "by self time), compare (the functions that changed most against --against OTHER, "
+                    "in the order of `ftracekit compare`).")
     p.add_argument("trace", help="trace file, or - for stdin")
     p.add_argument("--func", "-f", dest="function", help="function to plot (hist, time, flame; "
                    "optional for timeline: only its root calls; for top: only what runs inside "
@@ -131,8 +139,11 @@ def register(sub: Any) -> None:
     p.add_argument("--call", type=_positive_int, default=None, help="flame: call number")
     p.add_argument("--max-depth", type=_positive_int, default=None, help="flame: levels to draw")
     p.add_argument("--by", choices=["task", "cpu"], default="task", help="timeline rows")
-    p.add_argument("--rank", choices=["self", "total"], default="self",
-                   help="top/compare: rank by self or total time")
+    p.add_argument("--rank", choices=["self", "total", "count", "p50", "p99"], default="self",
+                   help="top: rank by self or total time; compare: show the functions whose "
+                        "self/total time, count, p50 or p99 changed most (default self)")
+    p.add_argument("--labels", nargs=2, metavar=("A", "B"), help="compare: legend names of "
+                   "TRACE and OTHER (default: the file names, or their directories when equal)")
     p.add_argument("-n", type=_positive_int, default=20, help="top/compare: functions (default 20)")
     p.add_argument("--label", type=_positive_int, default=5, help="time: slowest calls to label")
     p.add_argument("--against", help="compare: the other trace")
@@ -144,11 +155,15 @@ def register(sub: Any) -> None:
         "export", help="convert a trace: folded stacks, Chrome/Perfetto JSON, Parquet, CSV",
         description="Convert a function_graph trace: folded stacks for flamegraph.pl / "
                     "speedscope (stdout by default), Chrome trace-event JSON for ui.perfetto.dev "
-                    "and chrome://tracing, or the calls/events tables as Parquet or CSV "
-                    "(-o DIR/ or -o PREFIX → PREFIX.calls.EXT, PREFIX.events.EXT).")
+                    "and chrome://tracing, or the calls/events tables as Parquet or CSV: "
+                    "-o calls.csv writes exactly that file (add --events events.csv for the "
+                    "events table), -o DIR/ writes DIR/calls.EXT and DIR/events.EXT, and "
+                    "-o PREFIX (no extension) PREFIX.calls.EXT and PREFIX.events.EXT.")
     p.add_argument("trace", help="trace file, or - for stdin")
     p.add_argument("--format", "-F", choices=FORMATS, required=True)
-    p.add_argument("-o", "--output", help="output file / directory / prefix (- for stdout: folded)")
+    p.add_argument("-o", "--output", help="output file, DIR/ or prefix (- for stdout: folded)")
+    p.add_argument("--events", metavar="FILE", help="csv/parquet: also write the events table "
+                   "to FILE (with -o calls.EXT; -o DIR/ and -o PREFIX write it anyway)")
     p.add_argument("--unit", choices=["us", "ns"], default="us",
                    help="folded: weight unit (integers; ns keeps full precision)")
     p.add_argument("--tasks", action="store_true", help="folded: task (comm-pid) as the root frame")

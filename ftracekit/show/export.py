@@ -4,8 +4,9 @@
   speedscope, inferno, …; the weight of a stack is the summed self time of its calls.
 * :func:`to_chrome` — Chrome trace-event JSON for the Perfetto UI (ui.perfetto.dev) and
   ``chrome://tracing``: one track per task, nested ``X`` slices, events as instant markers.
-* :func:`to_parquet` / :func:`to_csv` — the calls and events tables; :func:`read_parquet`
-  reads a Parquet export back into a Trace.
+* :func:`to_parquet` / :func:`to_csv` — the calls and events tables (``-o DIR/`` →
+  ``DIR/calls.EXT`` + ``DIR/events.EXT``; ``calls.csv`` → exactly that file, plus
+  ``events=`` for the events); :func:`read_parquet` reads a Parquet export back into a Trace.
 
 Everything here is vectorised over the calls table (loops run over tree levels or unique
 stacks, never over calls), so exports of multi-million-call traces take seconds.
@@ -24,12 +25,13 @@ import pandas as pd
 from ..analysis import frame_names, task_ids, task_names
 from ._layout import _levels, _parent_pos, layout
 from ..errors import FtracekitError
+from .format import round_us
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace
 
-__all__ = ["to_folded", "to_chrome", "to_parquet", "to_csv", "read_parquet", "chrome_events",
-           "layout"]
+__all__ = ["to_folded", "to_chrome", "to_parquet", "to_csv", "read_parquet", "table_paths",
+           "chrome_events", "layout"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -263,17 +265,52 @@ def to_chrome(trace: "Trace", path: PathLike | IO[str], *, clock: str = "auto",
 # ---------------------------------------------------------------------------------------------
 # Tables
 
-def _table_paths(dir_or_prefix: PathLike, ext: str) -> tuple[Path, Path]:
-    """``dir/`` (existing directory or trailing slash) → ``dir/calls.EXT``, ``dir/events.EXT``;
-    anything else is a prefix: ``out/run1`` → ``out/run1.calls.EXT``, ``out/run1.events.EXT``."""
-    s = os.fspath(dir_or_prefix)
+#: File name endings that name a table or text file: a path ending in one of them that is
+#: not the format's own is a mistake (``-o calls.parquet`` with CSV), not a prefix.
+_FILE_EXTS = (".csv", ".parquet", ".pq", ".tsv", ".txt", ".json")
+
+
+def table_paths(path: PathLike, ext: str, events: PathLike | None = None
+                ) -> tuple[Path, Path | None]:
+    """Where the calls and events tables go, named the way they were asked for:
+
+    * ``DIR/`` (an existing directory, or a trailing slash: created) → ``DIR/calls.EXT`` and
+      ``DIR/events.EXT``;
+    * ``NAME.EXT`` → exactly that file for the calls; the events table only when ``events``
+      names its file;
+    * a name without an extension is a prefix: ``out/run1`` → ``out/run1.calls.EXT`` and
+      ``out/run1.events.EXT``.
+
+    ``events`` (a file) replaces the events path in every case. Raises
+    :class:`~ftracekit.errors.FtracekitError` for a missing parent directory, a file name with
+    another format's extension, or the same file for both tables."""
+    s = os.fspath(path)
     p = Path(s)
+    ev = Path(os.fspath(events)) if events is not None else None
     if p.is_dir() or s.endswith(os.sep) or s.endswith("/"):
+        if p.exists() and not p.is_dir():
+            raise FtracekitError(f"cannot write into {s}: it is a file, not a directory")
         p.mkdir(parents=True, exist_ok=True)
-        return p / f"calls.{ext}", p / f"events.{ext}"
-    if p.parent and not p.parent.exists():
-        raise FtracekitError(f"cannot write {s}.*: directory {p.parent} does not exist")
-    return Path(f"{s}.calls.{ext}"), Path(f"{s}.events.{ext}")
+        calls, ev = p / f"calls.{ext}", ev or p / f"events.{ext}"
+    else:
+        suffix = p.suffix.lower()
+        if suffix == f".{ext}":
+            calls = p
+        elif suffix in _FILE_EXTS:
+            raise FtracekitError(f"{s}: a {ext} export is written to a .{ext} file (or to a "
+                                 f"directory: {p.parent / p.stem}/)")
+        else:
+            calls, ev = Path(f"{s}.calls.{ext}"), ev or Path(f"{s}.events.{ext}")
+    for f in (calls, ev):
+        if f is None:
+            continue
+        if f.suffix.lower() != f".{ext}" and f.suffix.lower() in _FILE_EXTS:
+            raise FtracekitError(f"{f}: a {ext} export is written to a .{ext} file")
+        if not f.parent.is_dir():
+            raise FtracekitError(f"cannot write {f}: directory {f.parent} does not exist")
+    if ev is not None and ev.resolve() == calls.resolve():
+        raise FtracekitError(f"the calls and events tables cannot both go to {calls}")
+    return calls, ev
 
 
 def _require_pyarrow() -> None:
@@ -287,48 +324,77 @@ def _meta_json(trace: "Trace") -> str:
     return json.dumps(trace.meta, default=str)
 
 
-def to_parquet(trace: "Trace", dir_or_prefix: PathLike) -> dict[str, str]:
-    """Write the calls and events tables as Parquet (needs pyarrow); returns their paths.
+def _written(calls: Path, events: Path | None, trace: "Trace") -> dict[str, Any]:
+    out: dict[str, Any] = {"calls": str(calls), "calls_rows": len(trace.calls)}
+    if events is not None:
+        out["events"] = str(events)
+        out["events_rows"] = len(trace.events)
+    return out
 
-    Column types are kept (categoricals, nullable ``retval``); ``trace.meta`` is stored as
-    JSON in the file metadata so :func:`read_parquet` gives the same Trace back.
+
+def to_parquet(trace: "Trace", path: PathLike, *, events: PathLike | None = None
+               ) -> dict[str, Any]:
+    """Write the calls table (and the events table) as Parquet (needs pyarrow).
+
+    ``path``: ``DIR/``, ``calls.parquet`` or a prefix, named as in :func:`table_paths`;
+    ``events``: the events file (needed with a ``.parquet`` name to write the events too).
+    Column types are kept (categoricals, nullable ``retval``); ``trace.meta`` and the events
+    columns are stored in the file metadata so :func:`read_parquet` gives the same Trace back.
+    Returns what was written: ``calls`` (path), ``calls_rows`` and, when written, ``events``,
+    ``events_rows``.
     """
     _require_pyarrow()
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    cpath, epath = _table_paths(dir_or_prefix, "parquet")
-    try:
-        for df, path in ((trace.calls, cpath), (trace.events, epath)):
+    cpath, epath = table_paths(path, "parquet", events)
+    ev_dtypes = json.dumps({c: str(t) for c, t in trace.events.dtypes.items()}).encode()
+    jobs = [(trace.calls, cpath)] + ([(trace.events, epath)] if epath is not None else [])
+    for df, out in jobs:
+        try:
             table = pa.Table.from_pandas(df, preserve_index=True)
             md = dict(table.schema.metadata or {})
             md[b"ftracekit.meta"] = _meta_json(trace).encode()
+            md[b"ftracekit.event_dtypes"] = ev_dtypes
             # pyarrow gives categories back as str; remember the ones that were object
             cats = {c: str(df[c].cat.categories.dtype) for c in df.columns
                     if isinstance(df[c].dtype, pd.CategoricalDtype)}
             md[b"ftracekit.categories"] = json.dumps(cats).encode()
-            pq.write_table(table.replace_schema_metadata(md), path)
-    except OSError as err:
-        raise FtracekitError(f"cannot write {cpath}: {err}") from err
-    return {"calls": str(cpath), "events": str(epath)}
+            pq.write_table(table.replace_schema_metadata(md), out)
+        except OSError as err:
+            raise FtracekitError(f"cannot write {out}: {err.strerror or err}") from err
+    return _written(cpath, epath, trace)
 
 
-def read_parquet(dir_or_prefix: PathLike) -> "Trace":
-    """Read a :func:`to_parquet` export back into a :class:`~ftracekit.Trace`."""
+def read_parquet(path: PathLike, *, events: PathLike | None = None) -> "Trace":
+    """Read a :func:`to_parquet` export back into a :class:`~ftracekit.Trace`: ``DIR``,
+    ``calls.parquet`` (the events from ``events`` when given, else an empty events table) or
+    the prefix given to :func:`to_parquet`."""
     _require_pyarrow()
     import pyarrow.parquet as pq
 
     from ..trace import Trace
 
-    s = os.fspath(dir_or_prefix)
+    s = os.fspath(path)
     p = Path(s)
-    cpath, epath = ((p / "calls.parquet", p / "events.parquet") if p.is_dir()
-                    else (Path(f"{s}.calls.parquet"), Path(f"{s}.events.parquet")))
+    epath: Path | None
+    if p.is_dir():
+        cpath, epath = p / "calls.parquet", p / "events.parquet"
+    elif p.suffix.lower() == ".parquet":
+        cpath, epath = p, None
+    else:
+        cpath, epath = Path(f"{s}.calls.parquet"), Path(f"{s}.events.parquet")
+    if events is not None:
+        epath = Path(os.fspath(events))
     for f in (cpath, epath):
-        if not f.exists():
+        if f is not None and not f.exists():
             raise FtracekitError(f"no {f} (write it with ftracekit.export.to_parquet)")
+
     def read(path: Path) -> tuple[pd.DataFrame, dict]:
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as err:
+            raise FtracekitError(f"cannot read {path} as Parquet: {err}") from err
         md = table.schema.metadata or {}
         df = table.to_pandas()
         for col, dt in json.loads(md.get(b"ftracekit.categories", b"{}")).items():
@@ -339,20 +405,45 @@ def read_parquet(dir_or_prefix: PathLike) -> "Trace":
             if dt == "object":
                 cats = pd.Index(list(df[col].cat.categories), dtype=object)
                 df[col] = pd.Categorical.from_codes(df[col].cat.codes, categories=cats)
-        return df, json.loads(md.get(b"ftracekit.meta", b"{}"))
+        return df, md
 
-    calls, meta = read(cpath)
-    events, _ = read(epath)
-    return Trace(calls, events, meta)
+    calls, md = read(cpath)
+    meta = json.loads(md.get(b"ftracekit.meta", b"{}"))
+    if epath is not None:
+        ev, _ = read(epath)
+    else:
+        dtypes = json.loads(md.get(b"ftracekit.event_dtypes", b"{}"))
+        ev = pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+    return Trace(calls, ev, meta)
 
 
-def to_csv(trace: "Trace", dir_or_prefix: PathLike) -> dict[str, str]:
-    """Write the calls and events tables as CSV (``call`` is the first column of the calls
-    file); returns their paths. Paths as in :func:`to_parquet`."""
-    cpath, epath = _table_paths(dir_or_prefix, "csv")
-    try:
-        trace.calls.to_csv(cpath, index=True)
-        trace.events.to_csv(epath, index=False)
-    except OSError as err:
-        raise FtracekitError(f"cannot write {cpath}: {err.strerror or err}") from err
-    return {"calls": str(cpath), "events": str(epath)}
+def _rounded(df: pd.DataFrame) -> pd.DataFrame:
+    """Durations to the ns the kernel measured (``round_us``), times to the ns: no float
+    noise such as ``813.0419999999999`` in text exports."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype.kind != "f":
+            continue
+        if c.endswith("_us"):
+            out[c] = round_us(out[c])
+        elif c.endswith("_s"):
+            out[c] = np.round(out[c], 9)
+    return out
+
+
+def to_csv(trace: "Trace", path: PathLike, *, events: PathLike | None = None
+           ) -> dict[str, Any]:
+    """Write the calls table (``call`` is its first column) and the events table as CSV.
+
+    Paths as in :func:`to_parquet` (``calls.csv`` writes exactly that file; ``events`` names
+    the events file). Durations (``*_us``) hold 3 decimals (ns) and times (``*_s``) 9, so the
+    numbers read as the kernel printed them. Returns what was written (see
+    :func:`to_parquet`)."""
+    cpath, epath = table_paths(path, "csv", events)
+    jobs = [(cpath, True, trace.calls)] + ([(epath, False, trace.events)] if epath else [])
+    for out, index, df in jobs:
+        try:
+            _rounded(df).to_csv(out, index=index)
+        except OSError as err:
+            raise FtracekitError(f"cannot write {out}: {err.strerror or err}") from err
+    return _written(cpath, epath, trace)

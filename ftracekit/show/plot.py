@@ -1,7 +1,9 @@
 """Plots of a :class:`~ftracekit.Trace` (matplotlib, imported only when a plot is drawn).
 
-Every function returns the Axes it drew on (``plot_hist``: the histogram and the ECDF Axes),
-takes an optional ``ax`` to draw into, and works headless (Agg). Data are aggregated with
+Every function returns the Axes it drew on (``plot_hist``: the histogram's, with the ECDF Axes
+as its ``ecdf_axes``), takes an optional ``ax`` to draw into, and works headless (Agg). Plots
+over time use the trace's own clock: x is ``calls.start_s`` in seconds, the numbers
+``Trace.filter(start_s=, end_s=)`` takes. Data are aggregated with
 numpy/pandas before drawing, so million-call traces plot in about a second.
 
 * :func:`plot_hist` — duration distribution of a function: log-binned histogram + ECDF,
@@ -11,8 +13,9 @@ numpy/pandas before drawing, so million-call traces plot in about a second.
 * :func:`plot_timeline` — root calls as bars over time, one row per task (or CPU), coloured
   by function;
 * :func:`plot_flame` — icicle chart of one call's tree (width = duration);
-* :func:`plot_top` — top functions by self (or total) time;
-* :func:`plot_compare` — the same functions in two traces side by side.
+* :func:`plot_top` — top functions by self (or total) time (in :mod:`.plot_functions`);
+* :func:`plot_compare` — the functions that changed most between two traces, in the order of
+  ``Trace.compare`` (in :mod:`.plot_functions`).
 
 ``Trace.plot`` is a :class:`TracePlots` with these as methods: ``trace.plot.hist("f")``.
 """
@@ -27,6 +30,12 @@ import pandas as pd
 
 from ..analysis import frame_names
 from ..errors import FtracekitError
+from ._plotbase import (
+    NO_TIME_NOTE, TIME_LABEL, _durations, _log_axis, _new_axes, _plt, _task_label, _task_labels,
+    _unit, seconds_axis, time_axis,
+)
+from .format import US, fmt_count, fmt_s, fmt_us
+from .plot_functions import plot_compare, plot_top, trace_labels
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -34,125 +43,43 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace
 
 __all__ = ["TracePlots", "plot_hist", "plot_time", "plot_timeline", "plot_flame", "plot_top",
-           "plot_compare", "time_axis"]
-
-NO_TIME_NOTE = "no timestamps: record with funcgraph-abstime"
-
-
-def _plt() -> Any:
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _new_axes(ax: "Axes | None", figsize: tuple[float, float]) -> "Axes":
-    if ax is not None:
-        return ax
-    fig, ax = _plt().subplots(figsize=figsize, layout="constrained")
-    return ax
-
-
-def _unit(max_us: float) -> tuple[float, str]:
-    """Divisor and unit name to show ``max_us`` with a readable number."""
-    if max_us >= 2e6:
-        return 1e6, "s"
-    if max_us >= 2e3:
-        return 1e3, "ms"
-    return 1.0, "µs"
-
-
-def _fmt_us(v: float) -> str:
-    if v != v:
-        return "-"
-    if v >= 1e6:
-        return f"{v / 1e6:.3g} s"
-    if v >= 1e3:
-        return f"{v / 1e3:.3g} ms"
-    return f"{v:.3g} µs"
-
-
-def _task_label(comm: Any, pid: int, cpu: int | None = None) -> str:
-    """``comm-pid``; ``cpu N`` when the trace does not say which task (no funcgraph-proc)."""
-    if pid < 0:
-        return f"cpu {cpu}" if cpu is not None and cpu >= 0 else "unknown task"
-    comm = comm if isinstance(comm, str) else "?"
-    return f"{comm}-{pid}"
-
-
-def _short_num(v: float, _pos: Any = None) -> str:
-    """Tick label without powers of ten: 0.5, 3, 20, 1k, 2.5k, 1M."""
-    if v >= 1e6:
-        return f"{v / 1e6:g}M"
-    if v >= 1e3:
-        return f"{v / 1e3:g}k"
-    return f"{v:g}"
-
-
-def _log_axis(axis: Any, lo: float, hi: float) -> None:
-    """Log scale with plain tick labels; minor labels (2, 5) only on short ranges."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    axis.axes.set_xscale("log") if axis is axis.axes.xaxis else axis.axes.set_yscale("log")
-    axis.set_major_formatter(FuncFormatter(_short_num))
-    if hi / max(lo, 1e-12) < 30:
-        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-        axis.set_minor_formatter(FuncFormatter(_short_num))
-    else:
-        axis.set_minor_formatter(NullFormatter())
-
-
-def _task_labels(trace: "Trace", calls: pd.DataFrame) -> list[str]:
-    """Task of each of ``calls``, named as in the whole trace (the first comm printed for
-    that task other than ``<...>``); ``cpu N`` when the trace has no task column."""
-    from ..analysis import task_names
-
-    c = trace.calls
-    pids = calls["pid"].to_numpy()
-    mine = c[np.isin(c["pid"].to_numpy(), np.unique(pids))]
-    names = pd.Series(task_names(mine["pid"].to_numpy(), mine["cpu"].to_numpy(), mine["comm"]),
-                      index=mine.index)
-    out = []
-    for call, pid, cpu in zip(calls.index, pids, calls["cpu"].to_numpy()):   # labels only
-        out.append(f"cpu {cpu}" if pid < 0 else str(names.get(call, f"?-{pid}")))
-    return out
-
-
-def _durations(trace: "Trace", func: str) -> tuple[pd.DataFrame, np.ndarray]:
-    calls = trace.calls_of(func)
-    d = calls["duration_us"].to_numpy(dtype=float, na_value=np.nan)
-    return calls, d
-
-
-def time_axis(trace: "Trace", calls: pd.DataFrame) -> tuple[np.ndarray, str]:
-    """x values for ``calls``: seconds since the trace's first timestamp, or — when the trace
-    has none — the line number, with the axis label saying which."""
-    if trace.has_times:
-        c = trace.calls
-        t0 = np.nanmin(c["start_s"].to_numpy(dtype=float, na_value=np.nan))
-        if not np.isfinite(t0):
-            t0 = np.nanmin(c["end_s"].to_numpy(dtype=float, na_value=np.nan))
-        st = calls["start_s"].to_numpy(dtype=float, na_value=np.nan)
-        # calls without an entry have only their exit time
-        alt = (calls["end_s"].to_numpy(dtype=float, na_value=np.nan)
-               - calls["duration_us"].to_numpy(dtype=float, na_value=np.nan) / 1e6)
-        x = np.where(np.isfinite(st), st, alt) - t0
-        span = float(np.nanmax(c["end_s"].to_numpy(dtype=float, na_value=np.nan)) - t0) \
-            if c["end_s"].notna().any() else float(np.nanmax(x, initial=0.0))
-        if span < 2.0:
-            return x * 1e3, "time since trace start (ms)"
-        return x, "time since trace start (s)"
-    return calls["line"].to_numpy(dtype=float), f"line number in the trace ({NO_TIME_NOTE})"
+           "plot_compare", "time_axis", "trace_labels", "NO_TIME_NOTE", "TIME_LABEL"]
 
 
 # ---------------------------------------------------------------------------------------------
 # Distribution
 
-def plot_hist(trace: "Trace", func: str, ax: "Sequence[Axes] | None" = None, *, bins: int = 60,
-              log: bool = True) -> tuple["Axes", "Axes"]:
-    """Duration distribution of ``func``: histogram (log-spaced bins on a log axis when
-    ``log``) and ECDF side by side, with p50 and p99 marked. ``ax``: two Axes to draw into.
-    Returns ``(hist_ax, ecdf_ax)``. Calls without a duration are left out (counted in the
-    title)."""
+def _mark_percentiles(ah: "Axes", axes: Sequence["Axes"], p50: float, p99: float) -> None:
+    """p50 and p99 as vertical lines on ``axes``, labelled on ``ah``: the p50 label left of its
+    line, the p99 label right of its line (p50 ≤ p99, so the labels never cover each other);
+    one label when they are equal."""
+    import matplotlib.transforms as mtrans
+
+    trans = mtrans.blended_transform_factory(ah.transData, ah.transAxes)
+    box = dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.85)
+    same = np.isclose(p50, p99, rtol=1e-9, atol=5e-4)
+    marks = [(p50, "p50 = p99" if same else "p50", "--", "right")]
+    if not same:
+        marks.append((p99, "p99", ":", "left"))
+    for v, name, style, side in marks:
+        for a in axes:
+            a.axvline(v, color="#c44e52", linestyle=style, linewidth=1.2)
+        ah.text(v, 0.98, f"{name} {fmt_us(v, unit=True)}", transform=trans, rotation=90,
+                ha=side, va="top", fontsize=8, color="#c44e52", bbox=box)
+
+
+def plot_hist(trace: "Trace", func: str, ax: "Axes | Sequence[Axes] | None" = None, *,
+              bins: int = 60, log: bool = True) -> "Axes":
+    """Duration distribution of ``func``: a histogram (log-spaced bins on a log axis when
+    ``log``) and the ECDF (fraction of calls at most that long; one call is one step), with
+    p50 and p99 marked. Calls without a duration are left out (counted in the title).
+
+    ``ax``: None (a new figure, histogram left, ECDF right), two Axes ``(hist, ecdf)`` to draw
+    into, or one Axes (the ECDF then shares it, on a right-hand y axis).
+
+    Returns the histogram Axes; the ECDF Axes is its attribute ``ecdf_axes``
+    (``ax = trace.plot.hist(f); ax.ecdf_axes``), and both are in ``ax.figure.axes``.
+    """
     calls, d = _durations(trace, func)
     ok = np.isfinite(d)
     dd = d[ok]
@@ -160,42 +87,57 @@ def plot_hist(trace: "Trace", func: str, ax: "Sequence[Axes] | None" = None, *, 
         dd = dd[dd > 0]
     if not len(dd):
         raise FtracekitError(f"{func}: no call with a duration to plot")
+    twin = ax is not None and not isinstance(ax, (list, tuple, np.ndarray))
     if ax is None:
         fig, (ah, ae) = _plt().subplots(1, 2, figsize=(11, 4), layout="constrained")
+    elif twin:
+        ah, ae = ax, ax.twinx()
     else:
         ah, ae = ax
     p50, p99 = np.percentile(dd, [50, 99])
     bins = int(np.clip(2 * np.sqrt(len(dd)), 10, bins))     # few calls: few, wider bins
-    lo, hi = float(dd.min()), float(dd.max())
-    if log:
-        if hi <= lo:
-            lo, hi = lo / 1.5, hi * 1.5
+    dmin, dmax = float(dd.min()), float(dd.max())             # the data, for the title
+    lo, hi = dmin, dmax                                       # the axis (widened below)
+    if hi <= lo:         # every call as long as the other: one bar centred on that duration
+        v = lo
+        if log:
+            edges = np.array([v / 1.08, v * 1.08])
+            lo, hi = v / 1.5, v * 1.5
+        else:
+            w = max(abs(v) * 0.08, 0.5)
+            edges = np.array([v - w, v + w])
+            lo, hi = v - 6 * w, v + 6 * w
+    elif log:
         edges = np.geomspace(lo, hi, bins + 1)
     else:
-        edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+        edges = np.linspace(lo, hi, bins + 1)
     counts, edges = np.histogram(dd, bins=edges)
     ah.stairs(counts, edges, fill=True, color="#4c72b0", alpha=0.85)
-    ae_x = np.sort(dd)
-    if len(ae_x) > 4000:   # the ECDF at 4000 quantiles looks the same and draws fast
-        q = np.linspace(0, 1, 4000)
-        ae_x, ae_y = np.quantile(dd, q), q
+    # room on both sides: the first and last steps of the ECDF and the labels stay visible
+    if log:
+        f = max((hi / lo) ** 0.05, 1.08)
+        lo, hi = lo / f, hi * f
     else:
-        ae_y = np.arange(1, len(ae_x) + 1) / len(ae_x)
-    ae.step(ae_x, ae_y, where="post", color="#4c72b0")
+        pad = 0.05 * (hi - lo)
+        lo, hi = lo - pad, hi + pad
+    # the ECDF: 0 left of the shortest call, a step of 1/n at each call, 1 from the longest on
+    xs = np.sort(dd)
+    if len(xs) > 4000:   # the ECDF at 4000 quantiles looks the same and draws fast
+        q = np.linspace(0, 1, 4001)[1:]
+        xs, ys = np.quantile(dd, q), q
+    else:
+        ys = np.arange(1, len(xs) + 1) / len(xs)
+    ae.step(np.concatenate(([lo], xs, [hi])), np.concatenate(([0.0], ys, [1.0])),
+            where="post", color="#4c72b0")
+    if len(xs) <= 50:    # few calls: each one visible as a point on its step
+        ae.plot(xs, ys, linestyle="none", marker="o", markersize=3.5, color="#4c72b0")
     for a in (ah, ae):
         if log:
             _log_axis(a.xaxis, lo, hi)
-        a.set_xlabel("duration (µs)")
+        a.set_xlim(lo, hi)
+        a.set_xlabel(f"duration ({US})")
         a.grid(True, which="major", alpha=0.3)
-    import matplotlib.transforms as mtrans
-
-    trans = mtrans.blended_transform_factory(ah.transData, ah.transAxes)
-    for v, name, style in ((p50, "p50", "--"), (p99, "p99", ":")):
-        for a in (ah, ae):
-            a.axvline(v, color="#c44e52", linestyle=style, linewidth=1.2)
-        ah.text(v, 0.98, f"{name} {_fmt_us(v)}", transform=trans, rotation=90, ha="right",
-                va="top", fontsize=8, color="#c44e52",
-                bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.85))
+    _mark_percentiles(ah, (ah,) if twin else (ah, ae), p50, p99)
     ah.set_ylabel("calls")
     from matplotlib.ticker import MaxNLocator
 
@@ -203,11 +145,18 @@ def plot_hist(trace: "Trace", func: str, ax: "Sequence[Axes] | None" = None, *, 
     ae.set_ylabel("fraction of calls ≤ duration")
     ae.set_ylim(0, 1.02)
     n_missing = int((~ok).sum())
-    extra = f", {n_missing} without duration" if n_missing else ""
-    ah.set_title(f"{func}: {len(dd):,} calls{extra}", loc="left", fontsize=10)
-    ae.set_title(f"ECDF  (p50 {_fmt_us(p50)}, p99 {_fmt_us(p99)}, max {_fmt_us(hi)})",
+    extra = f", {fmt_count(n_missing)} without duration" if n_missing else ""
+    ah.set_title(f"{func}: {fmt_count(len(dd))} call{'' if len(dd) == 1 else 's'}{extra}",
                  loc="left", fontsize=10)
-    return ah, ae
+    stats = (f"p50 {fmt_us(p50, unit=True)}, p99 {fmt_us(p99, unit=True)}, "
+             f"max {fmt_us(dmax, unit=True)}")
+    if twin:                                                    # one Axes: one title
+        ah.set_title(f"{func}: {fmt_count(len(dd))} call{'' if len(dd) == 1 else 's'}{extra}; "
+                     f"{stats}", loc="left", fontsize=10)
+    else:
+        ae.set_title(f"ECDF  ({stats})", loc="left", fontsize=10)
+    ah.ecdf_axes = ae
+    return ah
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,9 +164,10 @@ def plot_hist(trace: "Trace", func: str, ax: "Sequence[Axes] | None" = None, *, 
 
 def plot_time(trace: "Trace", func: str, ax: "Axes | None" = None, *, label: int = 5,
               log: bool = True) -> "Axes":
-    """Duration of every call of ``func`` against its start time (seconds since the trace
-    started; line number when the trace has no timestamps), the ``label`` slowest calls
-    annotated with their call number and task. Points are drawn in one vectorised call."""
+    """Duration of every call of ``func`` against its start time — seconds on the trace's
+    clock, the numbers of ``calls.start_s`` that ``Trace.filter(start_s=, end_s=)`` takes (line
+    number when the trace has no timestamps) — the ``label`` slowest calls annotated with
+    their call number, task and duration. Points are drawn in one vectorised call."""
     calls, d = _durations(trace, func)
     x, xlabel = time_axis(trace, calls)
     ok = np.isfinite(d) & np.isfinite(x)
@@ -231,10 +181,13 @@ def plot_time(trace: "Trace", func: str, ax: "Axes | None" = None, *, label: int
     if log and (ys > 0).all():
         _log_axis(ax.yaxis, float(ys.min()), float(ys.max()))
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"{func} duration (µs)")
+    if trace.has_times:
+        seconds_axis(ax.xaxis)
+    ax.set_ylabel(f"{func} duration ({US})")
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"{func}: {int(ok.sum()):,} calls over time; slowest labelled", loc="left",
-                 fontsize=10)
+    n = int(ok.sum())
+    ax.set_title(f"{func}: {fmt_count(n)} call{'' if n == 1 else 's'} over time; slowest "
+                 "labelled", loc="left", fontsize=10)
     if label:
         sub = calls[ok]
         top = np.argsort(-ys, kind="stable")[:label]
@@ -248,7 +201,7 @@ def plot_time(trace: "Trace", func: str, ax: "Axes | None" = None, *, label: int
         order = top[np.argsort(xs[top], kind="stable")]
         labels = _task_labels(trace, sub.iloc[order])
         for i, task in zip(order, labels):
-            text = f"#{sub.index[int(i)]} {task} {_fmt_us(ys[i])}"
+            text = f"#{sub.index[int(i)]} {task} {fmt_us(ys[i], unit=True)}"
             right = xs[i] <= xmid if len(top) > 1 else True
             texts.append(ax.annotate(
                 text, xy=(xs[i], ys[i]), xytext=(10 if right else -10, 12),
@@ -325,7 +278,9 @@ def plot_timeline(trace: "Trace", ax: "Axes | None" = None, *, by: str = "task",
 
     ``func``: only root calls of that function. Rows: the ``max_rows`` busiest. Without
     timestamps the x axis is the line number (a root call spans from its line to its last
-    descendant's). Bars closer than 1/2000 of the span are merged before drawing.
+    descendant's). x: seconds on the trace's clock, as in ``calls.start_s`` and
+    ``Trace.filter(start_s=, end_s=)``. Bars closer than 1/2000 of the span are merged before
+    drawing.
     """
     if by not in ("task", "cpu"):
         raise FtracekitError(f"cannot group the timeline by {by!r}; use 'task' or 'cpu'")
@@ -335,15 +290,12 @@ def plot_timeline(trace: "Trace", ax: "Axes | None" = None, *, by: str = "task",
         raise FtracekitError("no root calls to draw")
     x0, xlabel = time_axis(trace, roots)
     if trace.has_times:
-        k = 1e3 if "(ms)" in xlabel else 1.0          # x unit per second
         end_s = roots["end_s"].to_numpy(dtype=float, na_value=np.nan)
-        t0 = np.nanmin(c["start_s"].to_numpy(dtype=float, na_value=np.nan))
-        d = roots["duration_us"].to_numpy(dtype=float, na_value=np.nan) / 1e6 * k
+        d = roots["duration_us"].to_numpy(dtype=float, na_value=np.nan) / 1e6
         # no exit: until the last thing that started in the call's subtree
         last = c.groupby("root", observed=True)["start_s"].max()
-        sub_last = (last.reindex(roots.index).to_numpy(dtype=float) - t0) * k
-        x1 = np.where(np.isfinite(d), x0 + d,
-                      np.where(np.isfinite(end_s), (end_s - t0) * k, sub_last))
+        sub_last = last.reindex(roots.index).to_numpy(dtype=float)
+        x1 = np.where(np.isfinite(d), x0 + d, np.where(np.isfinite(end_s), end_s, sub_last))
     else:
         last_line = c.groupby("root", observed=True)["line"].max()
         x1 = last_line.reindex(roots.index).to_numpy(dtype=float) + 1
@@ -413,6 +365,8 @@ def plot_timeline(trace: "Trace", ax: "Axes | None" = None, *, by: str = "task",
         lab = [f"CPU {int(row_uniq[r])}" if int(row_uniq[r]) >= 0 else "CPU ?" for r in keep_rows]
     ax.set_yticklabels(lab, fontsize=8)
     ax.set_xlabel(xlabel)
+    if trace.has_times:
+        seconds_axis(ax.xaxis)
     ax.grid(True, axis="x", alpha=0.3)
     what = f"root calls of {func}" if func else "root calls"
     more = f" ({dropped} quieter {by}s not shown)" if dropped else ""
@@ -483,8 +437,10 @@ def plot_flame(trace: "Trace", call: int, ax: "Axes | None" = None, *,
     for s in ("left", "right", "top"):
         ax.spines[s].set_visible(False)
     r = sub.loc[call]
-    ax.set_title(f"call {call}: {r['func']} ({_fmt_us(float(r['duration_us']))}), task "
-                 f"{_task_labels(trace, sub.loc[[call]])[0]}; width = duration",
+    when = (f", from {fmt_s(r['start_s'])} s (trace clock)"
+            if r["start_s"] == r["start_s"] else "")
+    ax.set_title(f"call {call}: {r['func']} ({fmt_us(float(r['duration_us']), unit=True)}), task "
+                 f"{_task_labels(trace, sub.loc[[call]])[0]}{when}; width = duration",
                  loc="left", fontsize=10)
     # labels where they fit: estimate character width from the axes size in pixels
     fig = ax.figure
@@ -502,77 +458,6 @@ def plot_flame(trace: "Trace", call: int, ax: "Axes | None" = None, *,
 
 
 # ---------------------------------------------------------------------------------------------
-# Top functions, comparison
-
-def plot_top(trace: "Trace", n: int = 20, ax: "Axes | None" = None, *, by: str = "self"
-             ) -> "Axes":
-    """Horizontal bars of the ``n`` functions with the most self time (``by="self"``) or total
-    time (``by="total"``), largest on top, each annotated with its time and call count."""
-    col = {"self": "self_us", "total": "total_us"}.get(by)
-    if col is None:
-        raise FtracekitError(f"cannot rank by {by!r}; use 'self' or 'total'")
-    t = trace.top(n, by=by)
-    if not len(t):
-        raise FtracekitError("no calls to rank")
-    vals = t[col].fillna(0).to_numpy(dtype=float)
-    scale, unit = _unit(float(vals.max()))
-    ax = _new_axes(ax, (10, 0.9 + 0.3 * len(t)))
-    y = np.arange(len(t))
-    ax.barh(y, vals / scale, color="#4c72b0")
-    ax.set_yticks(y)
-    ax.set_yticklabels(list(t.index), fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel(f"{'self' if by == 'self' else 'total'} time ({unit})")
-    ax.grid(True, axis="x", alpha=0.3)
-    # share of all self time (total times nest, so they have no meaningful share)
-    all_self = float(np.nansum(trace.calls["self_us"].to_numpy(dtype=float, na_value=np.nan)))
-    for yi, v, cnt in zip(y, vals, t["count"].to_numpy()):
-        share = f"  {100 * v / all_self:.1f}%" if by == "self" and all_self > 0 else ""
-        ax.annotate(f" {_fmt_us(v)}{share}  ×{int(cnt):,}", xy=(v / scale, yi),
-                    va="center", fontsize=7.5, color="#333")
-    ax.set_xlim(0, vals.max() / scale * 1.35)
-    ax.set_title(f"top {len(t)} functions by {by} time", loc="left", fontsize=10)
-    return ax
-
-
-def plot_compare(a: "Trace", b: "Trace", n: int = 20, ax: "Axes | None" = None, *,
-                 by: str = "self", labels: tuple[str, str] = ("a", "b")) -> "Axes":
-    """The ``n`` functions with the most ``by`` time (``self``/``total``) in either trace, as
-    pairs of bars (``a`` above ``b``), each pair annotated with the change from a to b."""
-    col = {"self": "self_us", "total": "total_us"}.get(by)
-    if col is None:
-        raise FtracekitError(f"cannot compare by {by!r}; use 'self' or 'total'")
-    ta = a.top(None, by=by)[col]
-    tb = b.top(None, by=by)[col]
-    both = pd.concat([ta.rename("a"), tb.rename("b")], axis=1).fillna(0.0)
-    if not len(both):
-        raise FtracekitError("no calls in either trace")
-    both = both.loc[both.max(axis=1).sort_values(ascending=False, kind="stable").index[:n]]
-    scale, unit = _unit(float(both.to_numpy().max()))
-    ax = _new_axes(ax, (10, 1.0 + 0.42 * len(both)))
-    y = np.arange(len(both))
-    hb = 0.4
-    ax.barh(y - hb / 2, both["a"] / scale, height=hb, color="#4c72b0", label=labels[0])
-    ax.barh(y + hb / 2, both["b"] / scale, height=hb, color="#dd8452", label=labels[1])
-    ax.set_yticks(y)
-    ax.set_yticklabels(list(both.index), fontsize=8)
-    ax.invert_yaxis()
-    for yi, va, vb in zip(y, both["a"].to_numpy(), both["b"].to_numpy()):
-        if va > 0 and vb > 0:
-            ch = f"{100 * (vb - va) / va:+.0f}%"
-        else:
-            ch = f"only in {labels[0] if va > 0 else labels[1]}"
-        ax.annotate(f" {ch}", xy=(max(va, vb) / scale, yi), va="center", fontsize=7.5,
-                    color="#333")
-    ax.set_xlim(0, float(both.to_numpy().max()) / scale * 1.18)
-    ax.set_xlabel(f"{by} time ({unit})")
-    ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(f"{by} time per function: {labels[0]} vs {labels[1]}", loc="left", fontsize=10)
-    return ax
-
-
-# ---------------------------------------------------------------------------------------------
 
 class TracePlots:
     """``Trace.plot``: the plots of one trace as methods (see the module functions)."""
@@ -584,8 +469,8 @@ class TracePlots:
         return ("<plots: hist(func), time(func), timeline(), flame(call), top(), compare(other), "
                 "journey(skb), drops(), callers(func)>")
 
-    def hist(self, func: str, ax: Any = None, **kw: Any) -> tuple["Axes", "Axes"]:
-        """:func:`plot_hist`"""
+    def hist(self, func: str, ax: Any = None, **kw: Any) -> "Axes":
+        """:func:`plot_hist`: the histogram Axes; the ECDF is ``.ecdf_axes`` of it."""
         return plot_hist(self._trace, func, ax, **kw)
 
     def time(self, func: str, ax: "Axes | None" = None, **kw: Any) -> "Axes":
@@ -605,7 +490,7 @@ class TracePlots:
         return plot_top(self._trace, n, ax, **kw)
 
     def compare(self, other: "Trace", n: int = 20, ax: "Axes | None" = None, **kw: Any) -> "Axes":
-        """:func:`plot_compare` (this trace as ``a``)"""
+        """:func:`plot_compare` (this trace as ``a``; ``labels=(a, b)`` names them)"""
         return plot_compare(self._trace, other, n, ax, **kw)
 
     def dump(self, dump: int, ax: "Axes | None" = None) -> "Axes":
