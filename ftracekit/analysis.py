@@ -296,8 +296,8 @@ def compare(a_calls: pd.DataFrame, b_calls: pd.DataFrame, n: int | None = None,
     t["funcs_b"] = names_b.reindex(t.index).fillna("").astype(object)
     key = t[COMPARE_KEYS[by]].abs()
     # largest change first; ties (and no change) by the larger of the two values, then name
-    size = t[[f"{by}_us_a" if by in ("total", "self") else f"count_a",
-              f"{by}_us_b" if by in ("total", "self") else f"count_b"]].max(axis=1)
+    size = t[[f"{by}_us_a" if by in ("total", "self") else "count_a",
+              f"{by}_us_b" if by in ("total", "self") else "count_b"]].max(axis=1)
     order = pd.DataFrame({"k": key, "s": size, "name": t.index}, index=t.index).sort_values(
         ["k", "s", "name"], ascending=[False, False, True], na_position="last").index
     t = t.loc[order, COMPARE_COLUMNS]

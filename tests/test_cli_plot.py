@@ -164,7 +164,7 @@ def test_export_csv_holds_the_printed_numbers(capsys, tmp_path):
     # __udp4_lib_rcv (line 5): 8935.690 − 184.948 − 7728.013 − 786.355 = 236.374 µs of self
     # time, which float subtraction gives as 236.37400000000025
     assert text.splitlines()[1] == ("0,__udp4_lib_rcv,,973,python3,0,0,0,-1,0,330.043642,"
-                                    "330.052566,8935.69,236.374,3,complete,False,,5")
+                                    "330.052566,8935.69,236.374,3,complete,False,,5,")   # (args: none)
     df = pd.read_csv(out)
     for col in ("duration_us", "self_us"):
         assert (df[col].dropna().astype(str).str.split(".").str[1].str.len() <= 3).all()

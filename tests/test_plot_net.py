@@ -28,7 +28,7 @@ def test_journey_lanes_marks_and_gap():
     assert [x.get_text() for x in ax.get_yticklabels()] == ["0 · python3-20357",
                                                             "0 · ftracekit-20343"]
     texts = [x.get_text() for x in ax.texts]
-    assert "gap 114 ms\nnet_dev_queue → net_dev_start_xmit" in texts
+    assert "gap 113,854.000 µs\nnet_dev_queue → net_dev_start_xmit" in texts
     assert sum(len(c.get_offsets()) for c in ax.collections) == 5     # 5 events as marks
     assert ax.get_xlabel() == "time since the first step (ms)"
 

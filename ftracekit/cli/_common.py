@@ -14,7 +14,8 @@ from ..errors import FtracekitError
 from ..show.format import US, fmt_count, fmt_pct, fmt_s, fmt_us
 from ..trace import Trace
 
-__all__ = ["add_filters", "load_for_cli", "table", "tasks_of", "US_COLS", "fmt_columns"]
+__all__ = ["add_filters", "load_for_cli", "table", "tasks_of", "US_COLS", "fmt_columns",
+           "non_negative_int", "non_negative_float"]
 
 #: Columns that hold microseconds in the tables the commands print.
 US_COLS = ("duration_us", "self_us", "irq_us", "total_us", "mean_us", "p50_us", "p90_us",
@@ -116,3 +117,19 @@ def table(df: pd.DataFrame, cols: list[str], file: IO[str], indent: str = "  ",
         cells = [r[j].ljust(widths[j]) if j in text_cols else r[j].rjust(widths[j])
                  for j in range(len(cols))]
         print(indent + "  ".join(cells).rstrip(), file=file)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer ≥ 0."""
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError("must be ≥ 0")
+    return v
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a number ≥ 0."""
+    v = float(text)
+    if not v >= 0:
+        raise argparse.ArgumentTypeError("must be ≥ 0")
+    return v

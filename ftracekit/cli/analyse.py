@@ -12,7 +12,7 @@ from ..analysis import frame_names
 from ..errors import FtracekitError
 from ..show.format import US, fmt_count, fmt_pct, fmt_s, fmt_us
 from ..trace import Trace
-from ._common import add_filters, load_for_cli, table, tasks_of
+from ._common import add_filters, load_for_cli, non_negative_float, non_negative_int, table, tasks_of
 
 __all__ = ["register", "print_report", "load_for_cli"]
 
@@ -228,18 +228,6 @@ def _cmd_top(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError("must be ≥ 0")
-    return v
-
-
-def _non_negative_float(text: str) -> float:
-    v = float(text)
-    if not v >= 0:
-        raise argparse.ArgumentTypeError("must be ≥ 0")
-    return v
 
 
 def register(sub: Any) -> None:
@@ -248,8 +236,8 @@ def register(sub: Any) -> None:
                                    "per-CPU files or trace-cmd report; .gz/.xz; - for stdin).")
     p.add_argument("trace", help="trace file, or - for stdin")
     p.add_argument("--func", "-f", dest="function", help="report the slowest calls of this function (default: root calls)")
-    p.add_argument("--top", type=_positive_int, default=20, help="functions in the top table (default 20)")
-    p.add_argument("--slowest", type=_positive_int, default=5, help="slowest calls to list (default 5)")
+    p.add_argument("--top", type=non_negative_int, default=20, help="functions in the top table (default 20)")
+    p.add_argument("--slowest", type=non_negative_int, default=5, help="slowest calls to list (default 5)")
     add_filters(p)
     p.set_defaults(func=_cmd_report)
 
@@ -261,11 +249,11 @@ def register(sub: Any) -> None:
     p.add_argument("trace")
     p.add_argument("--func", "-f", dest="function", required=True, help="function whose call to show")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--nth", type=_positive_int, default=None, help="K-th call of FUNC (0-based) "
+    g.add_argument("--nth", type=non_negative_int, default=None, help="K-th call of FUNC (0-based) "
                    "instead of the slowest")
     g.add_argument("--slowest", action="store_true", help="the slowest call of FUNC (the default)")
-    p.add_argument("--max-depth", type=_positive_int, default=None, help="levels to show below the call")
-    p.add_argument("--min-us", type=_non_negative_float, default=None,
+    p.add_argument("--max-depth", type=non_negative_int, default=None, help="levels to show below the call")
+    p.add_argument("--min-us", type=non_negative_float, default=None,
                    help="fold children shorter than this (µs)")
     p.add_argument("--all", action="store_true", help="fold nothing")
     add_filters(p)
@@ -274,7 +262,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("top", help="functions ranked by self time, total time or count")
     p.add_argument("trace")
     p.add_argument("--by", choices=["self", "total", "count", "max"], default="self")
-    p.add_argument("-n", type=_positive_int, default=20, help="rows (default 20)")
+    p.add_argument("-n", type=non_negative_int, default=20, help="rows (default 20)")
     p.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
     add_filters(p)
     p.set_defaults(func=_cmd_top)

@@ -16,7 +16,7 @@ import pandas as pd
 from ..analysis import COMPARE_KEYS
 from ..show import plot
 from ..show.format import fmt_count, fmt_us
-from ._common import add_filters, load_for_cli
+from ._common import add_filters, load_for_cli, non_negative_int
 
 __all__ = ["register", "print_compare"]
 
@@ -115,12 +115,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError("must be ≥ 0")
-    return v
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -134,7 +128,7 @@ def register(sub: Any) -> None:
     p.add_argument("b", metavar="B", help="the second trace (after)")
     p.add_argument("--by", choices=list(COMPARE_KEYS), default="total",
                    help="sort by the change in this (default total)")
-    p.add_argument("-n", type=_positive_int, default=20, help="rows (default 20; 0: all)")
+    p.add_argument("-n", type=non_negative_int, default=20, help="rows (default 20; 0: all)")
     p.add_argument("--csv", action="store_true",
                    help="all columns as CSV on stdout (µs with 3 decimals)")
     p.add_argument("--labels", nargs=2, metavar=("A", "B"),

@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from ..show.format import fmt_count, fmt_s, fmt_us
+from ..show.format import fmt_count, fmt_us
 from ..trace import Trace
 from ._common import table
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import FtracekitError
 from ..show.format import fmt_count
-from ._common import add_filters, load_for_cli
+from ._common import add_filters, load_for_cli, non_negative_int
 
 __all__ = ["register"]
 
@@ -112,12 +112,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError("must be ≥ 0")
-    return v
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -134,20 +128,20 @@ def register(sub: Any) -> None:
     p.add_argument("--kind", "-k", choices=KINDS, default="hist")
     p.add_argument("-o", "--output", help="output file (.png, .svg, .pdf; default "
                    "TRACE_KIND.png in the current directory)")
-    p.add_argument("--nth", type=_positive_int, default=None, help="flame: K-th call of FUNC "
+    p.add_argument("--nth", type=non_negative_int, default=None, help="flame: K-th call of FUNC "
                    "(default: the slowest)")
-    p.add_argument("--call", type=_positive_int, default=None, help="flame: call number")
-    p.add_argument("--max-depth", type=_positive_int, default=None, help="flame: levels to draw")
+    p.add_argument("--call", type=non_negative_int, default=None, help="flame: call number")
+    p.add_argument("--max-depth", type=non_negative_int, default=None, help="flame: levels to draw")
     p.add_argument("--by", choices=["task", "cpu"], default="task", help="timeline rows")
     p.add_argument("--rank", choices=["self", "total", "count", "p50", "p99"], default="self",
                    help="top: rank by self or total time; compare: show the functions whose "
                         "self/total time, count, p50 or p99 changed most (default self)")
     p.add_argument("--labels", nargs=2, metavar=("A", "B"), help="compare: legend names of "
                    "TRACE and OTHER (default: the file names, or their directories when equal)")
-    p.add_argument("-n", type=_positive_int, default=20, help="top/compare: functions (default 20)")
-    p.add_argument("--label", type=_positive_int, default=5, help="time: slowest calls to label")
+    p.add_argument("-n", type=non_negative_int, default=20, help="top/compare: functions (default 20)")
+    p.add_argument("--label", type=non_negative_int, default=5, help="time: slowest calls to label")
     p.add_argument("--against", help="compare: the other trace")
-    p.add_argument("--dpi", type=_positive_int, default=120)
+    p.add_argument("--dpi", type=non_negative_int, default=120)
     add_filters(p)
     p.set_defaults(func=_cmd_plot)
 

@@ -5,12 +5,14 @@ Each returns the matplotlib Axes (matplotlib is imported only when a plot is dra
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..errors import FtracekitError
+from ._plotbase import _new_axes, _unit
+from .format import fmt_us
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -22,34 +24,8 @@ __all__ = ["plot_journey", "plot_drops", "plot_callers"]
 _KIND_COLOR = {"task": "tab:blue", "softirq": "tab:orange", "irq": "tab:red"}
 
 
-# (the same small helpers as show/plot.py's; plot.py's TracePlots imports this module, so this
-# one does not import plot.py back)
-def _new_axes(ax: "Axes | None", figsize: tuple[float, float]) -> "Axes":
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    _fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return ax
-
-
-def _unit(max_us: float) -> tuple[float, str]:
-    """Divisor and unit name to show ``max_us`` with a readable number."""
-    if max_us >= 2e6:
-        return 1e6, "s"
-    if max_us >= 2e3:
-        return 1e3, "ms"
-    return 1.0, "µs"
-
-
-def _fmt_us(v: float) -> str:
-    if v != v:
-        return "-"
-    if v >= 1e6:
-        return f"{v / 1e6:.3g} s"
-    if v >= 1e3:
-        return f"{v / 1e3:.3g} ms"
-    return f"{v:.3g} µs"
+def _fmt_dur(v: float) -> str:
+    return fmt_us(v, unit=True)
 
 
 def plot_journey(trace: "Trace", skb: str | int, gen: int | None = None,
@@ -95,7 +71,7 @@ def plot_journey(trace: "Trace", skb: str | int, gen: int | None = None,
         i = int(j["gap_us"].idxmax())
         a, b = x[i - 1], x[i]
         ax.axvspan(a, b, color="grey", alpha=0.15, zorder=0)
-        ax.annotate(f"gap {_fmt_us(float(j['gap_us'].iloc[i]))}\n{j['name'].iloc[i - 1]} → "
+        ax.annotate(f"gap {_fmt_dur(float(j['gap_us'].iloc[i]))}\n{j['name'].iloc[i - 1]} → "
                     f"{j['name'].iloc[i]}", ((a + b) / 2, len(lanes) - 0.5), ha="center",
                     va="top", fontsize=8)
     ax.set_yticks(range(len(lanes)), list(lanes))
@@ -104,7 +80,7 @@ def plot_journey(trace: "Trace", skb: str | int, gen: int | None = None,
     ax.set_xlabel(f"time since the first step ({unit})")
     g = int(j["gen"].iloc[0])
     ax.set_title(f"journey of skb {skb} (generation {g}): {len(j)} steps, "
-                 f"{_fmt_us(float(end.max() - t0) * 1e6)}", pad=45 if label else 6)
+                 f"{_fmt_dur(float(end.max() - t0) * 1e6)}", pad=45 if label else 6)
     from matplotlib.lines import Line2D
 
     ax.legend(handles=[Line2D([], [], marker="s", ls="", color=c, label=k)
@@ -162,7 +138,7 @@ def plot_callers(trace: "Trace", func: str | None = None, event: str | None = No
     ax.set_yticks(ys, [short(ch) for ch in c["chain"]], fontsize=8)
     ax.invert_yaxis()
     for yi, (cnt, tot) in enumerate(zip(c["count"], c["total_us"])):
-        ax.annotate(f" {cnt}" + ("" if pd.isna(tot) else f", {_fmt_us(float(tot))}"),
+        ax.annotate(f" {cnt}" + ("" if pd.isna(tot) else f", {_fmt_dur(float(tot))}"),
                     (cnt, yi), va="center", fontsize=8)
     ax.set_xlabel("count")
     ax.set_title(f"who called {func or event}: {len(c)} chain(s)")
