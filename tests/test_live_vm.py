@@ -78,18 +78,35 @@ pytestmark = pytest.mark.skipif(os.environ.get("FTRACEKIT_SKIP_LIVE") == "1",
                                 reason="FTRACEKIT_SKIP_LIVE=1")
 
 
+def _version(kernel: str) -> tuple[int, int]:
+    m = re.match(r"(\d+)\.(\d+)", kernel)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 def _selected_kernels() -> list[str]:
-    """Newest first."""
+    """The kernels that run the whole suite, newest first: the oldest and the newest installed
+    kernel before 6.15 (6.1: function_graph at the top level; 6.12: in a private instance)."""
     installed = find_kernels()
     wanted = os.environ.get("FTRACEKIT_LIVE_KERNELS", "").strip()
     if wanted == "all":
         return installed
     if wanted:
         return [k.strip() for k in wanted.split(",") if k.strip()]
-    return list(dict.fromkeys(installed[:1] + installed[-1:]))
+    older = [k for k in installed if _version(k) < (6, 15)] or installed
+    return list(dict.fromkeys(older[:1] + older[-1:]))
+
+
+def _args_kernel() -> str | None:
+    """The newest installed 6.15+ kernel (funcgraph-args): it runs the packet suite
+    (tests/live/test_packets_live.py: calls with skb= arguments joined to skb events)."""
+    if os.environ.get("FTRACEKIT_LIVE_KERNELS", "").strip():
+        return None
+    newer = [k for k in find_kernels() if _version(k) >= (6, 15)]
+    return newer[0] if newer else None
 
 
 KERNELS = _selected_kernels()
+ARGS_KERNEL = _args_kernel()
 
 
 def _allows_instances(kernel: str) -> bool:
@@ -134,11 +151,11 @@ class GuestRun:
         return json.loads(p.read_text()) if p.exists() else {}
 
 
-def _run_guest(run: GuestRun, heavy: bool) -> GuestRun:
+def _run_guest(run: GuestRun, heavy: bool, tests: str = "tests/live") -> GuestRun:
     log, junit, figures = run.rwdir / "guest.log", run.rwdir / "junit.xml", run.rwdir / "figures.json"
     script = (
         f"cd '{REPO}' && FTRACEKIT_LIVE=1 FTRACEKIT_LIVE_HEAVY={int(heavy)} "
-        f"FTRACEKIT_LIVE_FIGURES='{figures}' '{_python()}' -m pytest tests/live -v "
+        f"FTRACEKIT_LIVE_FIGURES='{figures}' '{_python()}' -m pytest {tests} -v "
         # plugins this suite does not use cost seconds to import under emulation
         f"-p no:cacheprovider -p no:hypothesispytest -p no:platformdirs -rs --durations=10 "
         f"-o faulthandler_timeout=300 --junitxml='{junit}' > '{log}' 2>&1"
@@ -173,6 +190,20 @@ def guest_runs(tmp_path_factory) -> dict[str, GuestRun]:
     with ThreadPoolExecutor(max_workers=len(runs) or 1) as pool:
         list(pool.map(lambda k: _run_guest(runs[k], heavy=k == KERNELS[0]), runs))
     return runs
+
+
+def test_packet_suite_on_a_funcgraph_args_kernel(tmp_path_factory) -> None:
+    """Issue 11: on a 6.15+ kernel (``./run test`` installs one from trixie-backports), calls
+    with ``skb=`` arguments and skb events of the same packets are joined on the raw address."""
+    if ARGS_KERNEL is None:
+        pytest.skip("no 6.15+ kernel installed (./run test installs one), or "
+                    "FTRACEKIT_LIVE_KERNELS chose the kernels")
+    run = _run_guest(GuestRun(ARGS_KERNEL, tmp_path_factory.mktemp("vm-args")), heavy=False,
+                     tests="tests/live/test_packets_live.py")
+    assert not run.error, f"VM ({ARGS_KERNEL}): {run.error}\n--- guest output ---\n{run.log[-8000:]}"
+    results = run.results()
+    assert results.get("test_packets_calls_and_events_joined") == "passed", (
+        f"{ARGS_KERNEL}: {results}\n--- guest output ---\n{run.log[-8000:]}")
 
 
 @pytest.mark.parametrize("kernel", KERNELS or ["<none installed>"])
