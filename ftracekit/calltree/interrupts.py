@@ -134,15 +134,12 @@ def _fit_sequential(parent: np.ndarray, depth: np.ndarray, dur: np.ndarray, star
 
 
 def fit_interrupts(parent: np.ndarray, depth: np.ndarray, dur: np.ndarray, start: np.ndarray,
-                   end: np.ndarray, interrupted: np.ndarray) -> int:
+                   end: np.ndarray, interrupted: np.ndarray, child_sum: np.ndarray) -> int:
     """Apply the module's rule to the calls arrays in place (``parent``, ``interrupted``);
-    returns the number of calls that moved. ``dur`` in µs, ``start``/``end`` in s."""
-    n = len(parent)
-    if not n:
+    returns the number of calls that moved (``child_sum``, the summed durations of each call's
+    children, is stale then). ``dur`` in µs, ``start``/``end`` in s."""
+    if not len(parent):
         return 0
-    has = parent >= 0
-    pidx = parent[has]
-    child_sum = np.bincount(pidx, weights=np.nan_to_num(dur[has]), minlength=n)
     with np.errstate(invalid="ignore"):
         over = child_sum > dur + TOL_US
     timed = bool(np.isfinite(start).any())

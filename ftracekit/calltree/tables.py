@@ -163,6 +163,12 @@ def _flags_column(lines: np.ndarray, flags: dict[int, str]) -> pd.Categorical:
                                                          dtype=object))
 
 
+def _summed_children(parent: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per call, the sum of ``weights`` (durations, NaN as 0) over its children."""
+    has = parent >= 0
+    return np.bincount(parent[has], weights=weights[has], minlength=len(parent))
+
+
 def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: bool = False
                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The calls table, the events table and linking statistics from parsed records.
@@ -322,17 +328,16 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     del line, to, value, is_leaf
     root, interrupted = roots_job.result()
     del roots_job
-    # Interrupts go to the call whose measured time contains them (see calltree.interrupts).
-    if fit_interrupts(parent, data["depth"], dur, start_s, end_s, interrupted):
+    # Children's summed durations; interrupts go to the call whose measured time contains
+    # them (see calltree.interrupts), which changes them only where a call moved.
+    weights = np.nan_to_num(dur)
+    child_sum = _summed_children(parent, weights)
+    if fit_interrupts(parent, data["depth"], dur, start_s, end_s, interrupted, child_sum):
         root, interrupted = _roots_and_interrupts(parent, data["depth"], interrupted)
+        child_sum = _summed_children(parent, weights)
     data["in_irq"] = data["in_irq"] | interrupted
-    del interrupted
-    # Children: counts and summed durations.
-    has_parent = parent >= 0
-    pidx = parent[has_parent]
-    n_children = np.bincount(pidx, minlength=n_calls).astype(np.int32)
-    child_sum = np.bincount(pidx, weights=np.nan_to_num(dur[has_parent]), minlength=n_calls)
-    del pidx, has_parent
+    del interrupted, weights
+    n_children = np.bincount(parent[parent >= 0], minlength=n_calls).astype(np.int32)
     self_us = dur - child_sum
     del child_sum
     data["args"] = _args_column(data["line"], recs.args)

@@ -115,7 +115,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "compare", help="per-function change between two traces (count, total, self, p50, p99)",

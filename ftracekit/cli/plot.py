@@ -112,7 +112,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "plot", help="draw a plot of a trace to a PNG/SVG/PDF file",

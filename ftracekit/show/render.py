@@ -200,7 +200,8 @@ class CallTree:
         if top["start_s"] == top["start_s"]:
             head += f"  start {fmt_s(top['start_s'])} s"
         lines = [head, f"{'duration ' + US:>15} {'self ' + US:>13}  function"]
-        for kind, level, r in self._lines():
+        items = self._lines()
+        for kind, level, r in items:
             pad = "  " * level
             if kind == "call":
                 name = r["func"] + (f" [{r['module']}]" if r["module"] else "")
@@ -221,7 +222,7 @@ class CallTree:
                             if r.get("hidden_irq_us") else "")
                 lines.append(f"{fmt_us(r['hidden_us'], 15)} {'':>13}  {pad}… {fmt_count(n)} "
                              f"call{'s' if n != 1 else ''} folded ({r['why']}{irq_part})")
-        folded = [r for k, _, r in self._lines() if k == "fold"]
+        folded = [r for k, _, r in items if k == "fold"]
         if folded:
             lines.append(f"(folded calls hold {fmt_us(sum(r['hidden_us'] for r in folded))} "
                          f"{US}; show them with a larger max_depth / smaller min_us)")
