@@ -248,7 +248,8 @@ def bodies(draw):
     mod = draw(st.sampled_from([None, None, None] + MODULES))
     full = name + (f" [{mod}]" if mod else "")
     kind = draw(st.sampled_from(["entry", "leaf", "exit", "tail", "exit_ret", "leaf_ret",
-                                 "comment", "args", "retaddr", "oldtail", "tcdepth", "junk"]))
+                                 "comment", "args", "retaddr", "oldtail", "tcdepth", "junk",
+                                 "args_leaf", "args_struct", "args_odd"]))
     ret = draw(st.sampled_from(["0x0", "-22", "0xffffffffffffffea", "0x7f", "1", "-4095"]))
     new = draw(st.booleans())
     return {
@@ -260,6 +261,14 @@ def bodies(draw):
         "leaf_ret": (f"{full}(); /* ret={ret} */" if new else f"{full}(); /* = {ret} */"),
         "comment": f"/* kfree_skb: skbaddr={ret} reason: NOT_SPECIFIED */",
         "args": f"{name}(skb=0xffff, len={ret}) {{",
+        # funcgraph-args (6.15+): leaves with return values, structs, more than 6 words, and
+        # shapes the exact parser rejects or reads greedily (parens inside, unbalanced)
+        "args_leaf": (f"{full}(skb=0xff3c863e829a2800, reason={ret}); /* ret={ret} */" if new
+                      else f"{full}(sk=0x0, skb=0xff3c863e829a2b00, reason=3);"),
+        "args_struct": f"{name}(ts=(STRUCT)[0x1:0x2], dif=1, x=?0x9, ...) {{",
+        "args_odd": draw(st.sampled_from([f"{name}(a=(b) {{", f"{name}(a=1)) {{", f"{name}(a) ;",
+                                          f"{name}((x);", f"{name}(a=1); /* (x) */",
+                                          f"{name}(a=1) {{ /* <-f+0x1/0x2 */"])),
         "retaddr": f"{full}() {{ /* <-caller+0x6c/0xb0 */",
         "oldtail": f"}} ({name})",
         "tcdepth": f"{full}(); (3)",

@@ -50,6 +50,7 @@ from ._swar import (
     _ALL, _BODY_MASKS, _DOTS, _H1, _HIGH80, _HMUL, _LOW, _MARK_OK, _POW10, _SP, _U, _X0F, _X30,
     _X46, _X80, _ctz_bytes, _digit_bytes, _swar8, _zero_bytes,
 )
+from ._argscan import split_args
 from ._templates import (
     _State, _Template, _fill_misses, _lookup_info, _make_template, _movemask, _resolve, _state,
 )
@@ -62,6 +63,7 @@ _MAX_INDENT = 512              # deeper lines go to the exact parser
 _MAX_BODY = 128                # longer bodies go to the exact parser
 _MAX_TEMPLATES = 4
 _MIN_RETRY = 48                # retry with another template only if this many lines are left
+_NO_ARGS: tuple[np.ndarray, list[str]] = (np.zeros(0, dtype=np.int64), [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,6 +80,7 @@ class BlockScan:
     acc: np.ndarray                   # line indices (within the block) accepted, sorted
     cols: dict[str, np.ndarray]       # record columns for ``acc`` (codes still to assign)
     refs: tuple[np.ndarray, np.ndarray, np.ndarray]  # comm/func/module name ids (-1: none)
+    args: tuple[np.ndarray, list[str]] = _NO_ARGS     # (line indices, funcgraph-args texts)
 
 
 class _Words:
@@ -219,8 +222,10 @@ def scan_block(block, parser, start: int = 0, end: int | None = None) -> BlockSc
             remaining = mismatch
             if len(remaining) < _MIN_RETRY:
                 break
+    args = _NO_ARGS
     if parts:
         acc = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        args = _merge_args([p[3] for p in parts])
         if len(parts) > 1:
             cols = {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]}
             refs = tuple(np.concatenate([p[2][i] for p in parts]) for i in range(3))
@@ -235,7 +240,18 @@ def scan_block(block, parser, start: int = 0, end: int | None = None) -> BlockSc
         cols = {k: np.zeros(0, dtype=COLUMNS[k]) for k in _EMPTY_COLS}
         refs = (np.zeros(0, dtype=np.int64),) * 3
     return BlockScan(block=mem, starts=starts, ends=ends, nbytes=end - start, acc=acc, cols=cols,
-                     refs=refs)  # type: ignore[arg-type]
+                     refs=refs, args=args)  # type: ignore[arg-type]
+
+
+def _merge_args(parts: list[tuple[np.ndarray, list[str]]]) -> tuple[np.ndarray, list[str]]:
+    parts = [a for a in parts if len(a[0])]
+    if not parts:
+        return _NO_ARGS
+    if len(parts) == 1:
+        return parts[0]
+    lines = np.concatenate([a[0] for a in parts])
+    texts = [t for a in parts for t in a[1]]
+    return lines, texts
 
 
 def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
@@ -329,14 +345,20 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
             indent[active] = 0
     bs = s + P0
     bs += indent
-    blen = e - bs
+    # funcgraph-args: bodies are looked up without their arguments (see ._argscan)
+    bmem = mem
+    argscan = split_args(mem, buf, bs, e, _PAD_BYTES)
+    if argscan is not None:
+        bmem, bs, blen, arg_rows, arg_texts = argscan
+    else:
+        blen = e - bs
     ok &= blen >= 1
     ok &= blen <= _MAX_BODY
     if not ok.all():
         blen[~ok] = 1
         bs[~ok] = e[~ok] - 1
     # Bodies: words masked to the body, hashed, looked up / interpreted.
-    bview = np.ndarray((len(mem) - 31,), dtype="V32", buffer=mem, offset=0, strides=(1,))
+    bview = np.ndarray((len(bmem) - 31,), dtype="V32", buffer=bmem, offset=0, strides=(1,))
     B = bview[bs].view(np.uint64).reshape(k, 4)
     # The body and its "\n" (a body has none): equal words mean equal bodies, lengths
     # included, for bodies of up to 31 bytes; longer ones go to the long table below.
@@ -352,7 +374,7 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
     def interpret_body(rows: np.ndarray):
         def run(r: int) -> tuple:
             a = int(bs[rows[r]])
-            return state.body_info(mem[a:a + int(blen[rows[r]])])
+            return state.body_info(bmem[a:a + int(blen[rows[r]])])
         return run
 
     if not long_rows.size:
@@ -367,7 +389,7 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
             _fill_misses(state.body_table, info, short_miss, h, bwords,
                          interpret_body(np.arange(k)), state.lock)
         bl = blen[long_rows]
-        E = _EXT_VIEW(mem)[bs[long_rows] + 32].view(np.uint64).reshape(len(long_rows), 12)
+        E = _EXT_VIEW(bmem)[bs[long_rows] + 32].view(np.uint64).reshape(len(long_rows), 12)
         E = E & _LOW[np.clip(bl[:, None] - 32 - 8 * np.arange(12)[None, :], 0, 8)]
         lwords = ([w[long_rows] for w in bwords] + [bl.astype(np.uint64)]
                   + [np.ascontiguousarray(E[:, j]) for j in range(12)])
@@ -441,7 +463,12 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
         cols["pid"] = np.full(n_sel, -1, dtype=np.int32)
         comm_ref = np.full(n_sel, -1, dtype=np.int64)
     refs = (comm_ref, pick(info["func"]), pick(info["mod"]))
-    return (acc, cols, refs), mismatch
+    if argscan is None:
+        args = _NO_ARGS
+    else:
+        kept = ok[arg_rows]
+        args = (idx[arg_rows[kept]], [t for t, kp in zip(arg_texts, kept.tolist()) if kp])
+    return (acc, cols, refs, args), mismatch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,6 +527,9 @@ def finish_block(scan: BlockScan, first_lineno: int, parser) -> tuple[dict[str, 
             state.known[i][nid] = True
     for j in rejected[ri:]:
         feed_line(j)
+    a_lines, a_texts = scan.args
+    if len(a_lines):
+        parser.args.update(zip((a_lines + first_lineno).tolist(), a_texts))
     # Codes for the accepted lines.
     cols = scan.cols
     fast: dict[str, np.ndarray] = {"line": acc + first_lineno}
