@@ -600,3 +600,53 @@ def test_task_before_the_first_switch_gets_its_comm():
     assert list(c["pid"]) == [249, 407]
     assert list(c["comm"]) == ["sh", "ip"]
     fast_vs_exact_text(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trace-event lines (events-only text, trace-cmd report): the column-wise event scanner
+
+EVENT_NAMES = ["net_dev_queue", "kfree_skb", "consume_skb", "sched_switch", "print",
+               "funcgraph_entry", "funcgraph_exit", "napi_gro_receive_entry", "a:b", "x"]
+EVENT_REST = ["dev=lo skbaddr=ffff888104d1d500 len=1042", "skbaddr=00000000dcbed83e "
+              "rx_sk=0000000000000000 protocol=2048 location=udp_queue_rcv_one_skb+0x3c/0x4a0 "
+              "reason: NO_SOCKET", "", "   |  rtnetlink_rcv() {", "x: y", "tab\there", "ü=1 "]
+
+
+@st.composite
+def event_lines(draw):
+    comm = draw(st.sampled_from(COMMS + ["python3", "a_very_long_command_name_xx", "[k]w"]))
+    pid = draw(st.sampled_from([0, 7, 20357, 1234567, 12345678]))
+    cpu = draw(st.sampled_from(["000", "1", "012", "0001"]))
+    tgid = draw(st.sampled_from(["", "", "(  123) ", "(-------) "]))
+    flags = draw(st.sampled_from(["b.... ", "..s1. ", "d.h2. ", "", "", "d..1 "]))
+    sec = draw(st.integers(0, 99999999))
+    frac = draw(st.sampled_from(["{:06d}", "{:03d}", "{:09d}", "{:01d}"])).format(
+        draw(st.integers(0, 999)))
+    name = draw(st.sampled_from(EVENT_NAMES))
+    rest = draw(st.sampled_from(EVENT_REST))
+    sep = draw(st.sampled_from([": ", ": ", ":", ":  ", ": \t"]))
+    tail = draw(st.sampled_from(["", "", " ", "   ", "\r"]))
+    line = (f"{comm:>16}-{pid:<7} {tgid}[{cpu}] {flags}{sec:>6}.{frac}{sep}{name}: {rest}{tail}")
+    if draw(st.integers(0, 9)) == 0:
+        i = draw(st.integers(0, max(len(line) - 1, 0)))
+        line = line[:i] + draw(st.sampled_from(["", " ", "]", ":", "#", "\x00"])) + line[i + 1:]
+    return line
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(event_lines(), min_size=1, max_size=40), st.booleans())
+def test_generated_event_lines_fast_equals_exact(lines, header):
+    head = "# tracer: nop\n#\n" if header else ""
+    fast_vs_exact_text(head + "\n".join(lines) + "\n")
+
+
+def test_event_lines_take_the_fast_path():
+    lines = [f"         python3-20357   [00{i % 2}] b....   855.{226629 + i:06d}: net_dev_queue: "
+             f"dev=lo skbaddr=ffff888104d1d{i:03x} len=1042" for i in range(300)]
+    text = "# tracer: nop\n#\n" + "\n".join(lines) + "\n"
+    recs, meta = parse_text(text, fast=True)
+    assert meta["fast_path_lines"] == 300
+    assert recs.comments[3] == "net_dev_queue: dev=lo skbaddr=ffff888104d1d000 len=1042"
+    assert recs.flags[3] == "b...."
+    assert recs["ts"][1] == 855.226630 and recs["cpu"][1] == 1 and recs["pid"][1] == 20357
+    fast_vs_exact_text(text)

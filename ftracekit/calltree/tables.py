@@ -6,6 +6,7 @@ The column contract is documented on :class:`ftracekit.Trace`. Linking itself is
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -128,39 +129,45 @@ def _categorical(codes: np.ndarray, names: list[str]) -> pd.Categorical:
     return pd.Categorical.from_codes(codes.astype(np.int32, copy=False), categories=pd.Index(names, dtype=object))
 
 
-def _args_column(call_lines: np.ndarray, args: dict[int, str]) -> pd.Categorical:
-    """funcgraph-args text of each call (categorical, NaN where its line printed none).
+def _line_texts(lines: np.ndarray, texts: dict[int, str]) -> pd.Categorical:
+    """The text of each line number in ``lines`` from a line → text table (categorical with
+    object categories, NaN where the table has none): funcgraph-args texts of calls, latency
+    flags of event lines.
 
     Categorical: most traces have no args (codes only, one byte per call) and in those that do,
-    the same argument text repeats; :func:`ftracekit.net.args.arg_values` parses each distinct
-    text once.
+    the same text repeats; :func:`ftracekit.net.values` parses each distinct text once.
+    Column-wise (sorted keys + searchsorted): no per-line Python.
     """
-    n = len(call_lines)
-    if not args:
+    n = len(lines)
+    if not texts:
         return pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8),
                                          categories=pd.Index([], dtype=object))
-    keys = np.fromiter(args.keys(), dtype=np.int64, count=len(args))
-    texts = np.array(list(args.values()), dtype=object)
+    keys = np.fromiter(texts.keys(), dtype=np.int64, count=len(texts))
+    vals = np.array(list(texts.values()), dtype=object)
     order = np.argsort(keys, kind="stable")
-    keys, texts = keys[order], texts[order]
-    codes_t, cats = pd.factorize(texts)
-    pos = np.searchsorted(keys, call_lines)
+    keys, vals = keys[order], vals[order]
+    codes_t, cats = pd.factorize(vals)
+    pos = np.searchsorted(keys, lines)
     pos_c = np.minimum(pos, len(keys) - 1)
-    hit = keys[pos_c] == call_lines
+    hit = keys[pos_c] == lines
     codes = np.where(hit, codes_t[pos_c], -1).astype(np.int32)
-    return pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype=object))
+    return pd.Categorical.from_codes(codes, categories=pd.Index(np.asarray(cats, dtype=object),
+                                                                dtype=object))
 
 
-def _flags_column(lines: np.ndarray, flags: dict[int, str]) -> pd.Categorical:
-    """Latency flags of event lines (trace-event text), categorical with object categories
-    (NaN where not printed)."""
-    if not flags:
-        return pd.Categorical.from_codes(np.full(len(lines), -1, dtype=np.int8),
-                                         categories=pd.Index([], dtype=object))
-    codes, cats = pd.factorize(np.array([flags.get(int(ln)) for ln in lines], dtype=object))
-    return pd.Categorical.from_codes(codes.astype(np.int32),
-                                     categories=pd.Index(np.asarray(cats, dtype=object),
-                                                         dtype=object))
+def _event_names(texts: list[str]) -> pd.Categorical:
+    """:func:`ftracekit.read.event_name` of every text, each distinct prefix checked once."""
+    prefixes = [p[0] if p[1] else "" for p in map(_partition, texts)]
+    codes, cats = pd.factorize(np.array(prefixes, dtype=object))
+    names = [event_name(c + ": ") for c in cats]
+    sorted_names = sorted(set(names))          # (categories sorted, as pd.Categorical does)
+    at = {nm: i for i, nm in enumerate(sorted_names)}
+    code_of = np.array([at[nm] for nm in names] + [-1], dtype=np.int32)
+    return pd.Categorical.from_codes(code_of[codes], categories=pd.Index(sorted_names))
+
+
+def _partition(text: str) -> tuple[str, str, str]:
+    return text.partition(": ")
 
 
 def _summed_children(parent: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -203,7 +210,7 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     # Events first (they need a few record columns that are released below).
     C = np.flatnonzero(kind == K_COMMENT)
     lines_c = cols["line"][C]
-    texts = [recs.comments.get(int(ln), "") for ln in lines_c]
+    texts = list(map(recs.comments.get, lines_c.tolist(), repeat("")))
     owner = links.owner[C]
     links.owner = None  # type: ignore[assignment]
     events = pd.DataFrame({
@@ -212,10 +219,10 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
         "pid": pid[C],
         "comm": _categorical(comm[C], recs.comms),
         "ts_s": cols["ts"][C],
-        "event": pd.Categorical([event_name(t) for t in texts]),
+        "event": _event_names(texts),
         "text": pd.array(texts, dtype=object),
         "call": np.where(owner >= 0, call_id[np.maximum(owner, 0)], -1).astype(np.int64),
-        "lat_flags": _flags_column(lines_c, recs.flags),
+        "lat_flags": _line_texts(lines_c, recs.flags),
     })
     del C, lines_c, texts, owner
 
@@ -340,7 +347,7 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     n_children = np.bincount(parent[parent >= 0], minlength=n_calls).astype(np.int32)
     self_us = dur - child_sum
     del child_sum
-    data["args"] = _args_column(data["line"], recs.args)
+    data["args"] = _line_texts(data["line"], recs.args)
     data.update(parent=parent, root=root, start_s=start_s, end_s=end_s, duration_us=dur,
                 self_us=self_us, n_children=n_children, retval=retval)
     del parent, root, start_s, end_s, dur, self_us, n_children, retval

@@ -51,6 +51,7 @@ from ._swar import (
     _X46, _X80, _ctz_bytes, _digit_bytes, _swar8, _zero_bytes,
 )
 from ._argscan import split_args
+from ._fastevents import scan_events
 from ._templates import (
     _State, _Template, _fill_misses, _lookup_info, _make_template, _movemask, _resolve, _state,
 )
@@ -63,7 +64,7 @@ _MAX_INDENT = 512              # deeper lines go to the exact parser
 _MAX_BODY = 128                # longer bodies go to the exact parser
 _MAX_TEMPLATES = 4
 _MIN_RETRY = 48                # retry with another template only if this many lines are left
-_NO_ARGS: tuple[np.ndarray, list[str]] = (np.zeros(0, dtype=np.int64), [])
+_Side = dict[str, tuple[np.ndarray, list[str]]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +81,8 @@ class BlockScan:
     acc: np.ndarray                   # line indices (within the block) accepted, sorted
     cols: dict[str, np.ndarray]       # record columns for ``acc`` (codes still to assign)
     refs: tuple[np.ndarray, np.ndarray, np.ndarray]  # comm/func/module name ids (-1: none)
-    args: tuple[np.ndarray, list[str]] = _NO_ARGS     # (line indices, funcgraph-args texts)
+    # per-line texts for the parser's side tables: name → (line indices, texts)
+    side: _Side | None = None
 
 
 class _Words:
@@ -222,10 +224,12 @@ def scan_block(block, parser, start: int = 0, end: int | None = None) -> BlockSc
             remaining = mismatch
             if len(remaining) < _MIN_RETRY:
                 break
-    args = _NO_ARGS
+    if parser.layout.tracecmd and n:
+        parts.append(scan_events(mem, buf, starts, ends, state))
+    side: _Side = {}
     if parts:
         acc = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-        args = _merge_args([p[3] for p in parts])
+        side = _merge_side([p[3] for p in parts])
         if len(parts) > 1:
             cols = {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]}
             refs = tuple(np.concatenate([p[2][i] for p in parts]) for i in range(3))
@@ -240,18 +244,17 @@ def scan_block(block, parser, start: int = 0, end: int | None = None) -> BlockSc
         cols = {k: np.zeros(0, dtype=COLUMNS[k]) for k in _EMPTY_COLS}
         refs = (np.zeros(0, dtype=np.int64),) * 3
     return BlockScan(block=mem, starts=starts, ends=ends, nbytes=end - start, acc=acc, cols=cols,
-                     refs=refs, args=args)  # type: ignore[arg-type]
+                     refs=refs, side=side)  # type: ignore[arg-type]
 
 
-def _merge_args(parts: list[tuple[np.ndarray, list[str]]]) -> tuple[np.ndarray, list[str]]:
-    parts = [a for a in parts if len(a[0])]
-    if not parts:
-        return _NO_ARGS
-    if len(parts) == 1:
-        return parts[0]
-    lines = np.concatenate([a[0] for a in parts])
-    texts = [t for a in parts for t in a[1]]
-    return lines, texts
+def _merge_side(parts: list[_Side]) -> _Side:
+    out: _Side = {}
+    for name in {k for sd in parts for k in sd}:
+        got = [sd[name] for sd in parts if name in sd and len(sd[name][0])]
+        if got:
+            out[name] = got[0] if len(got) == 1 else (
+                np.concatenate([g[0] for g in got]), [t for g in got for t in g[1]])
+    return out
 
 
 def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
@@ -463,12 +466,11 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
         cols["pid"] = np.full(n_sel, -1, dtype=np.int32)
         comm_ref = np.full(n_sel, -1, dtype=np.int64)
     refs = (comm_ref, pick(info["func"]), pick(info["mod"]))
-    if argscan is None:
-        args = _NO_ARGS
-    else:
+    side: _Side = {}
+    if argscan is not None:
         kept = ok[arg_rows]
-        args = (idx[arg_rows[kept]], [t for t, kp in zip(arg_texts, kept.tolist()) if kp])
-    return (acc, cols, refs, args), mismatch
+        side["args"] = (idx[arg_rows[kept]], [t for t, kp in zip(arg_texts, kept.tolist()) if kp])
+    return (acc, cols, refs, side), mismatch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,9 +529,8 @@ def finish_block(scan: BlockScan, first_lineno: int, parser) -> tuple[dict[str, 
             state.known[i][nid] = True
     for j in rejected[ri:]:
         feed_line(j)
-    a_lines, a_texts = scan.args
-    if len(a_lines):
-        parser.args.update(zip((a_lines + first_lineno).tolist(), a_texts))
+    for name, (s_lines, s_texts) in (scan.side or {}).items():
+        getattr(parser, name).update(zip((s_lines + first_lineno).tolist(), s_texts))
     # Codes for the accepted lines.
     cols = scan.cols
     fast: dict[str, np.ndarray] = {"line": acc + first_lineno}
