@@ -148,23 +148,27 @@ def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
         event = event.astype("category")
     codes = event.cat.codes.to_numpy()
     cat_names = event.cat.categories.to_numpy(dtype=object)
-    text = ev["text"].to_numpy(dtype=object)
+    text = ev["text"]
     # events whose format has skbaddr (decided per event name, on its first text)
     _u, first = np.unique(codes, return_index=True)
     with_skb = np.zeros(len(cat_names) + 1, dtype=bool)
     for i in first:
-        with_skb[codes[i]] = "skbaddr=" in str(text[i])
+        with_skb[codes[i]] = "skbaddr=" in str(text.iat[i])
     rows = np.flatnonzero(with_skb[codes])
     if not len(rows):
         return pd.DataFrame()
-    t_all = pd.Series(text[rows], dtype=object)
-    ta_all = to_arrow(t_all)
+    ta_all = to_arrow(text)
+    if ta_all is not None:
+        ta_all = ta_all.take(rows)
+        t_all = _LazyText(ta_all)
+    else:                                       # pragma: no cover - without pyarrow
+        t_all = pd.Series(text.to_numpy(dtype=object)[rows], dtype=object)
     if ta_all is not None:
         # %p prints 16 digits: read them from the Arrow buffer (a regex only for the rest)
         key, keep = fixed_hex_after(ta_all, "skbaddr=")
         rest = np.flatnonzero(~keep)
         if len(rest):
-            addr = rx_extract(t_all.iloc[rest], r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b")
+            addr = rx_extract(_series(t_all.iloc[rest]), r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b")
             key[rest] = hex_to_u64(addr)
             keep[rest] = addr.notna().to_numpy(dtype=bool)
     else:                                       # pragma: no cover - without pyarrow
@@ -175,14 +179,14 @@ def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
     sel = np.flatnonzero(ok)
     t = t_all.iloc[sel]
     ta = ta_all.filter(ok) if ta_all is not None else None
-    sub = ev.iloc[rows[sel]]
+    sub = ev[[c for c in ev.columns if c != "text"]].iloc[rows[sel]]
     nm = cat_names[codes[rows[sel]]]
     is_free = pd.Series(nm, dtype=object).isin(FREE_EVENTS).to_numpy()
     is_drop = pd.Series(nm, dtype=object).isin(DROP_EVENTS).to_numpy()
     reason = np.full(len(sel), None, dtype=object)
     location = np.full(len(sel), None, dtype=object)
     if is_drop.any():               # (few rows: the drops)
-        td = t.iloc[np.flatnonzero(is_drop)]
+        td = _series(t.iloc[np.flatnonzero(is_drop)])
         reason[is_drop] = rx_extract(td, r"reason: (\w+)").to_numpy(dtype=object)
         location[is_drop] = rx_extract(td, r"location=(\S+)").to_numpy(dtype=object)
     ctx_flag = np.full(len(sel), "", dtype=object)
@@ -201,7 +205,8 @@ def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
         "comm": _obj(sub["comm"].astype(object).to_numpy()),
         "is_call": np.zeros(len(sel), dtype=bool),
         "name": _obj(nm),
-        "dev": _obj(rx_extract(t, r"(?:^|\s)dev=(\S+)", arrow=ta).to_numpy(dtype=object)),
+        "dev": _obj(rx_extract(None if ta is not None else t, r"(?:^|\s)dev=(\S+)",
+                               arrow=ta).to_numpy(dtype=object)),
         "call": sub["call"].to_numpy(dtype=np.int64),
         "duration_us": np.full(len(sel), np.nan),
         "is_free": is_free,
@@ -210,6 +215,36 @@ def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
         "location": _obj(location),
         "ctx_flag": _obj(ctx_flag),
     })
+
+
+class _LazyText:
+    """Event texts held as an Arrow array; ``.iloc[rows]`` gives an object Series (only ever
+    asked for small subsets: the drops, the rare texts a fixed-width read cannot take)."""
+
+    def __init__(self, arr, rows: np.ndarray | None = None) -> None:
+        self.arr = arr
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.arr) if self.rows is None else len(self.rows)
+
+    @property
+    def iloc(self) -> "_LazyText":
+        return self
+
+    def __getitem__(self, rows: np.ndarray) -> "_LazyText | pd.Series":
+        rows = np.asarray(rows)
+        base = rows if self.rows is None else self.rows[rows]
+        return _LazyText(self.arr, base)
+
+    def series(self) -> pd.Series:
+        import pyarrow as pa
+        sub = self.arr if self.rows is None else self.arr.take(pa.array(self.rows))
+        return pd.Series(sub.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _series(t: "_LazyText | pd.Series") -> pd.Series:
+    return t.series() if isinstance(t, _LazyText) else t
 
 
 def _call_steps(calls: pd.DataFrame) -> pd.DataFrame:

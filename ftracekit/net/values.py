@@ -57,6 +57,13 @@ def _arrow_strings(s: pd.Series):  # -> pyarrow.Array | None
         import pyarrow as pa
     except ImportError:  # pragma: no cover - pyarrow is optional
         return None
+    if hasattr(s.array, "__arrow_array__"):
+        # already Arrow-backed (pandas' str dtype with pyarrow): no copy of the strings
+        got = s.array.__arrow_array__()
+        if isinstance(got, pa.ChunkedArray):
+            got = got.combine_chunks() if got.num_chunks != 1 else got.chunk(0)
+        if pa.types.is_string(got.type) or pa.types.is_large_string(got.type):
+            return got.cast(pa.large_string()) if got.type != pa.large_string() else got
     v = s.to_numpy(dtype=object, na_value=None) if not isinstance(s.dtype, np.dtype) \
         else s.to_numpy(dtype=object)
     return pa.array(v, type=pa.large_string(), from_pandas=True)
@@ -65,14 +72,19 @@ def _arrow_strings(s: pd.Series):  # -> pyarrow.Array | None
 to_arrow = _arrow_strings
 
 
-def rx_extract(values: pd.Series, pattern: str, expand: bool = False,
+def rx_extract(values: pd.Series | None, pattern: str, expand: bool = False,
                arrow: object = None) -> pd.Series | pd.DataFrame:
     """Like ``values.str.extract(pattern)`` (columns 0…k−1, missing where no match; object
     columns), run by pyarrow's RE2 kernel over the whole column when pyarrow is installed
     (pandas' own extract loops in Python per row); patterns RE2 cannot run fall back to pandas.
     ``arrow``: ``values`` already converted with :func:`to_arrow` (convert once, match often)."""
-    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if values is None:                 # (only the Arrow array: the result has a RangeIndex)
+        s = pd.Series(arrow.to_numpy(zero_copy_only=False), dtype=object) if arrow is None \
+            else None
+    else:
+        s = values if isinstance(values, pd.Series) else pd.Series(values)
     arr = arrow if arrow is not None else _arrow_strings(s)
+    index = s.index if s is not None else pd.RangeIndex(len(arr))
     if arr is not None:
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -95,9 +107,11 @@ def rx_extract(values: pd.Series, pattern: str, expand: bool = False,
                 f = pc.if_else(valid, pc.struct_field(got, [i]), pa.scalar(None, pa.large_string()))
                 cols[i] = f.to_numpy(zero_copy_only=False)
             # (object columns: pandas 3 would otherwise infer its str dtype, a copy per column)
-            df = pd.DataFrame({i: pd.Series(c, index=s.index, dtype=object)
-                               for i, c in cols.items()}, index=s.index)
+            df = pd.DataFrame({i: pd.Series(c, index=index, dtype=object)
+                               for i, c in cols.items()}, index=index)
             return df if expand or k[0] != 1 else df[0]
+    if s is None:
+        s = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object)
     return strings(s).str.extract(pattern, expand=expand)
 
 
