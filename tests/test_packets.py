@@ -240,7 +240,10 @@ def test_event_free_inside_a_call_splits_generations():
                                                  ["000000009903b4c8", 0]]
     assert pk["drop_location"].unique().tolist() == ["return_to_handler+0x0/0x50"]
     j = t.journey("000000007973fe3c", gen=1)
-    assert j["context"].tolist() == ["task"] and j["call"].iloc[0] >= 0
+    # the free fires in sk_skb_reason_drop below the graph root __udp4_lib_rcv on a python3
+    # line: the receive path of loopback UDP, run by NET_RX in the sender's task → softirq
+    assert j["context"].tolist() == ["softirq"] and j["call"].iloc[0] >= 0
+    assert j["task"].tolist() == ["python3-944"]
 
 
 def test_packets_without_skbs_names_the_recording():
@@ -395,3 +398,18 @@ def test_calls_and_events_joined_on_the_raw_address():
     assert row["tasks"] == "ksoftir-25,python-217"
     # grep -c "reason: NO_SOCKET" → 3
     assert pk["reason"].value_counts().to_dict() == {"NO_SOCKET": 3}
+
+
+def test_receive_path_root_in_a_user_task_is_softirq(tmp_path):
+    """Loopback traffic is received in the sender's task (net_rx_action runs at its
+    local_bh_enable): an ip_rcv graph root on a `python` line is softirq work, not the task's.
+    The real capture with the receiving lines' task renamed from ksoftirqd to the sender."""
+    text = (K617 / "packets_udp_tbf.txt").read_text().replace("ksoftir-25 ", "python-217")
+    p = tmp_path / "t.txt"
+    p.write_text(text)
+    t = ftracekit.load(p)
+    j = t.journey("0xff1790bc83360c00")
+    assert j["task"].iloc[11] == "python-217" and j["name"].iloc[11] == "ip_rcv"
+    ctx = dict(zip(j["name"], j["context"]))
+    assert ctx["__dev_queue_xmit"] == "task" and ctx["tbf_enqueue"] == "task"
+    assert [ctx[f] for f in ("ip_rcv", "ip_rcv_core", "ip_local_deliver")] == ["softirq"] * 3

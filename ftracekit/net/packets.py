@@ -59,6 +59,17 @@ DROP_EVENTS = frozenset({"kfree_skb"})
 #: A call below one of these ran in softirq context.
 SOFTIRQ_FUNCS = frozenset({"handle_softirqs", "__do_softirq", "do_softirq", "net_rx_action",
                            "net_tx_action", "__napi_poll", "do_softirq_own_stack"})
+#: The receive path below NET_RX: these run from the softirq (net_rx_action → a NAPI poll or
+#: the backlog) whichever task it interrupted, so a call of one — typically a graph root such
+#: as ip_rcv, whose softirq ancestors were not traced — is in softirq context even when the
+#: line names a user task (loopback traffic is received in the sender's task, at its
+#: local_bh_enable). (Not tcp_v4_do_rcv: it also runs from a socket's backlog in the task.)
+RX_SOFTIRQ_FUNCS = frozenset({
+    "process_backlog", "__netif_receive_skb", "__netif_receive_skb_one_core",
+    "__netif_receive_skb_core", "__netif_receive_skb_list_core", "netif_receive_skb_list_internal",
+    "napi_gro_receive", "gro_normal_list", "ip_rcv", "ip_list_rcv", "ipv6_rcv", "ipv6_list_rcv",
+    "udp_rcv", "__udp4_lib_rcv", "udpv6_rcv", "__udp6_lib_rcv", "tcp_v4_rcv", "tcp_v6_rcv",
+    "icmp_rcv", "icmpv6_rcv", "arp_rcv"})
 CLONE_FUNCS = frozenset({"skb_clone", "skb_copy", "pskb_copy", "__pskb_copy_fclone",
                          "skb_copy_expand", "skb_clone_sk"})
 
@@ -306,7 +317,7 @@ def _softirq_below(calls: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
     """Whether each call of ``ids`` is, or runs below, a softirq entry function."""
     func = calls["func"]
     cats = func.cat.categories.to_numpy(dtype=object)
-    soft_cat = pd.Series(cats).isin(SOFTIRQ_FUNCS).to_numpy()
+    soft_cat = pd.Series(cats).isin(SOFTIRQ_FUNCS | RX_SOFTIRQ_FUNCS).to_numpy()
     codes = func.cat.codes.to_numpy()
     is_soft = np.zeros(len(calls) + 1, dtype=bool)          # [-1] (the last) = no call
     is_soft[:-1] = np.where(codes >= 0, soft_cat[np.maximum(codes, 0)], False)
