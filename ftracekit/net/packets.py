@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FtracekitError, _suggest
-from .values import fixed_hex_after, hex_to_u64, rx_extract, to_arrow
+from .values import fixed_hex_after, hex_to_u64, rx_extract, to_arrow, word_after
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace
@@ -126,12 +126,24 @@ def parse_skb(skb: str | int) -> int:
                              "0xffff… or the 16 digits of skbaddr=)") from None
 
 
+_HEXDIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
+
+
 def skb_text(keys: np.ndarray) -> np.ndarray:
-    """The address as printed: raw addresses ``0x…`` (16 digits), hashes their 16 digits."""
-    uniq, inv = np.unique(keys, return_inverse=True)
-    txt = np.array([(f"{int(k):016x}" if k <= _HASH_MAX else f"0x{int(k):016x}") for k in uniq],
-                   dtype=object)
-    return txt[inv]
+    """The address as printed: raw addresses ``0x…`` (16 digits), hashes their 16 digits.
+    Each distinct key is formatted once, column-wise (runs of a sorted column need no sort)."""
+    keys = np.asarray(keys, dtype=np.uint64)
+    if len(keys) and (keys[1:] >= keys[:-1]).all():
+        change = np.r_[True, keys[1:] != keys[:-1]]
+        uniq, inv = keys[change], np.cumsum(change) - 1
+    else:
+        uniq, inv = np.unique(keys, return_inverse=True)
+    chars = _HEXDIGITS[((uniq[:, None] >> _NIBBLE_SHIFTS[None, :]) & np.uint64(15)).astype(np.intp)]
+    txt = np.ascontiguousarray(chars).view("S16").ravel().astype("U18")
+    raw = uniq > _HASH_MAX
+    txt[raw] = np.char.add("0x", txt[raw])
+    return txt.astype(object)[inv]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,8 +228,8 @@ def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
         "comm": _obj(sub["comm"].astype(object).to_numpy()),
         "is_call": np.zeros(len(sel), dtype=bool),
         "name": _obj(nm),
-        "dev": _obj(rx_extract(None if ta is not None else t, r"(?:^|\s)dev=(\S+)",
-                               arrow=ta).to_numpy(dtype=object)),
+        "dev": _obj(word_after(ta, "dev=") if ta is not None else
+                    rx_extract(t, r"(?:^|\s)dev=(\S+)").to_numpy(dtype=object)),
         "call": sub["call"].to_numpy(dtype=np.int64),
         "duration_us": np.full(len(sel), np.nan),
         "is_free": is_free,

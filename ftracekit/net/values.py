@@ -24,7 +24,7 @@ import re
 import numpy as np
 import pandas as pd
 
-__all__ = ["strings", "to_arrow", "fixed_hex_after", "rx_extract", "rx_replace", "hex_to_u64", "dec_to_i64", "typed_column",
+__all__ = ["strings", "to_arrow", "fixed_hex_after", "word_after", "rx_extract", "rx_replace", "hex_to_u64", "dec_to_i64", "typed_column",
            "extract_arg", "arg_series", "arg_names"]
 
 _HEX_LUT = np.zeros(256, dtype=np.uint64)
@@ -173,7 +173,21 @@ def fixed_hex_after(arr, marker: str, width: int = 16) -> tuple[np.ndarray, np.n
     ok = found & (end - start >= width)
     vals = np.zeros(n, dtype=np.uint64)
     good = np.flatnonzero(ok)
-    if len(good):
+    if len(good) and width == 16:
+        # 16 digits = two 8-byte words per row, read and checked with SWAR arithmetic
+        words = np.ndarray((max(len(data) - 7, 0),), dtype="<u8", buffer=data, offset=0,
+                           strides=(1,))
+        sg = start[good]
+        hi, ok_hi = _hex8(words[sg])
+        lo, ok_lo = _hex8(words[sg + 8])
+        row_ok = ok_hi & ok_lo
+        after = sg + width
+        nxt = np.where(after < end[good], data[np.minimum(after, len(data) - 1)], 32)
+        nl = nxt | 32
+        row_ok &= ~(((nxt >= 48) & (nxt <= 57)) | ((nl >= 97) & (nl <= 102)))
+        vals[good] = (hi << np.uint64(32)) | lo
+        ok[good] = row_ok
+    elif len(good):
         m = data[start[good][:, None] + np.arange(width)[None, :]]
         low = m | 32
         is_hex = ((m >= 48) & (m <= 57)) | ((low >= 97) & (low <= 102))
@@ -190,6 +204,98 @@ def fixed_hex_after(arr, marker: str, width: int = 16) -> tuple[np.ndarray, np.n
         vals[good] = v
         ok[good] = row_ok
     return vals, ok
+
+
+_B01 = np.uint64(0x0101010101010101)
+_B7F = np.uint64(0x7F7F7F7F7F7F7F7F)
+_B80 = np.uint64(0x8080808080808080)
+_B0F = np.uint64(0x0F0F0F0F0F0F0F0F)
+
+
+def _bytes_in(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """0x80 in each byte of ``x`` (high bits clear) that lies in ``[lo, hi]``."""
+    return (x + _B01 * np.uint64(0x80 - lo)) & ~(x + _B01 * np.uint64(0x7F - hi)) & _B80
+
+
+def _hex8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(value, ok) of 8 hex digits held in uint64 words (first digit in the low byte)."""
+    x = w & _B7F
+    ok = ((_bytes_in(x, 0x30, 0x39) | _bytes_in(x | (_B01 * np.uint64(0x20)), 0x61, 0x66))
+          & ~w) == _B80
+    v = (w & _B0F) + np.uint64(9) * ((w >> np.uint64(6)) & _B01)    # each byte: its nibble
+    t = (((v & _B0F) << np.uint64(4)) | (v >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
+    u = ((t << np.uint64(8)) | (t >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
+    return ((u << np.uint64(16)) | (u >> np.uint64(32))) & np.uint64(0xFFFFFFFF), ok
+
+
+_WS = (9, 10, 12, 13, 32)           # RE2's \s (the regex kernels run RE2)
+
+
+def _first_low_byte(w: np.ndarray) -> np.ndarray:
+    """Index (0-8) of the first byte below 0x21 (space, control) of each uint64 word."""
+    x = w & _B7F
+    low = _bytes_in(x, 0, 0x20) & ~w                 # (bytes ≥ 0x80 are not)
+    first = low & (~low + np.uint64(1))
+    return np.where(low == 0, 8, np.bitwise_count(first - np.uint64(1)) >> 3).astype(np.int64)
+
+
+def word_after(arr, marker: str) -> np.ndarray:
+    """``rx_extract(…, r"(?:^|\s)MARKER(\S+)")`` for short words (≤ 15 bytes, e.g. ``dev=``'s
+    interface names), column-wise on a pyarrow string array: the first ``marker`` of each
+    string, preceded by the start or whitespace, and the bytes up to the next whitespace (two
+    8-byte words per row, SWAR). Rows this cannot decide (no whitespace before the first
+    marker, longer words, control bytes) go to the regex. Returns an object array (None where
+    there is no match)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(arr)
+    arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
+    if arr.offset or arr.null_count:
+        arr = pc.if_else(arr.is_valid(), arr, pa.scalar("", pa.large_string()))
+        arr = pa.concat_arrays([arr]) if arr.offset else arr
+    out = np.full(n, None, dtype=object)
+    pos = pc.find_substring(arr, marker).to_numpy(zero_copy_only=False).astype(np.int64)
+    found = np.flatnonzero(pos >= 0)
+    if not len(found):
+        return out
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1)
+    data = np.frombuffer(bufs[2], dtype=np.uint8)
+    pad = np.concatenate([data, np.full(24, 32, dtype=np.uint8)])
+    words = np.ndarray((len(pad) - 7,), dtype="<u8", buffer=pad, offset=0, strides=(1,))
+    s0 = offsets[found]
+    p = s0 + pos[found]
+    end = offsets[found + 1]
+    before = np.where(p > s0, pad[np.maximum(p - 1, 0)], 32)
+    ok = np.isin(before, _WS)
+    a = p + len(marker)
+    w1, w2 = words[a], words[a + 8]
+    i1, i2 = _first_low_byte(w1), _first_low_byte(w2)
+    length = np.minimum(np.where(i1 < 8, i1, 8 + i2), end - a)
+    stop = pad[np.minimum(a + length, len(pad) - 1)]
+    ok &= (length >= 1) & (length <= 15) & (np.isin(stop, _WS) | (a + length == end))
+    keep1 = _LOW_BYTES[np.minimum(length, 8)]
+    keep2 = _LOW_BYTES[np.clip(length - 8, 0, 8)]
+    w1, w2 = w1 & keep1, w2 & keep2
+    c1, _ = pd.factorize(w1)
+    c2, u2 = pd.factorize(w2)
+    codes = pd.factorize(c1.astype(np.int64) * (len(u2) + 1) + c2)[0]
+    _u, rep = np.unique(codes, return_index=True)
+    names = [(int(w1[r]).to_bytes(8, "little") + int(w2[r]).to_bytes(8, "little"))
+             .rstrip(b"\0").decode("utf-8", "replace") for r in rep]
+    words_of = np.array(names + [None], dtype=object)
+    out[found] = np.where(ok, words_of[codes], None)
+    rest = found[~ok]
+    if len(rest):
+        got = rx_extract(pd.Series(arr.take(pa.array(rest)).to_numpy(zero_copy_only=False),
+                                   dtype=object),
+                         r"(?:^|\s)" + re.escape(marker) + r"(\S+)")
+        out[rest] = got.to_numpy(dtype=object)
+    return out
+
+
+_LOW_BYTES = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 
 
 def hex_to_u64(digits: pd.Series) -> np.ndarray:
