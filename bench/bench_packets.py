@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import json
 import os
 import platform
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -79,38 +81,51 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
+def one(kind: str, n: int, path: Path) -> tuple:
+    """Load ``path`` and time the analyses (in this process: its peak RSS is this input's)."""
+    t_load, t = timed(lambda: ftracekit.load(path, progress=False))
+    t_pk, pk = timed(t.packets)
+    t_pk2, _ = timed(t.packets)          # steps cached on the trace
+    if kind == "args":
+        t_arg, a = timed(lambda: t.arg("skb"))
+        t_cal, _ = timed(lambda: t.callers("kfree_skbmem"))
+        extra = f"arg('skb') **{t_arg:.2f} s** ({int(a.notna().sum()):,} values); " \
+                f"callers('kfree_skbmem') {t_cal:.2f} s"
+    else:
+        t_ev, f = timed(lambda: t.event_fields("net_dev_start_xmit"))
+        t_cal, _ = timed(lambda: t.callers(event="kfree_skb"))
+        extra = f"event_fields('net_dev_start_xmit') {t_ev:.2f} s ({len(f):,} rows, " \
+                f"{f.shape[1]} columns); callers(event='kfree_skb') {t_cal:.2f} s"
+    worst = pk.sort_values("span_us").iloc[-1]
+    t_j, _ = timed(lambda: t.journey(worst["skb"], gen=int(worst["gen"])))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return (len(t.calls), len(t.events), len(pk), t_load, t_pk, t_pk2, t_j, extra, rss)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--out", default=str(HERE / "results_packets.md"))
+    ap.add_argument("--one", nargs=3, metavar=("KIND", "LINES", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one[0], int(args.one[1]), Path(args.one[2]))))
+        return 0
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         for kind in SOURCES:
             for n in args.lines:
                 p = Path(tmp) / f"{kind}_{n}.txt"
                 lines = build(kind, n, p)
-                t_load, t = timed(lambda: ftracekit.load(p))
-                t_pk, pk = timed(t.packets)
-                t_pk2, _ = timed(t.packets)          # steps cached on the trace
-                if kind == "args":
-                    t_arg, a = timed(lambda: t.arg("skb"))
-                    t_cal, _ = timed(lambda: t.callers("kfree_skbmem"))
-                    extra = f"arg('skb') {t_arg:.2f} s ({int(a.notna().sum()):,} values); " \
-                            f"callers('kfree_skbmem') {t_cal:.2f} s"
-                else:
-                    t_ev, f = timed(lambda: t.event_fields("net_dev_start_xmit"))
-                    t_cal, _ = timed(lambda: t.callers(event="kfree_skb"))
-                    extra = f"event_fields('net_dev_start_xmit') {t_ev:.2f} s ({len(f):,} rows, " \
-                            f"{f.shape[1]} columns); callers(event='kfree_skb') {t_cal:.2f} s"
-                worst = pk.sort_values("span_us").iloc[-1]
-                t_j, _ = timed(lambda: t.journey(worst["skb"], gen=int(worst["gen"])))
-                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                rows.append((kind, lines, len(t.calls), len(t.events), len(pk), t_load, t_pk,
-                             t_pk2, t_j, extra, rss))
-                print(rows[-1], flush=True)
-                del t, pk
+                r = subprocess.run([sys.executable, __file__, "--one", kind, str(n), str(p)],
+                                   capture_output=True, text=True)
                 p.unlink()
+                if r.returncode:
+                    print(r.stderr[-3000:], file=sys.stderr)
+                    return 1
+                res = json.loads(r.stdout.strip().splitlines()[-1])
+                rows.append((kind, lines, *res))
+                print(rows[-1], flush=True)
     u = platform.uname()
     with open(args.out, "w") as f:
         f.write("# Packet analyses benchmark\n\n")
@@ -119,7 +134,8 @@ def main() -> int:
                 f"{os.cpu_count()} CPUs, kernel {u.release}, Python {platform.python_version()}; "
                 f"load average {os.getloadavg()[0]:.2f} at the end (the machine is shared).\n\n")
         f.write("Inputs: real captures repeated with fresh addresses and times (see the script's "
-                "docstring); one run each, wall clock.\n\n")
+                "docstring); one run each, wall clock; each input loaded in a fresh process "
+                "(peak RSS is that process's: load and analyses).\n\n")
         f.write("| input | lines | calls | events | packets | load | packets() | packets() "
                 "again | journey() | other | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|---:|"
                 "---:|---|---:|\n")
