@@ -125,6 +125,39 @@ def test_record_netlink_ip_link_show(tfs, links, tmp_path, unchanged, cli) -> No
 
 
 @pytest.mark.heavy
+def test_record_raw_netlink_joins_from_the_capture_directory(tfs, links, tmp_path, unchanged,
+                                                             cli) -> None:
+    """``record --raw --netlink``: netlink.pcap inside the raw capture directory; loading the
+    directory decodes the pages and joins the messages like the text path."""
+    out = tmp_path / "dump.raw"
+    r = cli("record", "--raw", "--netlink", "-o", str(out), "--", "sh", "-c",
+            "ip -d link show > /dev/null", timeout=900)
+    assert r.returncode == 0, r.stderr
+    pcap = out / "netlink.pcap"
+    assert pcap.exists() and "netlink packets, 0 dropped" in r.stderr
+    assert not (tmp_path / "netlink.pcap").exists()
+    names = set(os.listdir("/sys/class/net")) | {f"ftknl{r.pid}"}
+
+    import ftracekit
+
+    trace = ftracekit.load(out)
+    m = trace.netlink
+    req = m[(m["type"] == "RTM_GETLINK") & (m["flags"] == "REQUEST|DUMP")]
+    assert len(req) == 1
+    seq = int(req["seq"].iloc[0])
+    dump = m[(m["seq"] == seq) & (m["direction"] == "to_user")]
+    assert len(dump[dump["type"] == "RTM_NEWLINK"]) == len(names)
+    per_packet = dump.groupby("packet")["call"].first()
+    assert (per_packet >= 0).all() and per_packet.is_unique
+    assert set(trace.calls.loc[per_packet.to_numpy(), "func"].astype(str)) == {"netlink_dump"}
+    row = trace.dumps().set_index("seq").loc[seq]
+    assert row["n_rounds"] == len(per_packet) and row["n_messages"] == len(names)
+    assert row["done"] and row["verdict"] in ("kernel-bound", "balanced")
+    assert tcpdump_count(pcap) == m["packet"].nunique()
+    figure("netlink_raw_rounds", int(row["n_rounds"]))
+
+
+@pytest.mark.heavy
 def test_slow_reader_is_reader_bound(tfs, links, tmp_path, unchanged) -> None:
     sleep_s = 0.02
     rec = Recorder(netlink=True, output=tmp_path / "slow.txt",
