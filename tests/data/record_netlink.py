@@ -39,7 +39,7 @@ if [ {ports} -gt 0 ]; then
 fi
 {python} - <<'PY' > record.log 2>&1
 from ftracekit.recording import Recorder
-rec = Recorder({graph!r}, netlink=True, output="dump.txt", command={command!r})
+rec = Recorder({graph!r}, netlink=True, output={output!r}, raw={raw!r}, command={command!r})
 t = rec.run()
 print(t.dumps().to_string())
 PY
@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--links", type=int, default=200)
     ap.add_argument("--ports", type=int, default=0)
     ap.add_argument("--command", default=None, help="a shell command (default: nl_dump)")
+    ap.add_argument("--raw", action="store_true",
+                    help="record --raw (pages; the recorder's CPU stays off the reader's)")
     ap.add_argument("--graph", nargs="*", default=[],
                     help="graph roots (default: record --netlink's own graph and filter)")
     args = ap.parse_args(argv)
@@ -69,19 +71,30 @@ def main(argv=None) -> int:
             command = ["sh", "-c", args.command + " > /dev/null"]
         script = GUEST.format(links=args.links, ports=args.ports,
                               python=REPO / ".venv" / "bin" / "python", command=command,
-                              graph=list(args.graph))
+                              graph=list(args.graph), raw=args.raw,
+                              output="dump.raw" if args.raw else "dump.txt")
         cp = vm.run_in_vm(f"cd {REPO} && " + script, kernel=kernel, rwdir=rw, timeout=1800)
         log = (rw / "record.log").read_text() if (rw / "record.log").exists() else ""
         print(log)
-        if cp.returncode != 0 or not (rw / "dump.txt").exists():
+        made = rw / ("dump.raw" if args.raw else "dump.txt")
+        if cp.returncode != 0 or not made.exists():
             print(cp.stdout[-2000:], cp.stderr[-2000:], file=sys.stderr)
             return 1
         out = HERE / f"netlink-{kernel}" / args.name
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copy(rw / "dump.txt", out / "dump.txt")
-        shutil.copy(rw / "dump.json", out / "dump.json")
-        with open(rw / "netlink.pcap", "rb") as f, lzma.open(out / "netlink.pcap.xz", "wb") as g:
-            g.write(f.read())
+        if args.raw:
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.copytree(made, out / "dump.raw")
+            pcap = out / "dump.raw" / "netlink.pcap"
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copy(made, out / "dump.txt")
+            shutil.copy(rw / "dump.json", out / "dump.json")
+            pcap = rw / "netlink.pcap"
+        data = pcap.read_bytes()
+        with lzma.open(pcap.parent / "netlink.pcap.xz", "wb") as g:
+            g.write(data)
+        if args.raw:
+            pcap.unlink()
         print(f"wrote {out}")
     return 0
 
