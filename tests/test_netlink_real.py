@@ -248,3 +248,25 @@ def test_a_drifting_clock_is_realigned_on_the_requests(run):
     assert again["call"].tolist() == good["call"].tolist()
     # (back within the tap-to-handler lag of the unbent times)
     assert again["ts_s"].to_numpy() == pytest.approx(ts, abs=250e-6)
+
+
+def test_kernel_bound_dump_recorded_raw_on_6_12():
+    """tests/live/nl_dump.c (a C reader: recv into 32 KiB, nothing else) dumping 200 dummy
+    links under ``record --raw --netlink`` with every function below rtnetlink_rcv,
+    netlink_dump and netlink_recvmsg graphed (tests/data/record_netlink.py): the capture
+    directory holds the pcap; 13 packets (tcpdump -r: the request and 12 rounds), each reply packet in its own
+    netlink_dump call; the rounds (330 ms) and their copies (59 ms) outweigh the reader's
+    19 ms between them: kernel-bound."""
+    t = ftracekit.load(DATA.parent / "netlink-6.12.118+deb12-amd64" / "kernel" / "dump.raw")
+    assert t.meta["lost_events"]["total"] == 0
+    assert t.netlink["packet"].nunique() == 13
+    d = t.dumps()
+    row = d.iloc[0]
+    assert (row["seq"], row["comm"], row["n_rounds"], row["n_messages"]) == (4243, "nl_dump", 12,
+                                                                           202)
+    assert row["verdict"] == "kernel-bound" and row["done"]
+    assert round(row["kernel_us"], 3) == 329616.124 and round(row["user_us"], 3) == 19272.625
+    r = t.dump_rounds(4243)
+    assert r["call"].is_unique and (r["call"] >= 0).all()
+    assert set(t.calls.loc[r["call"], "func"].astype(str)) == {"netlink_dump"}
+    assert r["n_messages"].sum() == 202 and int(r["bytes"].sum()) == 293284

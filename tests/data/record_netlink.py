@@ -2,7 +2,7 @@
 """Record a netlink dump capture for tests/data (host, as root; boots a Debian kernel under QEMU).
 
     .venv/bin/python tests/data/record_netlink.py --kernel 6.12.118+deb12-amd64 --name kernel \
-        --graph rtnetlink_rcv netlink_dump netlink_recvmsg
+        --raw --buffer-kb 32768 --graph rtnetlink_rcv netlink_dump netlink_recvmsg
 
 In the guest: ``--links`` dummy links (``--ports`` of them enslaved to a bridge ``br0``), then
 ``Recorder(netlink=True)`` (default graph and filter) around the command, or the reader
@@ -39,7 +39,8 @@ if [ {ports} -gt 0 ]; then
 fi
 {python} - <<'PY' > record.log 2>&1
 from ftracekit.recording import Recorder
-rec = Recorder({graph!r}, netlink=True, output={output!r}, raw={raw!r}, command={command!r})
+rec = Recorder({graph!r}, netlink=True, output={output!r}, raw={raw!r}, command={command!r},
+               buffer_kb={buffer_kb!r})
 t = rec.run()
 print(t.dumps().to_string())
 PY
@@ -57,6 +58,7 @@ def main(argv=None) -> int:
     ap.add_argument("--command", default=None, help="a shell command (default: nl_dump)")
     ap.add_argument("--raw", action="store_true",
                     help="record --raw (pages; the recorder's CPU stays off the reader's)")
+    ap.add_argument("--buffer-kb", type=int, default=None)
     ap.add_argument("--graph", nargs="*", default=[],
                     help="graph roots (default: record --netlink's own graph and filter)")
     args = ap.parse_args(argv)
@@ -71,7 +73,7 @@ def main(argv=None) -> int:
             command = ["sh", "-c", args.command + " > /dev/null"]
         script = GUEST.format(links=args.links, ports=args.ports,
                               python=REPO / ".venv" / "bin" / "python", command=command,
-                              graph=list(args.graph), raw=args.raw,
+                              graph=list(args.graph), raw=args.raw, buffer_kb=args.buffer_kb,
                               output="dump.raw" if args.raw else "dump.txt")
         cp = vm.run_in_vm(f"cd {REPO} && " + script, kernel=kernel, rwdir=rw, timeout=1800)
         log = (rw / "record.log").read_text() if (rw / "record.log").exists() else ""
