@@ -228,46 +228,11 @@ class _Decoder:
         return n
 
 
-def _time_rank(ts: np.ndarray, bounds: list[tuple[int, int]], out: np.ndarray | None = None
-               ) -> np.ndarray:
-    """Position of each event in time order (ties: stream order, CPU by CPU), as a stable sort
-    of ``ts`` would give. Each CPU's stream is normally in time order already: then the
-    streams are merged by counting, for each event, the other CPUs' events before it."""
-    n = len(ts)
-    dt = np.int32 if n < 2**31 else np.int64
-    runs = [(lo, hi) for lo, hi in bounds if hi > lo]
-    if len(runs) <= 4 and all(_ascending(ts[lo:hi]) for lo, hi in runs):
-        rank = out if out is not None and len(out) == n else np.empty(n, dtype=dt)
-        if len(runs) == 2:
-            # B's events among A's: after those of A with the same time (A comes first)
-            (a0, a1), (b0, b1) = runs
-            at = np.searchsorted(ts[a0:a1], ts[b0:b1], side="right")
-            rank[b0:b1] = at
-            rank[b0:b1] += np.arange(b1 - b0, dtype=dt)
-            before = np.bincount(at, minlength=a1 - a0 + 1)[: a1 - a0]
-            np.cumsum(before, out=before)
-            rank[a0:a1] = before
-            rank[a0:a1] += np.arange(a1 - a0, dtype=dt)
-            return rank
-        for c, (lo, hi) in enumerate(runs):
-            for a in range(lo, hi, _PIECE):
-                b = min(a + _PIECE, hi)
-                r = np.arange(a - lo, b - lo, dtype=np.int64)
-                for d, (lo2, hi2) in enumerate(runs):
-                    if d != c:
-                        r += np.searchsorted(ts[lo2:hi2], ts[a:b], side="right" if d < c else "left")
-                rank[a:b] = r
-        return rank
-    order = np.argsort(ts, kind="stable")
-    rank = np.empty(n, dtype=dt)
-    rank[order] = np.arange(n, dtype=dt)
-    return rank
-
-
-def _ascending(a: np.ndarray) -> bool:
-    n = len(a)
-    return all(bool((a[lo + 1:min(lo + _PIECE, n - 1) + 1] >= a[lo:min(lo + _PIECE, n - 1)]).all())
-               for lo in range(0, n - 1, _PIECE))
+def _time_order(ts: np.ndarray) -> np.ndarray:
+    """Stream index of each event in time order (ties: stream order, CPU by CPU). Each CPU's
+    stream is normally in time order already, and a stable sort (timsort) finds those runs and
+    merges them: linear in the events for a few CPUs."""
+    return np.argsort(ts, kind="stable")
 
 
 class _Stream:
@@ -351,15 +316,16 @@ class _Finals:
 _PIECE = 1 << 18
 
 
-def _scatter(values: np.ndarray, rank: np.ndarray, dtype: Any, scale: float = 0.0,
-             out: np.ndarray | None = None) -> np.ndarray:
-    """``values`` (stream order) put into time order (divided by ``scale`` if given), in
-    pieces: no temporary as long as the column."""
-    if out is None:
-        out = np.empty(len(rank), dtype=dtype)
-    for lo in range(0, len(rank), _PIECE):
-        v = values[lo:lo + _PIECE]
-        out[rank[lo:lo + _PIECE]] = v / scale if scale else v
+def _gather(values: np.ndarray, order: np.ndarray, out: np.ndarray, scale: float = 0.0
+            ) -> np.ndarray:
+    """``values`` (stream order) put into time order (divided by ``scale`` if given) in
+    ``out``, in pieces: no temporary as long as the column."""
+    for lo in range(0, len(order), _PIECE):
+        o = order[lo:lo + _PIECE]
+        if scale:
+            np.divide(values[o], scale, out=out[lo:lo + _PIECE])
+        else:
+            np.take(values, o, out=out[lo:lo + _PIECE], mode="clip")   # (valid: unbuffered)
     return out
 
 
@@ -421,29 +387,31 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
     n_total = dec.n
     stream = dec.stream
     ts = stream.take("ts")
-    rank = _time_rank(ts, bounds, finals.get("line", n_total))
+    order = _time_order(ts)
     cols: dict[str, np.ndarray] = {}
-    cols["ts"] = _scatter(ts, rank, np.float64, 1e9, out=finals.get("ts", n_total))
+    cols["ts"] = _gather(ts, order, finals.get("ts", n_total), 1e9)
     del ts
     for key, dt in (("dur", np.float64), ("kind", np.int8), ("depth", np.int16),
                     ("pid", np.int32), ("func", np.int32), ("retval", np.int64)):
         if key in stream.cols:
-            cols[key] = _scatter(stream.take(key), rank, dt,
-                                 out=finals.get(key, n_total) if key != "retval" else None)
+            cols[key] = _gather(stream.take(key), order,
+                                finals.get(key, n_total) if key != "retval"
+                                else np.empty(n_total, dtype=dt))
     glob = cols.pop("func")
     pid = cols["pid"]
-    cpu_col = finals.get("cpu", n_total)
+    cpu_of = np.empty(n_total, dtype=np.int16)          # (stream order)
     for cpu, (lo, hi) in zip(cpus, bounds):
-        cpu_col[rank[lo:hi]] = cpu
-    cols["cpu"] = cpu_col
+        cpu_of[lo:hi] = cpu
+    cols["cpu"] = _gather(cpu_of, order, finals.get("cpu", n_total))
+    del cpu_of
     if "retval" in cols:
         cols["has_ret"] = cols["kind"] == K_EXIT
     else:
         cols["retval"] = _constant("retval", n_total)
         cols["has_ret"] = _constant("has_ret", n_total)
-    comments = _render_others(dec, rank, formats, symbols)
-    line = rank                                # (its memory: the ranks are done with)
-    del rank
+    comments = _render_others(dec, order, formats, symbols)
+    del order
+    line = finals.get("line", n_total)
     for lo in range(0, n_total, _PIECE):
         hi = min(lo + _PIECE, n_total)
         line[lo:hi] = np.arange(lo + 1, hi + 1, dtype=np.int64)
@@ -454,7 +422,7 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
     del glob
     comms = Interner()
     cols["comm"] = _comms(pid, cmdlines, comms, finals.get("comm", n_total))
-    cols["line"] = line if line.dtype == np.int64 else line.astype(np.int64)
+    cols["line"] = line
     recs = LineRecords(cols=cols, funcs=funcs.names, modules=modules.names, comms=comms.names,
                        comments=comments)
     release_memory()       # (the blocks' and the stream's freed memory, as the text path does)
@@ -535,10 +503,17 @@ def _comms(pid: np.ndarray, cmdlines: dict[int, str], comms: Interner, out: np.n
     return np.take(lut, rel, out=out)
 
 
-def _render_others(dec: _Decoder, rank: np.ndarray, formats: Mapping[int, EventFormat],
+def _render_others(dec: _Decoder, order: np.ndarray, formats: Mapping[int, EventFormat],
                    symbols: Symbols) -> dict[int, str]:
-    """Text of the events that are not funcgraph entries/exits, by line (time rank + 1)."""
+    """Text of the events that are not funcgraph entries/exits, by line (time rank + 1;
+    ``order``: the stream index of each line)."""
     out: dict[int, str] = {}
+    if not dec.other:
+        return out
+    is_other = np.zeros(len(order), dtype=bool)
+    is_other[[i for i, _, _ in dec.other]] = True
+    at = np.flatnonzero(is_other[order])          # their time ranks
+    line_of = dict(zip(order[at].tolist(), (at + 1).tolist()))
     renderers: dict[int, Renderer] = {}
     f_print = dec.print
     for i, t, raw in dec.other:
@@ -552,5 +527,5 @@ def _render_others(dec: _Decoder, rank: np.ndarray, formats: Mapping[int, EventF
             text = r.render(raw)
         else:
             text = f"unknown event type {t}"
-        out[int(rank[i]) + 1] = text
+        out[line_of[i]] = text
     return out
