@@ -155,9 +155,11 @@ class _Decoder:
         if not n:
             return 0
         w = ev.word
+        out = self.stream.slots(n)          # (the block's rows of the stream, written in place)
+        np.copyto(out["ts"], ev.ts)
         etype = gather_u32(words, w, 0) & np.uint32(0xFFFF)
-        kind = self.kind_of[etype]
-        pid = gather_u32(words, w, 1).view(np.int32)
+        kind = np.take(self.kind_of, etype, out=out["kind"], mode="clip")
+        np.take(words[1:], w, out=out["pid"].view(np.uint32), mode="clip")
         # A graph event too short for its fields (corrupt data) would make the gathers read past
         # the buffer at its end: there, such events become comments.
         tail = int(np.searchsorted(w, len(words) - self.need // 4 - 2))
@@ -186,13 +188,13 @@ class _Decoder:
         exit_seen.update(lut[used[:, 1]].tolist())
         df, dx = self.ent.fields["depth"], self.exit.fields["depth"]
         if (df.offset, df.size) == (dx.offset, dx.size) and df.size == 4 and df.offset % 4 == 0:
-            depth = gather_u32(words, wg, df.offset // 4).astype(np.int16)
+            depth = gather_u32(words, wg, df.offset // 4)
         else:
-            depth = self._field(words, wg, "depth", is_exit).astype(np.int16)
+            depth = self._field(words, wg, "depth", is_exit)
         x = np.flatnonzero(is_exit)
         wx = wg[x]
         ct, rt = self.exit.fields.get("calltime"), self.exit.fields.get("rettime")
-        dur_x = np.full(len(x), np.nan)
+        dur_x: Any = np.nan
         if ct is not None and rt is not None:
             call = gather_field(words, wx, ct.offset, ct.size, ct.signed).view(np.int64) \
                 if ct.size == 8 else gather_field(words, wx, ct.offset, ct.size, ct.signed)
@@ -200,25 +202,23 @@ class _Decoder:
                 if rt.size == 8 else gather_field(words, wx, rt.offset, rt.size, rt.signed)
             ret -= call
             dur_x = ret / 1000.0
-        func = lut[local]
+        dur = out["dur"]
+        dur.fill(np.nan)
         if g is None:
-            dur = np.full(n, np.nan)
+            np.take(lut, local, out=out["func"], mode="clip")
+            out["depth"][:] = depth                     # (wraps as astype(int16) did)
             dur[x] = dur_x
         else:
-            func_g, depth_g = func, depth
-            func = np.full(n, -1, dtype=np.int32)
-            func[g] = func_g
-            depth = np.full(n, -1, dtype=np.int16)
-            depth[g] = depth_g
-            dur = np.full(n, np.nan)
+            out["func"].fill(-1)
+            out["func"][g] = lut[local]
+            out["depth"].fill(-1)
+            out["depth"][g] = depth
             dur[g[x]] = dur_x
-        rv = None
-        if self.retval is not None:
-            rv = np.zeros(n, dtype=np.int64)
-            rv[x if g is None else g[x]] = gather_field(
-                words, wx, self.retval.offset, self.retval.size, self.retval.signed).astype(np.int64)
-        self.stream.append(n, ts=ev.ts, kind=kind, pid=pid, func=func, depth=depth, dur=dur,
-                           retval=rv)
+        if self.retval is not None:          # (then the stream has the column)
+            out["retval"].fill(0)
+            out["retval"][x if g is None else g[x]] = gather_field(
+                words, wx, self.retval.offset, self.retval.size, self.retval.signed)
+        self.stream.n += n
         if g is not None:
             data = words.view(np.uint8)
             for i in np.flatnonzero(~graph).tolist():
@@ -268,13 +268,13 @@ class _Stream:
                 b[: self.n] = a[: self.n]
                 self.cols[k] = b
 
-    def append(self, n: int, **cols: np.ndarray | None) -> None:
+    def slots(self, n: int) -> dict[str, np.ndarray]:
+        """Views of the next ``n`` rows of each column, to write a block into (the caller then
+        adds ``n`` to :attr:`n`)."""
         if self.n + n > len(self.cols["ts"]):
             self.stop_prefault()
             self.reserve(max(self.n + n, len(self.cols["ts"]) * 3 // 2))
-        for k, a in self.cols.items():
-            a[self.n:self.n + n] = cols[k]
-        self.n += n
+        return {k: a[self.n:self.n + n] for k, a in self.cols.items()}
 
     def take(self, name: str) -> np.ndarray:
         """Column ``name`` (the stream lets go of it)."""
