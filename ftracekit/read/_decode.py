@@ -20,7 +20,7 @@ from __future__ import annotations
 import mmap
 import sys
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -330,14 +330,17 @@ def _gather(values: np.ndarray, order: np.ndarray, out: np.ndarray, scale: float
 
 
 def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
-                   formats: Mapping[int, EventFormat], symbols: Symbols, cmdlines: dict[int, str],
+                   formats: Mapping[int, EventFormat],
+                   symbols: Symbols | Callable[[], Symbols], cmdlines: dict[int, str],
                    retval_on: bool = False, progress: bool | None = None
                    ) -> tuple[LineRecords, dict[str, Any]]:
     """Ring-buffer pages of each CPU → records in time order + meta.
 
     ``blobs``: ``(cpu, pages)`` where pages is a buffer (bytes, mmap, …) or an iterable of
     buffers of whole pages (with an ``nbytes`` attribute for progress). ``formats`` maps event
-    ids to formats (must include ftrace's funcgraph_entry/exit); ``cmdlines`` maps pids to comms.
+    ids to formats (must include ftrace's funcgraph_entry/exit); ``symbols``: the kallsyms, or
+    a function returning them (called once the pages are decoded: they may be read meanwhile);
+    ``cmdlines`` maps pids to comms.
     """
     dec = _Decoder(formats, retval_on, name)
     n_bytes = sum(_nbytes(data) for _, data in blobs)
@@ -355,7 +358,8 @@ def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
 
 def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Finals,
             bar: _Progress, page_size: int, n_bytes: int, formats: Mapping[int, EventFormat],
-            symbols: Symbols, cmdlines: dict[int, str]) -> tuple[LineRecords, dict[str, Any]]:
+            symbols: Symbols | Callable[[], Symbols], cmdlines: dict[int, str]
+            ) -> tuple[LineRecords, dict[str, Any]]:
     bounds: list[tuple[int, int]] = []
     lost_total: dict[int, int] = {}
     lost_unknown = 0
@@ -384,6 +388,8 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
         dec.stream.stop_prefault()
     cpus = [cpu for cpu, _ in blobs]
     del blobs, data
+    if not isinstance(symbols, Symbols):
+        symbols = symbols()
     n_total = dec.n
     stream = dec.stream
     ts = stream.take("ts")
