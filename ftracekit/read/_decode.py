@@ -500,13 +500,16 @@ def _comms(pid: np.ndarray, cmdlines: dict[int, str], comms: Interner, out: np.n
         upids, inv = np.unique(pid, return_inverse=True)
         codes = np.array([comms.code(name(p)) for p in upids.tolist()], dtype=np.int32)
         return codes[inv].astype(np.int32)
-    rel = pid - np.int32(lo)
+    if lo >= 0 and hi < 1 << 22:         # (pid_max ≤ 2^22: pids index the table as they are)
+        lo, rel = 0, pid
+    else:
+        rel = pid - np.int32(lo)
     present = np.zeros(hi - lo + 1, dtype=bool)
     present[rel] = True
     lut = np.zeros(hi - lo + 1, dtype=np.int32)
     for r in np.flatnonzero(present).tolist():
         lut[r] = comms.code(name(r + lo))
-    return np.take(lut, rel, out=out)
+    return np.take(lut, rel, out=out, mode="clip")
 
 
 def _render_others(dec: _Decoder, order: np.ndarray, formats: Mapping[int, EventFormat],
