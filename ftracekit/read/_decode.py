@@ -287,9 +287,9 @@ class _Finals:
     guessed (after the first block) and faulted in on a helper thread while the pages are
     decoded: on this project's VM, memory touched for the first time costs ~2.7 ms per MB."""
 
-    DTYPES = {"ts": np.float64, "dur": np.float64, "line": np.int64, "pid": np.int32,
-              "func": np.int32, "comm": np.int32, "cpu": np.int16, "depth": np.int16,
-              "kind": np.int8}
+    DTYPES = {"ts": np.float64, "dur": np.float64, "pid": np.int32, "func": np.int32,
+              "cpu": np.int16, "depth": np.int16, "kind": np.int8}
+    # (line, comm: in the memory of the stream's time and pid columns once they are gathered)
 
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
@@ -392,20 +392,24 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
         symbols = symbols()
     n_total = dec.n
     stream = dec.stream
+    # The stream's columns are gathered into the record columns in time order; three of them
+    # then hold other record columns (memory already resident, see _Finals).
     ts = stream.take("ts")
     order = _time_order(ts)
     cols: dict[str, np.ndarray] = {}
     cols["ts"] = _gather(ts, order, finals.get("ts", n_total), 1e9)
+    line = ts                                        # (int64, done with)
     del ts
-    for key, dt in (("dur", np.float64), ("kind", np.int8), ("depth", np.int16),
-                    ("pid", np.int32), ("func", np.int32), ("retval", np.int64)):
+    spare: dict[str, np.ndarray] = {}
+    for key in ("dur", "kind", "depth", "pid", "func", "retval"):
         if key in stream.cols:
-            cols[key] = _gather(stream.take(key), order,
+            spare[key] = stream.take(key)
+            cols[key] = _gather(spare[key], order,
                                 finals.get(key, n_total) if key != "retval"
-                                else np.empty(n_total, dtype=dt))
+                                else np.empty(n_total, dtype=np.int64))
     glob = cols.pop("func")
     pid = cols["pid"]
-    cpu_of = np.empty(n_total, dtype=np.int16)          # (stream order)
+    cpu_of = spare.pop("depth")                      # (int16: the CPU of each, stream order)
     for cpu, (lo, hi) in zip(cpus, bounds):
         cpu_of[lo:hi] = cpu
     cols["cpu"] = _gather(cpu_of, order, finals.get("cpu", n_total))
@@ -417,7 +421,6 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
         cols["has_ret"] = _constant("has_ret", n_total)
     comments = _render_others(dec, order, formats, symbols)
     del order
-    line = finals.get("line", n_total)
     for lo in range(0, n_total, _PIECE):
         hi = min(lo + _PIECE, n_total)
         line[lo:hi] = np.arange(lo + 1, hi + 1, dtype=np.int64)
@@ -427,7 +430,8 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
     cols["func"] = np.take(flut, glob, out=glob)
     del glob
     comms = Interner()
-    cols["comm"] = _comms(pid, cmdlines, comms, finals.get("comm", n_total))
+    cols["comm"] = _comms(pid, cmdlines, comms, spare.pop("pid"))   # (int32, done with)
+    del spare
     cols["line"] = line
     recs = LineRecords(cols=cols, funcs=funcs.names, modules=modules.names, comms=comms.names,
                        comments=comments)
