@@ -1,7 +1,7 @@
 """Binary benchmark: decoding ``trace.dat`` and raw captures against the text path and trace-cmd.
 
     .venv/bin/python bench/bench_binary.py                 # writes bench/results_binary.md
-    .venv/bin/python bench/bench_binary.py --repeat 5 [--dat fg_10m.dat --text fg_10m.txt]
+    .venv/bin/python bench/bench_binary.py --repeat 5 [--dat fg_10m.dat --text fg_10m.txt] [--raw DIR] [--before REV]
 
 Inputs (same workload, recorded by ``bench/make_data.py``):
 
