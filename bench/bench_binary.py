@@ -1,14 +1,15 @@
 """Binary benchmark: decoding ``trace.dat`` and raw captures against the text path and trace-cmd.
 
     .venv/bin/python bench/bench_binary.py                 # writes bench/results_binary.md
-    .venv/bin/python bench/bench_binary.py --repeat 5 [--dat fg_10m.dat --text fg_10m.txt] [--raw DIR] [--before REV]
+    .venv/bin/python bench/bench_binary.py --repeat 5 [--dat fg_10m.dat --text fg_10m.txt]
+        [--raw DIR] [--before REV]
 
 Inputs (same workload, recorded by ``bench/make_data.py``):
 
 * ``fg_1m.dat`` — trace-cmd's recording (file version 7, zstd-compressed pages);
-* a raw capture directory (``ftracekit record --raw`` layout). ``make_data.py`` does not record
-  one, so unless ``--raw DIR`` names a real capture it is *synthesised from fg_1m.dat*: the
-  same ring-buffer pages (a ``trace.dat`` stores the pages of ``trace_pipe_raw`` unchanged),
+* a raw capture directory (``ftracekit record --raw`` layout; ``make_data.py --raw`` records
+  one under /var/tmp). Unless ``--raw DIR`` names a real capture it is *synthesised from the
+  .dat*: the same ring-buffer pages (a ``trace.dat`` stores the pages of ``trace_pipe_raw`` unchanged),
   written uncompressed as ``cpuN.raw`` with the file's event formats, kallsyms and saved
   cmdlines (:func:`make_raw`). The report says which;
 * ``fg_1m.txt.xz`` — the text trace of the same workload (decompressed before timing).
