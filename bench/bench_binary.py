@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/bench_binary.py                 # writes bench/results_binary.md
     .venv/bin/python bench/bench_binary.py --repeat 5 [--dat fg_10m.dat --text fg_10m.txt]
+        [--raw DIR] [--before REV]
 
 Inputs (same workload, recorded by ``bench/make_data.py``):
 
 * ``fg_1m.dat`` — trace-cmd's recording (file version 7, zstd-compressed pages);
-* a raw capture directory (``ftracekit record --raw`` layout). ``make_data.py`` does not record
-  one, so unless ``--raw DIR`` names a real capture it is *synthesised from fg_1m.dat*: the
-  same ring-buffer pages (a ``trace.dat`` stores the pages of ``trace_pipe_raw`` unchanged),
+* a raw capture directory (``ftracekit record --raw`` layout; ``make_data.py --raw`` records
+  one under /var/tmp). Unless ``--raw DIR`` names a real capture it is *synthesised from the
+  .dat*: the same ring-buffer pages (a ``trace.dat`` stores the pages of ``trace_pipe_raw`` unchanged),
   written uncompressed as ``cpuN.raw`` with the file's event formats, kallsyms and saved
   cmdlines (:func:`make_raw`). The report says which;
 * ``fg_1m.txt.xz`` — the text trace of the same workload (decompressed before timing).
@@ -78,7 +79,7 @@ def child(mode: str, path: str, root: str) -> dict:
             f.write("5")
     except OSError:
         pass
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
     if mode == "decode_dat":
         recs, meta = tracedat.load_tracedat(data, path)
         res = {"events": len(recs)}
@@ -88,9 +89,9 @@ def child(mode: str, path: str, root: str) -> dict:
     else:
         t = ftracekit.load(path)
         res = {"events": t.meta["lines"], "calls": len(t.calls)}
-    t1, c1 = time.perf_counter(), time.process_time()
+    t1, c1, m1 = time.perf_counter(), time.process_time(), time.thread_time()
     st = _status()
-    res.update(wall=t1 - t0, cpu=c1 - c0, peak_rss=st["VmHWM"] - base)
+    res.update(wall=t1 - t0, cpu=c1 - c0, main_cpu=m1 - m0, peak_rss=st["VmHWM"] - base)
     return res
 
 
@@ -211,6 +212,12 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
+def _main_cpu(rounds: list[dict]) -> float:
+    """The least CPU time of the measuring (main) thread over the rounds: less disturbed by a
+    busy machine than the wall time (0 for results without it)."""
+    return min(r.get("main_cpu", 0.0) for r in rounds)
+
+
 def write_report(out: Path, runs: dict[str, list[dict]], tc: list[float], report_lines: int,
                  paths: dict[str, Path], synthesised: bool, started: _dt.datetime,
                  load_before, load_after, repeat: int, old: dict[str, list[dict]],
@@ -240,9 +247,11 @@ def write_report(out: Path, runs: dict[str, list[dict]], tc: list[float], report
            "with `record --raw`)" if synthesised else f"`{paths['load_raw']}`")
         + f" ({ev_raw:,} events), text `{paths['load_text'].name}` ({lines_txt:,} lines)",
         f"- Best of {repeat} rounds, each measurement in a fresh process, modes interleaved; "
-        "median in brackets. Peak = RSS high-water mark over the post-import baseline.",
+        "median in brackets; CPU of the best round, in brackets the least CPU time of the "
+        "main thread over the rounds. Peak = RSS high-water mark over the post-import baseline.",
         "",
-        "| measurement | input | wall [median] | rate | ns per event/line | CPU | peak RSS Δ |",
+        "| measurement | input | wall [median] | rate | ns per event/line | CPU (main thread) "
+        "| peak RSS Δ |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     names = {"decode_dat": "decode (`load_tracedat`)", "decode_raw": "decode (`load_capture`)",
@@ -254,7 +263,7 @@ def write_report(out: Path, runs: dict[str, list[dict]], tc: list[float], report
         out_lines.append(
             f"| {names[k]} | {paths[k].name} | {b['wall']:.3f} s [{med[k]:.3f}] | "
             f"**{b['events'] / b['wall'] / 1e6:.2f} M {unit}/s** | {ns[k]:.0f} | "
-            f"{b['cpu']:.3f} s | {b['peak_rss'] / 1e6:.1f} MB |")
+            f"{b['cpu']:.3f} s ({_main_cpu(runs[k]):.3f} s) | {b['peak_rss'] / 1e6:.1f} MB |")
     if tc:
         out_lines.append(f"| `trace-cmd report -i {paths['load_dat'].name} > /dev/null` | "
                          f"{paths['load_dat'].name} | {min(tc):.3f} s [{statistics.median(tc):.3f}] | "
@@ -266,12 +275,13 @@ def write_report(out: Path, runs: dict[str, list[dict]], tc: list[float], report
             f"| {names[k]} before (`{before}`) | {paths[k].name} | {b['wall']:.3f} s "
             f"[{statistics.median(r['wall'] for r in v):.3f}] | "
             f"{b['events'] / b['wall'] / 1e6:.2f} M events/s | "
-            f"{b['wall'] / b['events'] * 1e9:.0f} | {b['cpu']:.3f} s | "
+            f"{b['wall'] / b['events'] * 1e9:.0f} | {b['cpu']:.3f} s ({_main_cpu(v):.3f} s) | "
             f"{b['peak_rss'] / 1e6:.1f} MB |")
     if old:
         out_lines += ["", "Speed-up over the decoder before (same rounds): " + ", ".join(
             f"{names[k]} ×{min(r['wall'] for r in v) / best[k]['wall']:.1f} "
-            f"(CPU ×{min(r['cpu'] for r in v) / best[k]['cpu']:.1f}, peak memory "
+            f"(CPU ×{min(r['cpu'] for r in v) / best[k]['cpu']:.1f}, main thread "
+            f"×{_main_cpu(v) / max(_main_cpu(runs[k]), 1e-9):.2f}, peak memory "
             f"{max(r['peak_rss'] for r in v) / 1e6:.0f} → {best[k]['peak_rss'] / 1e6:.0f} MB)"
             for k, v in old.items()) + "."]
     d_rate = ev / best["decode_dat"]["wall"]

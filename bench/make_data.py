@@ -13,7 +13,11 @@ Boots a Debian kernel in QEMU (tests/live/vm.py) and in the guest:
    funcgraph-proc + funcgraph-abstime, ``buffer_size_kb`` 131072 (nothing lost), tracer
    function_graph, then ``ip -d link show`` DUMPS times, tracing off, ``cat trace``;
 3. the same workload under ``trace-cmd record -p function_graph -g rtnetlink_rcv
-   -g netlink_dump -b 131072`` -> fg_1m.dat.
+   -g netlink_dump -b 131072`` -> fg_1m.dat;
+4. with ``--raw``: the same workload under ``ftracekit.Recorder(raw=True)`` (what
+   ``ftracekit record --raw`` runs, without its summary) -> a raw capture directory
+   ``NAME.raw``, copied to ``--raw-out`` (default ``/var/tmp/ftk-bench-data``: it is
+   ~60 MB per 10^6 events and stays out of git); ``NAME.json`` gets its provenance.
 
 On the host it writes ``bench/data/fg_1m.txt.xz`` (whole text trace), ``fg_100k.txt.xz`` and
 ``fg_10k.txt.xz`` (the first 100,000 / 10,000 lines of it, cut at a line boundary),
@@ -88,6 +92,24 @@ trace-cmd record -p function_graph -g rtnetlink_rcv -g netlink_dump -b {bufkb} -
     sh -c 'for i in $(seq {dumps}); do ip -d link show > /dev/null; done' > "$OUT/record.log" 2>&1
 log "dat: trace-cmd record exit $? took $(( $(date +%s) - s )) s"
 fi
+
+if [ "{do_raw}" = 1 ]; then
+cd "{repo}"
+s=$(date +%s)
+log "raw: ftracekit.Recorder([rtnetlink_rcv, netlink_dump], raw=True, buffer_kb={bufkb}, instance=False) around 'ip -d link show' x {dumps}"
+PYTHONPATH="{repo}" "{python}" - "$OUT/{name}.raw" > "$OUT/raw.log" 2>&1 <<'EOF_PY'
+import json, subprocess, sys
+from ftracekit import Recorder
+rec = Recorder(["rtnetlink_rcv", "netlink_dump"], output=sys.argv[1], buffer_kb={bufkb},
+               instance=False, raw=True)
+rec.start()
+for _ in range({dumps}):
+    subprocess.run(["ip", "-d", "link", "show"], stdout=subprocess.DEVNULL, check=True)
+rec.stop(load=False)
+print(json.dumps({"lost_events": rec.meta.get("lost_events")}, default=str))
+EOF_PY
+log "raw: exit $? took $(( $(date +%s) - s )) s"
+fi
 """
 
 
@@ -108,6 +130,40 @@ def head_lines(path: Path, n: int) -> bytes:
     return bytes(out)
 
 
+def _python() -> str:
+    """The interpreter the guest runs the recorder with (the host's root is its root)."""
+    venv = REPO / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def _keep_raw(src: Path, out_dir: Path, log: Path) -> dict:
+    """Copy the guest's raw capture to ``out_dir`` (out of git); its provenance for NAME.json:
+    where it is, its size, and what the capture's own metadata and a decode say."""
+    info: dict = {"record_log": log.read_text(errors="replace")[-3000:] if log.exists() else ""}
+    if not (src / "capture.json").exists():
+        info["error"] = "no capture written"
+        return info
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dst = out_dir / src.name
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    sys.path.insert(0, str(REPO))
+    from ftracekit.read.rawtrace import load_capture
+    recs, meta = load_capture(dst, progress=False)
+    cap = json.loads((dst / "capture.json").read_text())
+    info.update({
+        "stored_as": str(dst),
+        "bytes": sum(f.stat().st_size for f in dst.iterdir() if f.is_file()),
+        "events": len(recs),
+        "line_kinds": meta["line_kinds"],
+        "lost_events": meta["lost_events"],
+        "kernel": cap.get("kernel"),
+        "page_size": cap.get("page_size"),
+    })
+    return info
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kernel", default=None,
@@ -119,6 +175,10 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=5400)
     ap.add_argument("--skip-dat", action="store_true")
     ap.add_argument("--skip-text", action="store_true")
+    ap.add_argument("--raw", action="store_true",
+                    help="also record NAME.raw with ftracekit's raw recorder (step 4)")
+    ap.add_argument("--raw-out", default="/var/tmp/ftk-bench-data",
+                    help="where NAME.raw goes (default /var/tmp/ftk-bench-data; not in git)")
     ap.add_argument("--out", default=str(DATA), help="output directory (default: bench/data)")
     ap.add_argument("--name", default="fg_1m", help="file name stem (default fg_1m)")
     ap.add_argument("--plain", action="store_true",
@@ -141,6 +201,8 @@ def main(argv=None) -> int:
               .replace("{dumps}", str(args.dumps)).replace("{bufkb}", str(args.bufkb))
               .replace("{do_text}", "0" if args.skip_text else "1")
               .replace("{do_dat}", "0" if args.skip_dat else "1")
+              .replace("{do_raw}", "1" if args.raw else "0")
+              .replace("{repo}", str(REPO)).replace("{python}", _python())
               .replace("{name}", args.name))
     # A private network namespace: uevents of its 1000 dummy links never reach the guest's
     # udevd (whose workers would otherwise run rtnetlink requests during the trace for minutes).
@@ -209,6 +271,9 @@ def main(argv=None) -> int:
                     (out / f"{stem}.dat").unlink(missing_ok=True)
                     meta["dat"]["stored_as"] = f"{stem}.dat.xz"
                     meta["dat"]["xz_bytes"] = xzb
+        if args.raw:
+            meta["guest_log"]["raw"] = [ln for ln in log.splitlines() if ln.startswith("raw:")]
+            meta["raw"] = _keep_raw(rw / f"{args.name}.raw", Path(args.raw_out), rw / "raw.log")
         meta_path.write_text(json.dumps(meta, indent=1) + "\n")
         print(json.dumps({k: v for k, v in meta.items() if k not in ("guest_log",)}, indent=1)[:4000])
     return 0

@@ -186,3 +186,31 @@ def test_garbage_pages_with_graph_event_ids_do_not_crash():
         rawtrace.decode_records("g", [(0, blob.tobytes()), (1, blob[::-1].tobytes())],
                                 page_size=4096, formats=formats,
                                 symbols=rawtrace._read_symbols(CAP), cmdlines={})
+
+
+def test_retval_field_is_decoded_as_before(tmp_path):
+    """With funcgraph-retval on, the exits' retval field goes into the records (here a
+    declared ``retval`` overlaying ``rettime``, as the capture has none): the digests of all
+    record columns are those of the decoder before issue 13's rewrite of the block step."""
+    import hashlib
+    import json
+    import shutil
+
+    from ftracekit.read import K_EXIT
+
+    cap = tmp_path / "cap"
+    shutil.copytree(CAP, cap)
+    fmt = cap / "formats" / "ftrace" / "funcgraph_exit" / "format"
+    rettime = "\tfield:unsigned long long rettime;\toffset:32;\tsize:8;\tsigned:0;\n"
+    fmt.write_text(fmt.read_text().replace(
+        rettime, rettime + "\tfield:long retval;\toffset:32;\tsize:8;\tsigned:1;\n"))
+    info = json.loads((cap / "capture.json").read_text())
+    info["options"] = {"funcgraph-retval": True}
+    (cap / "capture.json").write_text(json.dumps(info))
+    recs, _ = load_capture(cap)
+    got = {k: hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest()[:10]
+           for k, v in recs.cols.items() if k in ("retval", "has_ret", "dur", "kind", "func")}
+    assert got == {"retval": "997a397155", "has_ret": "9194562b29", "dur": "722db39378",
+                   "kind": "0da3c7c8b9", "func": "62f6841568"}
+    exits = recs.cols["kind"] == K_EXIT
+    assert (recs.cols["retval"][~exits] == 0).all() and recs.cols["retval"][exits].any()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import mmap
 import sys
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -155,9 +155,11 @@ class _Decoder:
         if not n:
             return 0
         w = ev.word
+        out = self.stream.slots(n)          # (the block's rows of the stream, written in place)
+        np.copyto(out["ts"], ev.ts)
         etype = gather_u32(words, w, 0) & np.uint32(0xFFFF)
-        kind = self.kind_of[etype]
-        pid = gather_u32(words, w, 1).view(np.int32)
+        kind = np.take(self.kind_of, etype, out=out["kind"], mode="clip")
+        np.take(words[1:], w, out=out["pid"].view(np.uint32), mode="clip")
         # A graph event too short for its fields (corrupt data) would make the gathers read past
         # the buffer at its end: there, such events become comments.
         tail = int(np.searchsorted(w, len(words) - self.need // 4 - 2))
@@ -186,13 +188,13 @@ class _Decoder:
         exit_seen.update(lut[used[:, 1]].tolist())
         df, dx = self.ent.fields["depth"], self.exit.fields["depth"]
         if (df.offset, df.size) == (dx.offset, dx.size) and df.size == 4 and df.offset % 4 == 0:
-            depth = gather_u32(words, wg, df.offset // 4).astype(np.int16)
+            depth = gather_u32(words, wg, df.offset // 4)
         else:
-            depth = self._field(words, wg, "depth", is_exit).astype(np.int16)
+            depth = self._field(words, wg, "depth", is_exit)
         x = np.flatnonzero(is_exit)
         wx = wg[x]
         ct, rt = self.exit.fields.get("calltime"), self.exit.fields.get("rettime")
-        dur_x = np.full(len(x), np.nan)
+        dur_x: Any = np.nan
         if ct is not None and rt is not None:
             call = gather_field(words, wx, ct.offset, ct.size, ct.signed).view(np.int64) \
                 if ct.size == 8 else gather_field(words, wx, ct.offset, ct.size, ct.signed)
@@ -200,25 +202,23 @@ class _Decoder:
                 if rt.size == 8 else gather_field(words, wx, rt.offset, rt.size, rt.signed)
             ret -= call
             dur_x = ret / 1000.0
-        func = lut[local]
+        dur = out["dur"]
+        dur.fill(np.nan)
         if g is None:
-            dur = np.full(n, np.nan)
+            np.take(lut, local, out=out["func"], mode="clip")
+            out["depth"][:] = depth                     # (wraps as astype(int16) did)
             dur[x] = dur_x
         else:
-            func_g, depth_g = func, depth
-            func = np.full(n, -1, dtype=np.int32)
-            func[g] = func_g
-            depth = np.full(n, -1, dtype=np.int16)
-            depth[g] = depth_g
-            dur = np.full(n, np.nan)
+            out["func"].fill(-1)
+            out["func"][g] = lut[local]
+            out["depth"].fill(-1)
+            out["depth"][g] = depth
             dur[g[x]] = dur_x
-        rv = None
-        if self.retval is not None:
-            rv = np.zeros(n, dtype=np.int64)
-            rv[x if g is None else g[x]] = gather_field(
-                words, wx, self.retval.offset, self.retval.size, self.retval.signed).astype(np.int64)
-        self.stream.append(n, ts=ev.ts, kind=kind, pid=pid, func=func, depth=depth, dur=dur,
-                           retval=rv)
+        if self.retval is not None:          # (then the stream has the column)
+            out["retval"].fill(0)
+            out["retval"][x if g is None else g[x]] = gather_field(
+                words, wx, self.retval.offset, self.retval.size, self.retval.signed)
+        self.stream.n += n
         if g is not None:
             data = words.view(np.uint8)
             for i in np.flatnonzero(~graph).tolist():
@@ -228,46 +228,11 @@ class _Decoder:
         return n
 
 
-def _time_rank(ts: np.ndarray, bounds: list[tuple[int, int]], out: np.ndarray | None = None
-               ) -> np.ndarray:
-    """Position of each event in time order (ties: stream order, CPU by CPU), as a stable sort
-    of ``ts`` would give. Each CPU's stream is normally in time order already: then the
-    streams are merged by counting, for each event, the other CPUs' events before it."""
-    n = len(ts)
-    dt = np.int32 if n < 2**31 else np.int64
-    runs = [(lo, hi) for lo, hi in bounds if hi > lo]
-    if len(runs) <= 4 and all(_ascending(ts[lo:hi]) for lo, hi in runs):
-        rank = out if out is not None and len(out) == n else np.empty(n, dtype=dt)
-        if len(runs) == 2:
-            # B's events among A's: after those of A with the same time (A comes first)
-            (a0, a1), (b0, b1) = runs
-            at = np.searchsorted(ts[a0:a1], ts[b0:b1], side="right")
-            rank[b0:b1] = at
-            rank[b0:b1] += np.arange(b1 - b0, dtype=dt)
-            before = np.bincount(at, minlength=a1 - a0 + 1)[: a1 - a0]
-            np.cumsum(before, out=before)
-            rank[a0:a1] = before
-            rank[a0:a1] += np.arange(a1 - a0, dtype=dt)
-            return rank
-        for c, (lo, hi) in enumerate(runs):
-            for a in range(lo, hi, _PIECE):
-                b = min(a + _PIECE, hi)
-                r = np.arange(a - lo, b - lo, dtype=np.int64)
-                for d, (lo2, hi2) in enumerate(runs):
-                    if d != c:
-                        r += np.searchsorted(ts[lo2:hi2], ts[a:b], side="right" if d < c else "left")
-                rank[a:b] = r
-        return rank
-    order = np.argsort(ts, kind="stable")
-    rank = np.empty(n, dtype=dt)
-    rank[order] = np.arange(n, dtype=dt)
-    return rank
-
-
-def _ascending(a: np.ndarray) -> bool:
-    n = len(a)
-    return all(bool((a[lo + 1:min(lo + _PIECE, n - 1) + 1] >= a[lo:min(lo + _PIECE, n - 1)]).all())
-               for lo in range(0, n - 1, _PIECE))
+def _time_order(ts: np.ndarray) -> np.ndarray:
+    """Stream index of each event in time order (ties: stream order, CPU by CPU). Each CPU's
+    stream is normally in time order already, and a stable sort (timsort) finds those runs and
+    merges them: linear in the events for a few CPUs."""
+    return np.argsort(ts, kind="stable")
 
 
 class _Stream:
@@ -303,13 +268,13 @@ class _Stream:
                 b[: self.n] = a[: self.n]
                 self.cols[k] = b
 
-    def append(self, n: int, **cols: np.ndarray | None) -> None:
+    def slots(self, n: int) -> dict[str, np.ndarray]:
+        """Views of the next ``n`` rows of each column, to write a block into (the caller then
+        adds ``n`` to :attr:`n`)."""
         if self.n + n > len(self.cols["ts"]):
             self.stop_prefault()
             self.reserve(max(self.n + n, len(self.cols["ts"]) * 3 // 2))
-        for k, a in self.cols.items():
-            a[self.n:self.n + n] = cols[k]
-        self.n += n
+        return {k: a[self.n:self.n + n] for k, a in self.cols.items()}
 
     def take(self, name: str) -> np.ndarray:
         """Column ``name`` (the stream lets go of it)."""
@@ -322,9 +287,9 @@ class _Finals:
     guessed (after the first block) and faulted in on a helper thread while the pages are
     decoded: on this project's VM, memory touched for the first time costs ~2.7 ms per MB."""
 
-    DTYPES = {"ts": np.float64, "dur": np.float64, "line": np.int64, "pid": np.int32,
-              "func": np.int32, "comm": np.int32, "cpu": np.int16, "depth": np.int16,
-              "kind": np.int8}
+    DTYPES = {"ts": np.float64, "dur": np.float64, "pid": np.int32, "func": np.int32,
+              "cpu": np.int16, "depth": np.int16, "kind": np.int8}
+    # (line, comm: in the memory of the stream's time and pid columns once they are gathered)
 
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
@@ -351,27 +316,31 @@ class _Finals:
 _PIECE = 1 << 18
 
 
-def _scatter(values: np.ndarray, rank: np.ndarray, dtype: Any, scale: float = 0.0,
-             out: np.ndarray | None = None) -> np.ndarray:
-    """``values`` (stream order) put into time order (divided by ``scale`` if given), in
-    pieces: no temporary as long as the column."""
-    if out is None:
-        out = np.empty(len(rank), dtype=dtype)
-    for lo in range(0, len(rank), _PIECE):
-        v = values[lo:lo + _PIECE]
-        out[rank[lo:lo + _PIECE]] = v / scale if scale else v
+def _gather(values: np.ndarray, order: np.ndarray, out: np.ndarray, scale: float = 0.0
+            ) -> np.ndarray:
+    """``values`` (stream order) put into time order (divided by ``scale`` if given) in
+    ``out``, in pieces: no temporary as long as the column."""
+    for lo in range(0, len(order), _PIECE):
+        o = order[lo:lo + _PIECE]
+        if scale:
+            np.divide(values[o], scale, out=out[lo:lo + _PIECE])
+        else:
+            np.take(values, o, out=out[lo:lo + _PIECE], mode="clip")   # (valid: unbuffered)
     return out
 
 
 def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
-                   formats: Mapping[int, EventFormat], symbols: Symbols, cmdlines: dict[int, str],
+                   formats: Mapping[int, EventFormat],
+                   symbols: Symbols | Callable[[], Symbols], cmdlines: dict[int, str],
                    retval_on: bool = False, progress: bool | None = None
                    ) -> tuple[LineRecords, dict[str, Any]]:
     """Ring-buffer pages of each CPU → records in time order + meta.
 
     ``blobs``: ``(cpu, pages)`` where pages is a buffer (bytes, mmap, …) or an iterable of
     buffers of whole pages (with an ``nbytes`` attribute for progress). ``formats`` maps event
-    ids to formats (must include ftrace's funcgraph_entry/exit); ``cmdlines`` maps pids to comms.
+    ids to formats (must include ftrace's funcgraph_entry/exit); ``symbols``: the kallsyms, or
+    a function returning them (called once the pages are decoded: they may be read meanwhile);
+    ``cmdlines`` maps pids to comms.
     """
     dec = _Decoder(formats, retval_on, name)
     n_bytes = sum(_nbytes(data) for _, data in blobs)
@@ -389,7 +358,8 @@ def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
 
 def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Finals,
             bar: _Progress, page_size: int, n_bytes: int, formats: Mapping[int, EventFormat],
-            symbols: Symbols, cmdlines: dict[int, str]) -> tuple[LineRecords, dict[str, Any]]:
+            symbols: Symbols | Callable[[], Symbols], cmdlines: dict[int, str]
+            ) -> tuple[LineRecords, dict[str, Any]]:
     bounds: list[tuple[int, int]] = []
     lost_total: dict[int, int] = {}
     lost_unknown = 0
@@ -418,32 +388,39 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
         dec.stream.stop_prefault()
     cpus = [cpu for cpu, _ in blobs]
     del blobs, data
+    if not isinstance(symbols, Symbols):
+        symbols = symbols()
     n_total = dec.n
     stream = dec.stream
+    # The stream's columns are gathered into the record columns in time order; three of them
+    # then hold other record columns (memory already resident, see _Finals).
     ts = stream.take("ts")
-    rank = _time_rank(ts, bounds, finals.get("line", n_total))
+    order = _time_order(ts)
     cols: dict[str, np.ndarray] = {}
-    cols["ts"] = _scatter(ts, rank, np.float64, 1e9, out=finals.get("ts", n_total))
+    cols["ts"] = _gather(ts, order, finals.get("ts", n_total), 1e9)
+    line = ts                                        # (int64, done with)
     del ts
-    for key, dt in (("dur", np.float64), ("kind", np.int8), ("depth", np.int16),
-                    ("pid", np.int32), ("func", np.int32), ("retval", np.int64)):
+    spare: dict[str, np.ndarray] = {}
+    for key in ("dur", "kind", "depth", "pid", "func", "retval"):
         if key in stream.cols:
-            cols[key] = _scatter(stream.take(key), rank, dt,
-                                 out=finals.get(key, n_total) if key != "retval" else None)
+            spare[key] = stream.take(key)
+            cols[key] = _gather(spare[key], order,
+                                finals.get(key, n_total) if key != "retval"
+                                else np.empty(n_total, dtype=np.int64))
     glob = cols.pop("func")
     pid = cols["pid"]
-    cpu_col = finals.get("cpu", n_total)
+    cpu_of = spare.pop("depth")                      # (int16: the CPU of each, stream order)
     for cpu, (lo, hi) in zip(cpus, bounds):
-        cpu_col[rank[lo:hi]] = cpu
-    cols["cpu"] = cpu_col
+        cpu_of[lo:hi] = cpu
+    cols["cpu"] = _gather(cpu_of, order, finals.get("cpu", n_total))
+    del cpu_of
     if "retval" in cols:
         cols["has_ret"] = cols["kind"] == K_EXIT
     else:
         cols["retval"] = _constant("retval", n_total)
         cols["has_ret"] = _constant("has_ret", n_total)
-    comments = _render_others(dec, rank, formats, symbols)
-    line = rank                                # (its memory: the ranks are done with)
-    del rank
+    comments = _render_others(dec, order, formats, symbols)
+    del order
     for lo in range(0, n_total, _PIECE):
         hi = min(lo + _PIECE, n_total)
         line[lo:hi] = np.arange(lo + 1, hi + 1, dtype=np.int64)
@@ -453,8 +430,9 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
     cols["func"] = np.take(flut, glob, out=glob)
     del glob
     comms = Interner()
-    cols["comm"] = _comms(pid, cmdlines, comms, finals.get("comm", n_total))
-    cols["line"] = line if line.dtype == np.int64 else line.astype(np.int64)
+    cols["comm"] = _comms(pid, cmdlines, comms, spare.pop("pid"))   # (int32, done with)
+    del spare
+    cols["line"] = line
     recs = LineRecords(cols=cols, funcs=funcs.names, modules=modules.names, comms=comms.names,
                        comments=comments)
     release_memory()       # (the blocks' and the stream's freed memory, as the text path does)
@@ -526,19 +504,29 @@ def _comms(pid: np.ndarray, cmdlines: dict[int, str], comms: Interner, out: np.n
         upids, inv = np.unique(pid, return_inverse=True)
         codes = np.array([comms.code(name(p)) for p in upids.tolist()], dtype=np.int32)
         return codes[inv].astype(np.int32)
-    rel = pid - np.int32(lo)
+    if lo >= 0 and hi < 1 << 22:         # (pid_max ≤ 2^22: pids index the table as they are)
+        lo, rel = 0, pid
+    else:
+        rel = pid - np.int32(lo)
     present = np.zeros(hi - lo + 1, dtype=bool)
     present[rel] = True
     lut = np.zeros(hi - lo + 1, dtype=np.int32)
     for r in np.flatnonzero(present).tolist():
         lut[r] = comms.code(name(r + lo))
-    return np.take(lut, rel, out=out)
+    return np.take(lut, rel, out=out, mode="clip")
 
 
-def _render_others(dec: _Decoder, rank: np.ndarray, formats: Mapping[int, EventFormat],
+def _render_others(dec: _Decoder, order: np.ndarray, formats: Mapping[int, EventFormat],
                    symbols: Symbols) -> dict[int, str]:
-    """Text of the events that are not funcgraph entries/exits, by line (time rank + 1)."""
+    """Text of the events that are not funcgraph entries/exits, by line (time rank + 1;
+    ``order``: the stream index of each line)."""
     out: dict[int, str] = {}
+    if not dec.other:
+        return out
+    is_other = np.zeros(len(order), dtype=bool)
+    is_other[[i for i, _, _ in dec.other]] = True
+    at = np.flatnonzero(is_other[order])          # their time ranks
+    line_of = dict(zip(order[at].tolist(), (at + 1).tolist()))
     renderers: dict[int, Renderer] = {}
     f_print = dec.print
     for i, t, raw in dec.other:
@@ -552,5 +540,5 @@ def _render_others(dec: _Decoder, rank: np.ndarray, formats: Mapping[int, EventF
             text = r.render(raw)
         else:
             text = f"unknown event type {t}"
-        out[int(rank[i]) + 1] = text
+        out[line_of[i]] = text
     return out

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .._concurrent import background
 from ..errors import InputError
 from ..recording.rawcapture import CAPTURE_META   # the capture format's owner
 from ._decode import BLOCK_BYTES, decode_records
@@ -106,9 +107,12 @@ def load_capture(path: str | Path, *, progress: bool | None = None
     # captures kept them under settings.
     options = info.get("options") or info.get("settings", {}).get("options", {})
     retval_on = bool(options.get("funcgraph-retval"))
+    # (kallsyms are read on a second core while the pages are decoded)
+    symbols = background(_read_symbols, root, size=sum(
+        (root / n).stat().st_size * 4 for n in ("kallsyms.gz", "kallsyms") if (root / n).exists()))
     recs, meta = decode_records(
         str(root), blobs, page_size=int(info.get("page_size", 4096)), formats=_read_formats(root),
-        symbols=_read_symbols(root), cmdlines=_read_cmdlines(root), retval_on=retval_on,
+        symbols=symbols.result, cmdlines=_read_cmdlines(root), retval_on=retval_on,
         progress=progress)
     meta.update({
         "format": "ftracekit raw capture (trace_pipe_raw pages)",

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from .._concurrent import background
 from .._memory import usable_cpus
 from ..errors import InputError
 from ._decode import BLOCK_BYTES, decode_records
@@ -141,7 +142,10 @@ class _ChunkPages:
         self.groups: list[list[tuple[Any, int]]] = [[]]
         size = 0
         for c in self.chunks:
-            if self.groups[-1] and size + c[1] > BLOCK_BYTES:
+            # (a small first group: the decoding waits for it, the others are decompressed
+            # while the one before is decoded)
+            limit = BLOCK_BYTES if len(self.groups) > 1 else BLOCK_BYTES // 8
+            if self.groups[-1] and size + c[1] > limit:
                 self.groups.append([])
                 size = 0
             self.groups[-1].append(c)
@@ -222,9 +226,10 @@ def load_tracedat(data: bytes, name: str, *, progress: bool | None = None
         pid, _, comm = line.partition(" ")
         if pid.isdigit():
             cmd[int(pid)] = comm
+    # (kallsyms are parsed on a second core while the pages are decoded)
+    symbols = background(Symbols.from_kallsyms, dat.kallsyms, size=len(dat.kallsyms))
     recs, meta = decode_records(name, dat.cpus, page_size=dat.page_size, formats=dat.formats,
-                                symbols=Symbols.from_kallsyms(dat.kallsyms), cmdlines=cmd,
-                                progress=progress)
+                                symbols=symbols.result, cmdlines=cmd, progress=progress)
     meta["format"] = f"trace-cmd trace.dat v{dat.version}"
     meta["recording"] = dat.info
     meta["kernel_hints"] = {"kernel": dat.info.get("uname")}
