@@ -211,6 +211,11 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     C = np.flatnonzero(kind == K_COMMENT)
     lines_c = cols["line"][C]
     texts = list(map(recs.comments.get, lines_c.tolist(), repeat("")))
+    lat_flags = _line_texts(lines_c, recs.flags)
+    if consume:
+        # (their dicts cost more than the strings of an events-only trace: release them
+        # before the text column is copied into the table)
+        recs.comments, recs.flags = {}, {}
     owner = links.owner[C]
     links.owner = None  # type: ignore[assignment]
     events = pd.DataFrame({
@@ -222,9 +227,9 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
         "event": _event_names(texts),
         "text": pd.array(texts, dtype=object),
         "call": np.where(owner >= 0, call_id[np.maximum(owner, 0)], -1).astype(np.int64),
-        "lat_flags": _line_texts(lines_c, recs.flags),
+        "lat_flags": lat_flags,
     })
-    del C, lines_c, texts, owner
+    del C, lines_c, texts, owner, lat_flags
 
     # Parents first: the roots and the interrupt context (a pass down the depths) are then
     # worked out on a second core while the other columns are gathered.
