@@ -34,7 +34,7 @@ from .records import (
 )
 from .sources import PathOrFile, Source, open_source
 
-__all__ = ["parse_source", "parse_text"]
+__all__ = ["parse_source", "parse_text", "parse_block"]
 
 _SNIFF_LINES = 3000
 _PROGRESS_MIN_BYTES = 32 << 20
@@ -162,15 +162,31 @@ def parse_text(text: str, *, fast: bool = True) -> tuple[LineRecords, dict[str, 
                          False, fast)
 
 
+def parse_block(data: bytes, layout: Layout | None, first_line: int, name: str = "<block>"
+                ) -> tuple[LineRecords, dict[str, Any], Layout]:
+    """Parse whole lines of a trace that start at line ``first_line`` (1-based) of it, with
+    ``layout`` (``None``: detect it from these lines, as :func:`parse_source` does). Returns
+    the records (``line`` numbered as in the whole input), the ``meta`` dict and the layout,
+    for the next block of the same input (streaming conversion, :mod:`ftracekit.dataset`)."""
+    used: list[Layout] = []
+    chunks = (data[i:i + _READ_BYTES] for i in range(0, len(data), _READ_BYTES))
+    recs, meta = _parse_stream(name, chunks, len(data), lambda: None, False, True,
+                               layout=layout, line_base=first_line - 1, layout_out=used)
+    return recs, meta, used[0]
+
+
 def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], int | None],
-                  progress: bool | None, fast: bool, scan_bytes: int | None = None
+                  progress: bool | None, fast: bool, scan_bytes: int | None = None, *,
+                  layout: Layout | None = None, line_base: int = 0,
+                  layout_out: list[Layout] | None = None
                   ) -> tuple[LineRecords, dict[str, Any]]:
     scan_bytes = scan_bytes or _SCAN_BYTES
     funcs, modules, comms = Interner(), Interner(), Interner()
     bar = _Progress(name, size, progress)
     parts: ColumnBuilder | None = None   # created once the first block tells the line length
     parser: LineParser | None = None
-    lineno = 0          # lines consumed so far
+    fixed_layout = layout
+    lineno = line_base  # lines consumed so far
     carry = b""
     nbytes = 0
     truncated_last: str | None = None
@@ -250,6 +266,11 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
         sniff = _first_lines(data[: 4 << 20], _SNIFF_LINES).decode("utf-8", "replace")
         sniff = sniff.split("\n")[:_SNIFF_LINES]
         sniffed = sniff
+        if fixed_layout is not None:
+            parser = LineParser(fixed_layout, funcs, modules, comms)
+            first = False
+            layout_source = "given"
+            return
         layout = layout_from_header(sniff[:100])
         layout_source = "header"
         if layout is None:
@@ -300,7 +321,8 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
                     raise InputError(f"{name}: binary data, not a function_graph trace text")
                 sniff = carry.decode("utf-8", "replace").split("\n")
                 sniffed = sniff
-                layout = layout_from_header(sniff) or detect_layout(sniff)[0] or Layout()
+                layout = (fixed_layout or layout_from_header(sniff) or detect_layout(sniff)[0]
+                          or Layout())
                 parser = LineParser(layout, funcs, modules, comms)
             before = parser.skipped
             last = carry + b"\n"
@@ -319,6 +341,8 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
     if nbytes == 0:
         raise InputError(f"{name}: empty file")
     assert parser is not None
+    if layout_out is not None:
+        layout_out.append(parser.layout)
     cols = parts.columns() if parts is not None else concat_columns([])
     del parts
     release_memory()     # the scan threads' temporaries
