@@ -34,7 +34,7 @@ from .records import (
 )
 from .sources import PathOrFile, Source, open_source
 
-__all__ = ["parse_source", "parse_text", "parse_block"]
+__all__ = ["parse_source", "parse_text", "parse_block", "Progress"]
 
 _SNIFF_LINES = 3000
 _PROGRESS_MIN_BYTES = 32 << 20
@@ -87,10 +87,12 @@ def _split_block(data: bytes, end: int, size: int):
         yield pos, end
 
 
-class _Progress:
+class Progress:
     """A one-line progress indicator on stderr (only on a terminal, only for big inputs)."""
 
-    def __init__(self, name: str, total: int | None, enabled: bool | None):
+    def __init__(self, name: str, total: int | None, enabled: bool | None,
+                 verb: str = "parsing"):
+        self.verb = verb
         if enabled is None:
             enabled = bool(total and total >= _PROGRESS_MIN_BYTES and sys.stderr.isatty())
         self.enabled = enabled
@@ -108,7 +110,7 @@ class _Progress:
         self.last = now
         pct = f"{100 * done / self.total:5.1f}% " if self.total else ""
         rate = lines / max(now - self.t0, 1e-9) / 1e6
-        sys.stderr.write(f"\rparsing {self.name}: {pct}{lines / 1e6:.2f} M lines ({rate:.1f} M/s)")
+        sys.stderr.write(f"\r{self.verb} {self.name}: {pct}{lines / 1e6:.2f} M lines ({rate:.1f} M/s)")
         sys.stderr.flush()
 
     def finish(self) -> None:
@@ -182,7 +184,7 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
                   ) -> tuple[LineRecords, dict[str, Any]]:
     scan_bytes = scan_bytes or _SCAN_BYTES
     funcs, modules, comms = Interner(), Interner(), Interner()
-    bar = _Progress(name, size, progress)
+    bar = Progress(name, size, progress)
     parts: ColumnBuilder | None = None   # created once the first block tells the line length
     parser: LineParser | None = None
     fixed_layout = layout
