@@ -102,7 +102,8 @@ def _trace_name(path: str, taken: set[str]) -> str:
 
 
 def _convert_one(src: str, root: str, tags: dict[str, str], token: str, progress: bool | None,
-                 window_lines: int, rows_per_file: int) -> dict[str, Any]:
+                 window_lines: int, max_window_lines: int | None, rows_per_file: int
+                 ) -> dict[str, Any]:
     folder = os.path.join(*[f"{k}={v}" for k, v in tags.items()])
     calls_out = _Files(root, "calls", folder, token, rows_per_file, "start_s")
     events_out = _Files(root, "events", folder, token, rows_per_file, "ts_s")
@@ -112,6 +113,7 @@ def _convert_one(src: str, root: str, tags: dict[str, str], token: str, progress
     t0 = time.monotonic()
     try:
         for calls, events in stream_tables(src, window_lines=window_lines, stats=st,
+                                           max_window_lines=max_window_lines,
                                            on_progress=lambda b, t, n: bar.update(b, n)):
             if len(calls):
                 calls_out.write(_arrow_table(calls, CALL_SCHEMA, tags, "call"))
@@ -134,7 +136,7 @@ def _convert_one(src: str, root: str, tags: dict[str, str], token: str, progress
 def convert(traces: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
             dataset: str | os.PathLike[str], *, tags: dict[str, str] | None = None,
             append: bool = False, progress: bool | None = None,
-            window_lines: int = DEFAULT_WINDOW_LINES,
+            window_lines: int = DEFAULT_WINDOW_LINES, max_window_lines: int | None = None,
             rows_per_file: int = _ROWS_PER_FILE) -> dict[str, Any]:
     """Convert function_graph text captures into the Parquet dataset ``dataset`` (a folder).
 
@@ -142,7 +144,8 @@ def convert(traces: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     input of a dataset) plus ``trace`` = its file name. The dataset holds exactly the calls
     and events :func:`ftracekit.load` gives for each input (see :mod:`.stream` for the one
     exception, a forced cut, counted as ``forced_cuts``). Memory stays near that of linking
-    ``window_lines`` lines (~1 GB at the default; see the README), whatever the input size.
+    ``window_lines`` lines (~1 GB at the default; see the README), whatever the input size;
+    ``max_window_lines`` (default 8 × ``window_lines``): see :func:`.stream.stream_tables`.
     ``progress``: a progress line on stderr (default: on a terminal, for big inputs).
 
     An existing ``dataset`` is refused unless ``append``; then the new inputs are added (their
@@ -189,7 +192,7 @@ def convert(traces: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
             if tuple(sorted(t.items())) in seen:       # (cannot happen: names are made unique)
                 raise InputError(f"{s}: the dataset already has an input tagged {t}")
             written.append(_convert_one(s, work, t, token, progress, window_lines,
-                                        rows_per_file))
+                                        max_window_lines, rows_per_file))
     except BaseException:
         if not exists:
             shutil.rmtree(work, ignore_errors=True)
