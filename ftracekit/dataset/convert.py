@@ -169,8 +169,9 @@ def convert(traces: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                          "or choose a new folder")
     if exists:
         man = read_manifest(root)
-        if [k for k in man["tag_keys"] if k != "trace"] != sorted(tags):
-            raise InputError(f"{root}: its inputs are tagged {', '.join(man['tag_keys']) or '(none)'}"
+        keys = [k for k in man["tag_keys"] if k != "trace"]
+        if keys != sorted(tags):
+            raise InputError(f"{root}: its inputs are tagged {', '.join(keys) or '(no tags)'}"
                              f"; give the same tags (got {', '.join(tags) or 'none'})")
         work = root
     else:

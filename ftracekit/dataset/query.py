@@ -128,9 +128,11 @@ class Dataset:
         out = []
         for inp in self._inputs:
             for f in inp["files"][table]:
-                if t0 is not None and f["t_max"] is not None and f["t_max"] < t0:
+                if (t0 is not None or t1 is not None) and f["t_min"] is None:
+                    continue                   # (no times: nothing starts in any window)
+                if t0 is not None and f["t_max"] < t0:
                     continue
-                if t1 is not None and f["t_min"] is not None and f["t_min"] >= t1:
+                if t1 is not None and f["t_min"] >= t1:
                     continue
                 out.append(os.path.join(self.path, f["path"]))
         return out
@@ -165,6 +167,9 @@ class Dataset:
         """The part of the dataset with these tag values (``host="a"``) and/or calls starting
         in [``start_s``, ``end_s``) (events: ``ts_s``); only the files that can hold them are
         read."""
+        for name, v in (("start_s", start_s), ("end_s", end_s)):
+            if v is not None and not (isinstance(v, (int, float, np.number)) and v == v):
+                raise InputError(f"{name} must be a number of seconds, not {v!r}")
         both = dict(self._tags)
         both.update({k: str(v) for k, v in tags.items()})
         t0, t1 = self._window
