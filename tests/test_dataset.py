@@ -33,10 +33,10 @@ SWITCHES = DATA / "6.1.0-56-amd64" / "switch_noproc.txt"
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
-    """Categoricals as objects (each window has its own categories)."""
+    """Categoricals (each window has its own) and strings as objects."""
     df = df.copy()
     for c in df.columns:
-        if isinstance(df[c].dtype, pd.CategoricalDtype):
+        if isinstance(df[c].dtype, (pd.CategoricalDtype, pd.StringDtype)):
             df[c] = df[c].astype(object)
     return df
 
