@@ -29,33 +29,22 @@ BASE_NAME_SQL = (r"regexp_replace(func, '(\.(isra|constprop|part|cold|lto_priv|l
 _CATEGORICAL = {"func", "module", "comm", "status", "args", "event", "lat_flags"}
 
 
-# Percentiles exactly as pandas computes them (linear interpolation between the order
-# statistics around (n - 1)·q), from the sorted non-null values ``l`` (a DuckDB list), so
-# that the figures equal the in-memory ones to the last digit: ``groupby().quantile`` (top,
-# compare) interpolates as a + (b − a)·f; ``Series.quantile`` (stats) goes through numpy,
-# which takes q·100/100 and interpolates from b downwards when f ≥ 0.5.
+# ``stats`` percentiles exactly as pandas' ``Series.quantile`` computes them (through numpy:
+# q·100/100, linear interpolation between the order statistics around (n − 1)·q, from b
+# downwards when the fraction is ≥ 0.5), from the sorted non-null values ``l`` (a DuckDB
+# list), so that the figures equal the in-memory ones to the last digit. (``top`` and
+# ``compare`` use DuckDB's quantile_cont, which interpolates as ``groupby().quantile`` does.)
 _MACROS = """
 CREATE OR REPLACE MACRO ftk_h(l, q) AS q::DOUBLE * (len(l) - 1)::DOUBLE;
 CREATE OR REPLACE MACRO ftk_a(l, q) AS l[floor(ftk_h(l, q))::BIGINT + 1];
 CREATE OR REPLACE MACRO ftk_b(l, q) AS l[least(floor(ftk_h(l, q))::BIGINT + 2, len(l))];
 CREATE OR REPLACE MACRO ftk_f(l, q) AS ftk_h(l, q) - floor(ftk_h(l, q));
-CREATE OR REPLACE MACRO ftk_group_q(l, q) AS CASE WHEN len(l) = 0 THEN NULL
-    ELSE ftk_a(l, q) + (ftk_b(l, q) - ftk_a(l, q)) * ftk_f(l, q) END;
 CREATE OR REPLACE MACRO ftk_series_q(l, q) AS CASE WHEN len(l) = 0 THEN NULL
     WHEN ftk_f(l, q) >= 0.5
     THEN ftk_b(l, q) - (ftk_b(l, q) - ftk_a(l, q)) * (1 - ftk_f(l, q))
     ELSE ftk_a(l, q) + (ftk_b(l, q) - ftk_a(l, q)) * ftk_f(l, q) END;
 """
 _SORTED = "list_sort(list(duration_us) FILTER (WHERE duration_us IS NOT NULL))"
-# The mean as pandas takes it: a Kahan-compensated sum in row order, over the count. (A mean
-# of 3-decimal durations often lies on a half-nanosecond, where the last bit decides the
-# rounding to ns; an exactly rounded sum, fsum, then differs from pandas by 1 ns.)
-_KAHAN_MEAN = """list_reduce(list_transform(
-        list(duration_us ORDER BY call) FILTER (WHERE duration_us IS NOT NULL),
-        lambda x: {'s': x, 'c': 0.0::DOUBLE}),
-        lambda acc, e: {'s': acc.s + (e.s - acc.c),
-                     'c': ((acc.s + (e.s - acc.c)) - acc.s) - (e.s - acc.c)}).s
-    / count(duration_us)"""
 
 
 def _q(q: float) -> str:
@@ -65,26 +54,46 @@ def _q(q: float) -> str:
 
 def func_stats_sql(source: str, key: str = "func") -> str:
     """SQL giving :func:`ftracekit.analysis.func_stats` of the calls in ``source`` (a table
-    or subquery), grouped by ``key``, in order of first appearance (``first``)."""
+    or subquery), grouped by ``key``, in order of first appearance (``first``); the mean as
+    ``dur_sum``/``dur_n`` (see :func:`_finish_stats`)."""
     return f"""
-        SELECT func, "count", total_us, self_us, mean_us,
-               ftk_group_q(l, 0.5) AS p50_us, ftk_group_q(l, 0.9) AS p90_us,
-               ftk_group_q(l, 0.99) AS p99_us, max_us, first
-        FROM (SELECT {key} AS func, count(*) AS "count", fsum(duration_us) AS total_us,
-                     fsum(self_us) AS self_us,
-                     {_KAHAN_MEAN} AS mean_us,
-                     max(duration_us) AS max_us, min(call) AS first, {_SORTED} AS l
-              FROM {source} WHERE func IS NOT NULL GROUP BY {key})
-        ORDER BY first"""
+        SELECT {key} AS func, count(*) AS "count", fsum(duration_us) AS total_us,
+               fsum(self_us) AS self_us, fsum(duration_us) AS dur_sum,
+               count(duration_us) AS dur_n,
+               quantile_cont(duration_us, 0.5::DOUBLE) AS p50_us,
+               quantile_cont(duration_us, 0.9::DOUBLE) AS p90_us,
+               quantile_cont(duration_us, 0.99::DOUBLE) AS p99_us,
+               max(duration_us) AS max_us, min(call) AS first
+        FROM {source} WHERE func IS NOT NULL GROUP BY {key} ORDER BY first"""
 
 
-def _finish_stats(df: pd.DataFrame) -> pd.DataFrame:
-    """A :func:`func_stats_sql` result as :func:`ftracekit.analysis.func_stats` shapes it."""
+def _finish_stats(df: pd.DataFrame, durations: Any = None) -> pd.DataFrame:
+    """A :func:`func_stats_sql` result as :func:`ftracekit.analysis.func_stats` shapes it.
+
+    The mean: pandas divides a Kahan sum taken in row order; DuckDB's ``fsum`` is exactly
+    rounded. They differ in the last bit at most, which matters only where the mean lies on
+    a half nanosecond (common: durations have 3 decimals) and rounding to ns goes either way;
+    percentiles likewise. Those few functions' figures are taken by pandas itself from their
+    durations in call order (``durations(names)`` → DataFrame ``func``, ``duration_us``)."""
     if not len(df):
         return pd.DataFrame(columns=A.TOP_COLUMNS, index=pd.Index([], name="func"))
     table = df.drop(columns="first").set_index("func")
     table.index = table.index.astype(str)
     table.index.name = "func"
+    n = table.pop("dur_n").astype(float)
+    table["mean_us"] = table.pop("dur_sum").astype(float) / n.where(n > 0)
+    # (DuckDB's quantile_cont interpolates with other float operations than pandas: the
+    # same last-bit caveat as the mean, the same cure)
+    exact_cols = ["mean_us", "p50_us", "p90_us", "p99_us"]
+    vals = table[exact_cols].astype(float)
+    half = ((np.abs((vals * 1000) % 1 - 0.5) < 1e-6) & vals.notna()).any(axis=1)
+    if half.any() and durations is not None:
+        rows = durations(list(table.index[half.to_numpy()]))
+        g = rows.groupby("func", sort=False)["duration_us"]
+        q = g.quantile([0.5, 0.9, 0.99]).unstack()
+        exact = pd.DataFrame({"mean_us": g.mean(), "p50_us": q[0.5], "p90_us": q[0.9],
+                              "p99_us": q[0.99]})
+        table.loc[exact.index, exact_cols] = exact[exact_cols].to_numpy()
     table["count"] = table["count"].astype(np.int64)
     us = A.TOP_COLUMNS[1:]
     table[us] = table[us].astype(float).round(3)
@@ -249,8 +258,19 @@ class Dataset:
     def top(self, n: int | None = 20, by: str = "self") -> pd.DataFrame:
         """Per-function statistics, largest ``by`` first: the columns of :meth:`Trace.top`."""
         A.rank_top(pd.DataFrame(columns=A.TOP_COLUMNS), 0, by)      # (checks ``by``)
-        table = _finish_stats(self.sql(func_stats_sql("calls")))
+        table = _finish_stats(self.sql(func_stats_sql("calls")), self._durations("func"))
         return A.rank_top(table, n, by)
+
+    def _durations(self, key: str) -> Any:
+        """``names`` → the durations of the calls whose ``key`` is one of them, as
+        DataFrame ``func`` (= the key), ``duration_us``, in call order."""
+        order = self._order()
+
+        def fetch(names: list[str]) -> pd.DataFrame:
+            return self.sql(f"""SELECT * FROM (SELECT {key} AS func, duration_us, {order}
+                                FROM calls) WHERE func IN (SELECT unnest(?)) ORDER BY {order}""",
+                            [names])
+        return fetch
 
     def stats(self, func: str) -> pd.Series:
         """Statistics of one function, as :meth:`Trace.stats` (``tasks``: distinct tasks per
@@ -290,7 +310,8 @@ class Dataset:
             if not part._inputs:
                 raise InputError(f"{self.path}: no input tagged {tags}")
             sel = f"(SELECT {BASE_NAME_SQL} AS base, * FROM calls)"
-            stats = _finish_stats(part.sql(func_stats_sql(sel, "base")))
+            stats = _finish_stats(part.sql(func_stats_sql(sel, "base")),
+                                  part._durations(BASE_NAME_SQL))
             names = part.sql(f"""SELECT base, string_agg(func, ', ' ORDER BY func) AS funcs
                 FROM (SELECT DISTINCT {BASE_NAME_SQL} AS base, func FROM calls
                       WHERE func IS NOT NULL) GROUP BY base""")
