@@ -125,6 +125,7 @@ class Dataset:
                         if all(i["tags"].get(k) == str(v) for k, v in self._tags.items())]
         self.con = duckdb.connect()
         self.con.execute(_MACROS)
+        self.con.execute("SET enable_progress_bar = false")
         if threads:
             self.con.execute(f"SET threads TO {int(threads)}")
         self._make_views()
