@@ -19,6 +19,7 @@ from .errors import (
     NotTraceableError, UnknownFunctionError,
 )
 from .loader import load, parse
+from .dataset import Dataset, convert, open_dataset
 from .net import netlink
 from .recording import Recorder, record
 from .show import export
@@ -31,6 +32,9 @@ __all__ = [
     "record",
     "Recorder",
     "Trace",
+    "convert",
+    "open_dataset",
+    "Dataset",
     "export",
     "netlink",
     "FtracekitError",

@@ -20,7 +20,8 @@ from .calltree import task_keys
 from .errors import FtracekitError, UnknownFunctionError
 
 __all__ = ["UNKNOWN_FUNC", "TOP_COLUMNS", "frame_names", "base_name", "match_funcs", "calls_of",
-           "roots", "ChildIndex", "func_stats", "top", "stats", "compare", "COMPARE_KEYS",
+           "roots", "ChildIndex", "func_stats", "top", "rank_top", "stats", "compare", "compare_stats",
+           "COMPARE_KEYS",
            "COMPARE_COLUMNS", "critical_path", "task_ids", "task_names", "PSEUDO_TID_BASE",
            "reroot", "errors", "errno_name", "MAX_ERRNO"]
 
@@ -201,11 +202,21 @@ def func_stats(calls: pd.DataFrame) -> pd.DataFrame:
 
 def top(calls: pd.DataFrame, n: int | None = 20, by: str = "self") -> pd.DataFrame:
     """:func:`func_stats`, largest ``by`` first (``self``, ``total``, ``count`` or ``max``)."""
+    _top_key(by)
+    return rank_top(func_stats(calls), n, by)
+
+
+def _top_key(by: str) -> str:
     keys = {"self": "self_us", "total": "total_us", "count": "count", "max": "max_us"}
     if by not in keys:
         raise FtracekitError(f"cannot sort by {by!r}; use one of: {', '.join(keys)}")
-    table = func_stats(calls)
-    table = table.sort_values([keys[by], "count"], ascending=False, kind="stable")
+    return keys[by]
+
+
+def rank_top(table: pd.DataFrame, n: int | None = 20, by: str = "self") -> pd.DataFrame:
+    """A :func:`func_stats` table (rows in order of first appearance) sorted as :func:`top`
+    sorts it: largest ``by`` first, then most calls, then first appearance."""
+    table = table.sort_values([_top_key(by), "count"], ascending=False, kind="stable")
     return table.head(n) if n is not None else table
 
 
@@ -273,8 +284,16 @@ def compare(a_calls: pd.DataFrame, b_calls: pd.DataFrame, n: int | None = None,
         raise FtracekitError(f"cannot sort by {by!r}; use one of: {', '.join(COMPARE_KEYS)}")
     sa, names_a = _by_base_name(a_calls)
     sb, names_b = _by_base_name(b_calls)
-    a = func_stats(sa)
-    b = func_stats(sb)
+    return compare_stats(func_stats(sa), names_a, func_stats(sb), names_b, n, by)
+
+
+def compare_stats(a: pd.DataFrame, names_a: pd.Series, b: pd.DataFrame, names_b: pd.Series,
+                  n: int | None = None, by: str = "total") -> pd.DataFrame:
+    """:func:`compare` from the two sides' :func:`func_stats` by base name (index: base
+    name) and their printed names per base name (``", "``-joined); the datasets'
+    ``compare`` computes those sides out of core."""
+    if by not in COMPARE_KEYS:
+        raise FtracekitError(f"cannot sort by {by!r}; use one of: {', '.join(COMPARE_KEYS)}")
     cols = ["count", "total_us", "self_us", "p50_us", "p99_us"]
     t = a[cols].add_suffix("_a").join(b[cols].add_suffix("_b"), how="outer")
     for side in ("a", "b"):

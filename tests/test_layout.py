@@ -20,10 +20,11 @@ PKG = Path(ftracekit.__file__).resolve().parent
 MAX_LINES = 800          # hard limit; the target is ~600 (README, "How the code is laid out")
 
 #: Stages in pipeline order. A module may import from its own stage and from earlier ones.
-STAGES = ["base", "recording", "read", "calltree", "core", "net", "show", "cli"]
+STAGES = ["base", "recording", "read", "calltree", "core", "net", "dataset", "show", "cli"]
 STAGE_OF = {"errors": "base", "_version": "base", "_memory": "base", "_concurrent": "base",
             "samples": "base", "recording": "recording", "read": "read", "calltree": "calltree",
-            "trace": "core", "analysis": "core", "loader": "core", "net": "net", "show": "show",
+            "trace": "core", "analysis": "core", "loader": "core", "net": "net",
+            "dataset": "dataset", "dask": "dataset", "show": "show",
             "cli": "cli", "__main__": "cli", "__init__": "cli"}
 #: The only imports against the flow, each with its reason.
 UPSTREAM_OK = {

@@ -176,13 +176,15 @@ def _summed_children(parent: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.bincount(parent[has], weights=weights[has], minlength=len(parent))
 
 
-def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: bool = False
-                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: bool = False,
+                 exit_lines: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The calls table, the events table and linking statistics from parsed records.
 
     See :class:`ftracekit.Trace` for the columns and their units. ``consume``: release the
     record columns as soon as they are no longer needed (``recs.cols`` is emptied), which
-    keeps the peak memory of :func:`ftracekit.load` low.
+    keeps the peak memory of :func:`ftracekit.load` low. ``exit_lines``: add
+    ``stats["exit_line"]``, the line of each call's exit record (-1 without one; the streaming
+    conversion of :mod:`ftracekit.dataset` uses it to find where a trace may be cut).
     """
     cols = recs.cols
     take = cols.pop if consume else cols.get
@@ -267,6 +269,7 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     data["module"] = _categorical(take("module")[S], recs.modules)
     data["depth"] = depth_c
     del depth_c
+    rec_line = cols["line"] if exit_lines else None
     data["line"] = take("line")[S]
     data["pid"] = pid[S]
     data["comm"] = _categorical(comm[S], recs.comms)
@@ -316,6 +319,8 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
         has_ret = has_exit & hr[xr]
         retval = pd.arrays.IntegerArray(np.where(has_ret, rv[xr], 0), ~has_ret)
         del has_ret
+    exit_line = np.where(has_exit, rec_line[xr], -1) if rec_line is not None else None
+    del rec_line
     del rv, hr, xr, has_exit
     del S, has_parent
     # An entry line recorded late (an interrupt hit between the call and its entry event) is
@@ -369,4 +374,6 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
         "no_entry": int((status == 2).sum()),
         "tasks": n_tasks,
     }
+    if exit_line is not None:
+        stats["exit_line"] = exit_line
     return calls, events, stats

@@ -13,6 +13,7 @@ from ..errors import FtracekitError
 from ..show.format import US, fmt_count, fmt_pct, fmt_s, fmt_us
 from ..trace import Trace
 from ._common import add_filters, load_for_cli, non_negative_float, non_negative_int, table, tasks_of
+from . import dataset as D
 
 __all__ = ["register", "print_report", "load_for_cli"]
 
@@ -181,6 +182,10 @@ def _print_path(trace: Trace, call: int, out: IO[str]) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    if D.is_dataset(args.trace):
+        D.report(D.open_for_cli(args.trace, args), func=args.function, top_n=args.top,
+                 slowest=args.slowest)
+        return 0
     trace = load_for_cli(args.trace, args)
     print_report(trace, func=args.function, top=args.top, slowest=args.slowest)
     return 0
@@ -191,19 +196,11 @@ TREE_DEFAULT_SHARE = 0.01
 
 
 def _cmd_tree(args: argparse.Namespace) -> int:
-    trace = load_for_cli(args.trace, args)
-    calls = trace.calls_of(args.function)
-    if args.nth is not None:
-        k = args.nth
-        if not 0 <= k < len(calls):
-            raise FtracekitError(f"--nth {k} is out of range: {args.function} has {len(calls)} call"
-                                 f"{'s' if len(calls) != 1 else ''} (0..{len(calls) - 1})")
-        call = int(calls.index[k])
-        which = f"call {k} of {fmt_count(len(calls))}"
+    if D.is_dataset(args.trace):
+        trace, call, which = D.pick_call(D.open_for_cli(args.trace, args), args.function,
+                                         args.nth)
     else:
-        ranked = calls.sort_values("duration_us", ascending=False, na_position="last", kind="stable")
-        call = int(ranked.index[0])
-        which = f"the slowest of {fmt_count(len(calls))} calls"
+        trace, call, which = _pick_call(load_for_cli(args.trace, args), args)
     max_depth, min_us = args.max_depth, args.min_us
     default = max_depth is None and min_us is None and not args.all
     if default:
@@ -218,7 +215,23 @@ def _cmd_tree(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pick_call(trace: Trace, args: argparse.Namespace) -> tuple[Trace, int, str]:
+    """The call ``tree`` shows (--nth K, else the slowest) and how it was chosen."""
+    calls = trace.calls_of(args.function)
+    if args.nth is not None:
+        k = args.nth
+        if not 0 <= k < len(calls):
+            raise FtracekitError(f"--nth {k} is out of range: {args.function} has {len(calls)} call"
+                                 f"{'s' if len(calls) != 1 else ''} (0..{len(calls) - 1})")
+        return trace, int(calls.index[k]), f"call {k} of {fmt_count(len(calls))}"
+    ranked = calls.sort_values("duration_us", ascending=False, na_position="last", kind="stable")
+    return trace, int(ranked.index[0]), f"the slowest of {fmt_count(len(calls))} calls"
+
+
 def _cmd_top(args: argparse.Namespace) -> int:
+    if D.is_dataset(args.trace):
+        D.top(D.open_for_cli(args.trace, args), args.n, args.by, args.csv)
+        return 0
     trace = load_for_cli(args.trace, args)
     t = trace.top(args.n, by=args.by)
     if args.csv:
@@ -230,15 +243,21 @@ def _cmd_top(args: argparse.Namespace) -> int:
 
 
 
+def _add_tag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE",
+                   help="for a dataset folder (ftracekit convert): only the inputs with this tag")
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("report", help="summary of a trace: slowest calls, critical path, top functions",
                        description="Summarise a function_graph trace (text from trace, trace_pipe, "
                                    "per-CPU files or trace-cmd report; .gz/.xz; - for stdin).")
-    p.add_argument("trace", help="trace file, or - for stdin")
+    p.add_argument("trace", help="trace file, - for stdin, or a dataset folder (ftracekit convert)")
     p.add_argument("--func", "-f", dest="function", help="report the slowest calls of this function (default: root calls)")
     p.add_argument("--top", type=non_negative_int, default=20, help="functions in the top table (default 20)")
     p.add_argument("--slowest", type=non_negative_int, default=5, help="slowest calls to list (default 5)")
     add_filters(p)
+    _add_tag(p)
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("tree", help="print the call tree of one call",
@@ -257,6 +276,7 @@ def register(sub: Any) -> None:
                    help="fold children shorter than this (µs)")
     p.add_argument("--all", action="store_true", help="fold nothing")
     add_filters(p)
+    _add_tag(p)
     p.set_defaults(func=_cmd_tree)
 
     p = sub.add_parser("top", help="functions ranked by self time, total time or count")
@@ -265,4 +285,5 @@ def register(sub: Any) -> None:
     p.add_argument("-n", type=non_negative_int, default=20, help="rows (default 20)")
     p.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
     add_filters(p)
+    _add_tag(p)
     p.set_defaults(func=_cmd_top)

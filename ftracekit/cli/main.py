@@ -9,6 +9,7 @@ parsers and sets ``func`` (a callable ``(args) -> int``) as the parser default:
 * :mod:`ftracekit.cli.plot` — ``plot``, ``export``
 * :mod:`ftracekit.cli.net` — ``packets``, ``journey``, ``callers``
 * :mod:`ftracekit.cli.netlink` — ``netlink``
+* :mod:`ftracekit.cli.dataset` — ``convert``, and ``report``/``top``/``tree`` on a dataset
 
 Errors meant for users (:class:`~ftracekit.errors.FtracekitError`) print as one line on stderr
 and exit with code 2; Ctrl-C exits with 130; a closed stdout pipe (``| head``) exits quietly.
@@ -27,7 +28,7 @@ from ..errors import FtracekitError
 
 __all__ = ["main", "build_parser"]
 
-_COMMAND_MODULES = ("analyse", "compare", "record", "plot", "net", "netlink")
+_COMMAND_MODULES = ("analyse", "compare", "record", "plot", "net", "netlink", "dataset")
 
 
 def build_parser() -> argparse.ArgumentParser:

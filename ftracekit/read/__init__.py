@@ -19,9 +19,10 @@ from .records import (
     K_COMMENT, K_ENTRY, K_EXIT, K_IRQ_ENTER, K_IRQ_EXIT, K_LEAF, K_SWITCH, LineRecords,
 )
 from .sources import PathOrFile, open_source
-from .text import parse_source, parse_text
+from .text import Progress, parse_block, parse_source, parse_text
 from .tracedat import load_tracedat
 
 __all__ = ["LineRecords", "K_COMMENT", "K_ENTRY", "K_EXIT", "K_IRQ_ENTER", "K_IRQ_EXIT", "K_LEAF",
            "K_SWITCH", "event_name", "PathOrFile", "open_source", "parse_source", "parse_text",
+           "parse_block", "Progress",
            "is_capture", "load_capture", "load_tracedat"]

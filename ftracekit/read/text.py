@@ -34,7 +34,7 @@ from .records import (
 )
 from .sources import PathOrFile, Source, open_source
 
-__all__ = ["parse_source", "parse_text"]
+__all__ = ["parse_source", "parse_text", "parse_block", "Progress"]
 
 _SNIFF_LINES = 3000
 _PROGRESS_MIN_BYTES = 32 << 20
@@ -87,10 +87,12 @@ def _split_block(data: bytes, end: int, size: int):
         yield pos, end
 
 
-class _Progress:
+class Progress:
     """A one-line progress indicator on stderr (only on a terminal, only for big inputs)."""
 
-    def __init__(self, name: str, total: int | None, enabled: bool | None):
+    def __init__(self, name: str, total: int | None, enabled: bool | None,
+                 verb: str = "parsing"):
+        self.verb = verb
         if enabled is None:
             enabled = bool(total and total >= _PROGRESS_MIN_BYTES and sys.stderr.isatty())
         self.enabled = enabled
@@ -108,7 +110,7 @@ class _Progress:
         self.last = now
         pct = f"{100 * done / self.total:5.1f}% " if self.total else ""
         rate = lines / max(now - self.t0, 1e-9) / 1e6
-        sys.stderr.write(f"\rparsing {self.name}: {pct}{lines / 1e6:.2f} M lines ({rate:.1f} M/s)")
+        sys.stderr.write(f"\r{self.verb} {self.name}: {pct}{lines / 1e6:.2f} M lines ({rate:.1f} M/s)")
         sys.stderr.flush()
 
     def finish(self) -> None:
@@ -162,15 +164,31 @@ def parse_text(text: str, *, fast: bool = True) -> tuple[LineRecords, dict[str, 
                          False, fast)
 
 
+def parse_block(data: bytes, layout: Layout | None, first_line: int, name: str = "<block>"
+                ) -> tuple[LineRecords, dict[str, Any], Layout]:
+    """Parse whole lines of a trace that start at line ``first_line`` (1-based) of it, with
+    ``layout`` (``None``: detect it from these lines, as :func:`parse_source` does). Returns
+    the records (``line`` numbered as in the whole input), the ``meta`` dict and the layout,
+    for the next block of the same input (streaming conversion, :mod:`ftracekit.dataset`)."""
+    used: list[Layout] = []
+    chunks = (data[i:i + _READ_BYTES] for i in range(0, len(data), _READ_BYTES))
+    recs, meta = _parse_stream(name, chunks, len(data), lambda: None, False, True,
+                               layout=layout, line_base=first_line - 1, layout_out=used)
+    return recs, meta, used[0]
+
+
 def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], int | None],
-                  progress: bool | None, fast: bool, scan_bytes: int | None = None
+                  progress: bool | None, fast: bool, scan_bytes: int | None = None, *,
+                  layout: Layout | None = None, line_base: int = 0,
+                  layout_out: list[Layout] | None = None
                   ) -> tuple[LineRecords, dict[str, Any]]:
     scan_bytes = scan_bytes or _SCAN_BYTES
     funcs, modules, comms = Interner(), Interner(), Interner()
-    bar = _Progress(name, size, progress)
+    bar = Progress(name, size, progress)
     parts: ColumnBuilder | None = None   # created once the first block tells the line length
     parser: LineParser | None = None
-    lineno = 0          # lines consumed so far
+    fixed_layout = layout
+    lineno = line_base  # lines consumed so far
     carry = b""
     nbytes = 0
     truncated_last: str | None = None
@@ -250,6 +268,11 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
         sniff = _first_lines(data[: 4 << 20], _SNIFF_LINES).decode("utf-8", "replace")
         sniff = sniff.split("\n")[:_SNIFF_LINES]
         sniffed = sniff
+        if fixed_layout is not None:
+            parser = LineParser(fixed_layout, funcs, modules, comms)
+            first = False
+            layout_source = "given"
+            return
         layout = layout_from_header(sniff[:100])
         layout_source = "header"
         if layout is None:
@@ -300,7 +323,8 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
                     raise InputError(f"{name}: binary data, not a function_graph trace text")
                 sniff = carry.decode("utf-8", "replace").split("\n")
                 sniffed = sniff
-                layout = layout_from_header(sniff) or detect_layout(sniff)[0] or Layout()
+                layout = (fixed_layout or layout_from_header(sniff) or detect_layout(sniff)[0]
+                          or Layout())
                 parser = LineParser(layout, funcs, modules, comms)
             before = parser.skipped
             last = carry + b"\n"
@@ -319,6 +343,8 @@ def _parse_stream(name: str, chunks, size: int | None, position: Callable[[], in
     if nbytes == 0:
         raise InputError(f"{name}: empty file")
     assert parser is not None
+    if layout_out is not None:
+        layout_out.append(parser.layout)
     cols = parts.columns() if parts is not None else concat_columns([])
     del parts
     release_memory()     # the scan threads' temporaries
