@@ -143,65 +143,62 @@ def _byte_matrix(digits: pd.Series, width: int) -> tuple[np.ndarray, np.ndarray]
     return m, n
 
 
-def fixed_hex_after(arr, marker: str, width: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """``(values, ok)``: the ``width`` hex digits right after ``marker`` (an optional ``0x``
-    skipped) in each string of a pyarrow string array, read straight from Arrow's byte buffer
-    with numpy — ``%p``/``%px`` print exactly 16 digits, so no regex is needed. ``ok`` is False
-    where the marker is missing or the digits are not all hex."""
+def _arrow_bytes(arr):
+    """``(arr, offsets, data)``: a pyarrow string array as large strings without nulls (empty
+    strings instead) or offset, its int64 offsets and its byte buffer as numpy arrays."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = len(arr)
     arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
     if arr.offset or arr.null_count:
         arr = pc.if_else(arr.is_valid(), arr, pa.scalar("", pa.large_string()))
         arr = pa.concat_arrays([arr]) if arr.offset else arr
-    pos = pc.find_substring(arr, marker).to_numpy(zero_copy_only=False).astype(np.int64)
     bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1, offset=arr.offset * 8)
+    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=len(arr) + 1)
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return arr, offsets, data
+
+
+def _find(arr, marker: str) -> np.ndarray:
+    """Byte position of the first ``marker`` in each string (−1 where there is none)."""
+    import pyarrow.compute as pc
+
+    return pc.find_substring(arr, marker).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def fixed_hex_after(arr, marker: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, ok)``: the 16 hex digits right after ``marker`` (an optional ``0x`` skipped)
+    in each string of a pyarrow string array, read straight from Arrow's byte buffer as two
+    8-byte words per row (SWAR) — ``%p``/``%px`` print exactly 16 digits, so no regex is
+    needed. ``ok`` is False where the marker is missing, the digits are not all hex or a
+    longer run of hex digits (not a ``%p`` value) follows."""
+    arr, offsets, data = _arrow_bytes(arr)
+    n = len(arr)
+    pos = _find(arr, marker)
     found = pos >= 0
     start = offsets[:-1] + np.where(found, pos, 0) + len(marker)
     end = offsets[1:]
     room = end - start
     has0x = np.zeros(n, dtype=bool)
-    two = found & (room >= 2)
-    idx = np.flatnonzero(two)
+    idx = np.flatnonzero(found & (room >= 2))
     if len(idx):
         has0x[idx] = (data[start[idx]] == 48) & ((data[start[idx] + 1] | 32) == 120)
     start = start + 2 * has0x
-    ok = found & (end - start >= width)
+    ok = found & (end - start >= 16)
     vals = np.zeros(n, dtype=np.uint64)
     good = np.flatnonzero(ok)
-    if len(good) and width == 16:
-        # 16 digits = two 8-byte words per row, read and checked with SWAR arithmetic
+    if len(good):
         words = np.ndarray((max(len(data) - 7, 0),), dtype="<u8", buffer=data, offset=0,
                            strides=(1,))
         sg = start[good]
         hi, ok_hi = _hex8(words[sg])
         lo, ok_lo = _hex8(words[sg + 8])
         row_ok = ok_hi & ok_lo
-        after = sg + width
+        after = sg + 16
         nxt = np.where(after < end[good], data[np.minimum(after, len(data) - 1)], 32)
         nl = nxt | 32
         row_ok &= ~(((nxt >= 48) & (nxt <= 57)) | ((nl >= 97) & (nl <= 102)))
         vals[good] = (hi << np.uint64(32)) | lo
-        ok[good] = row_ok
-    elif len(good):
-        m = data[start[good][:, None] + np.arange(width)[None, :]]
-        low = m | 32
-        is_hex = ((m >= 48) & (m <= 57)) | ((low >= 97) & (low <= 102))
-        row_ok = is_hex.all(axis=1)
-        # a longer run of hex digits (not a %p value) is not ours either
-        after = start[good] + width
-        nxt = np.where(after < end[good], data[np.minimum(after, len(data) - 1)], 32)
-        nl = nxt | 32
-        row_ok &= ~(((nxt >= 48) & (nxt <= 57)) | ((nl >= 97) & (nl <= 102)))
-        v = np.zeros(len(good), dtype=np.uint64)
-        four = np.uint64(4)
-        for j in range(width):
-            v = (v << four) | _HEX_LUT[m[:, j]]
-        vals[good] = v
         ok[good] = row_ok
     return vals, ok
 
@@ -247,21 +244,13 @@ def word_after(arr, marker: str) -> np.ndarray:
     marker, longer words, control bytes) go to the regex. Returns an object array (None where
     there is no match)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    n = len(arr)
-    arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
-    if arr.offset or arr.null_count:
-        arr = pc.if_else(arr.is_valid(), arr, pa.scalar("", pa.large_string()))
-        arr = pa.concat_arrays([arr]) if arr.offset else arr
-    out = np.full(n, None, dtype=object)
-    pos = pc.find_substring(arr, marker).to_numpy(zero_copy_only=False).astype(np.int64)
+    arr, offsets, data = _arrow_bytes(arr)
+    out = np.full(len(arr), None, dtype=object)
+    pos = _find(arr, marker)
     found = np.flatnonzero(pos >= 0)
     if not len(found):
         return out
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1)
-    data = np.frombuffer(bufs[2], dtype=np.uint8)
     pad = np.concatenate([data, np.full(24, 32, dtype=np.uint8)])
     words = np.ndarray((len(pad) - 7,), dtype="<u8", buffer=pad, offset=0, strides=(1,))
     s0 = offsets[found]
