@@ -29,7 +29,7 @@ call is linked to its source (``clone_of``).
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -163,6 +163,15 @@ def _obj(a: np.ndarray) -> pd.Series:
     return pd.Series(np.asarray(a, dtype=object), dtype=object)
 
 
+def _task_columns(rows: pd.DataFrame) -> dict[str, Any]:
+    """The steps' ``line``, ``cpu``, ``pid`` and ``comm`` from rows of the calls or the
+    events table (both have them)."""
+    return {"line": rows["line"].to_numpy(dtype=np.int64),
+            "cpu": rows["cpu"].to_numpy(dtype=np.int64),
+            "pid": rows["pid"].to_numpy(dtype=np.int64),
+            "comm": _obj(rows["comm"].astype(object).to_numpy())}
+
+
 def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
     if not len(ev):
         return pd.DataFrame()
@@ -222,10 +231,7 @@ def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
         "key": key[sel],
         "ts_s": sub["ts_s"].to_numpy(dtype=float),
         "end_s": sub["ts_s"].to_numpy(dtype=float),
-        "line": sub["line"].to_numpy(dtype=np.int64),
-        "cpu": sub["cpu"].to_numpy(dtype=np.int64),
-        "pid": sub["pid"].to_numpy(dtype=np.int64),
-        "comm": _obj(sub["comm"].astype(object).to_numpy()),
+        **_task_columns(sub),
         "is_call": np.zeros(len(sel), dtype=bool),
         "name": _obj(nm),
         "dev": _obj(word_after(ta, "dev=") if ta is not None else
@@ -297,10 +303,7 @@ def _call_steps(calls: pd.DataFrame) -> pd.DataFrame:
         "key": ckey[cc],
         "ts_s": c["start_s"].to_numpy(dtype=float),
         "end_s": c["end_s"].to_numpy(dtype=float),
-        "line": c["line"].to_numpy(dtype=np.int64),
-        "cpu": c["cpu"].to_numpy(dtype=np.int64),
-        "pid": c["pid"].to_numpy(dtype=np.int64),
-        "comm": _obj(c["comm"].astype(object).to_numpy()),
+        **_task_columns(c),
         "is_call": np.ones(len(sel), dtype=bool),
         "name": _obj(func),
         "dev": _obj(np.full(len(sel), None, dtype=object)),
