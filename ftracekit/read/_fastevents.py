@@ -151,8 +151,6 @@ def scan_events(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarra
     ok &= (last > 32) & (last < 127)
     # distinct windows, flags and names: interpreted once each, looked up by hash
     idx = np.flatnonzero(ok)
-    z = np.zeros(len(idx), dtype=np.int64)
-    res: dict[str, np.ndarray] = {}
 
     def lookup(table, start, length, nw, interpret):
         h, words = _words(mem, start, length, nw)
@@ -176,7 +174,8 @@ def scan_events(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarra
            "has_ret": np.zeros(len(acc), dtype=bool),
            "ts": ts[acc], "dur": np.full(len(acc), np.nan),
            "cpu": key["cpu"][sel], "pid": key["pid"][sel]}
-    refs = (key["comm"][sel], z[:len(acc)] - 1, z[:len(acc)] - 1)
+    no_name = np.full(len(acc), -1, dtype=np.int64)            # (events: no func, module)
+    refs = (key["comm"][sel], no_name, no_name)
     # texts: "event: fields", one per accepted line
     texts = _texts(mem, buf, lo, hi, n0[acc], e2[acc], e[acc])
     side = {"comments": (acc, texts)}
