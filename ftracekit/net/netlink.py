@@ -79,8 +79,16 @@ def packets(messages: pd.DataFrame) -> pd.DataFrame:
 
 def _func_calls(calls: pd.DataFrame, name: str) -> pd.DataFrame:
     """Complete calls of ``name`` (GCC clones included), sorted by start."""
-    func = calls["func"].astype(str)
-    mask = ((func == name) | func.str.startswith(name + ".")) & calls["start_s"].notna()
+    func = calls["func"]
+    if isinstance(func.dtype, pd.CategoricalDtype):
+        # (each distinct name tested once: the join asks this several times per trace)
+        cats = func.cat.categories.astype(str)
+        hit = np.flatnonzero((cats == name) | cats.str.startswith(name + "."))
+        named = np.isin(func.cat.codes.to_numpy(), hit)
+    else:
+        text = func.astype(str)
+        named = ((text == name) | text.str.startswith(name + ".")).to_numpy()
+    mask = named & calls["start_s"].notna().to_numpy()
     return calls.loc[mask, ["pid", "start_s", "end_s"]].sort_values("start_s", kind="stable")
 
 
