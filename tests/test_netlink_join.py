@@ -104,14 +104,19 @@ def test_join_calls():
     }
 
 
-def test_vectorised_joins_agree_with_their_definitions():
-    msgs, calls = scenario()
-    pk = N.packets(msgs)
+def assert_joins_agree(pk, calls) -> None:
+    """The vectorised joins equal their plain-loop definitions."""
     req = N.join_requests(pk, calls)
     pd.testing.assert_series_equal(req, N.join_requests_sequential(pk, calls))
     pd.testing.assert_series_equal(N.join_rounds(pk, calls, req),
                                    N.join_rounds_sequential(pk, calls, req))
     assert_dump_replies_agree(pk)
+
+
+def test_vectorised_joins_agree_with_their_definitions():
+    msgs, calls = scenario()
+    pk = N.packets(msgs)
+    assert_joins_agree(pk, calls)
     # random scenarios (seqs shared between tasks, requests with port 0 as iproute2 writes): many tasks, rounds at random gaps, some calls missing
     rng = np.random.default_rng(12)
     for trial in range(20):
@@ -133,11 +138,7 @@ def test_vectorised_joins_agree_with_their_definitions():
         msgs = messages_of(pkts)
         calls = calls_table(sorted(rows, key=lambda r: r[3]))
         pk = N.packets(msgs)
-        req = N.join_requests(pk, calls)
-        pd.testing.assert_series_equal(req, N.join_requests_sequential(pk, calls))
-        pd.testing.assert_series_equal(N.join_rounds(pk, calls, req),
-                                       N.join_rounds_sequential(pk, calls, req))
-        assert_dump_replies_agree(pk)
+        assert_joins_agree(pk, calls)
 
 
 def assert_dump_replies_agree(pk):
