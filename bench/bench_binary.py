@@ -46,19 +46,12 @@ TINY_RAW = REPO / "tests" / "data" / "raw-6.17" / "rtnl_capture"
 TINY_TXT = REPO / "tests" / "data" / "shared" / "rtnl_trace_pipe.txt"
 MODES = ["decode_dat", "decode_raw", "load_dat", "load_raw", "load_text"]
 
+sys.path.insert(0, str(HERE))
+from bench_parse import _status, machine  # noqa: E402  (the same child-process helpers)
+
 
 # ---------------------------------------------------------------------------------------------
 # Child processes
-
-def _status() -> dict[str, int]:
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, val = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(val.split()[0]) * 1024
-    return out
-
 
 def child(mode: str, path: str, root: str) -> dict:
     sys.path.insert(0, root)
@@ -222,8 +215,6 @@ def write_report(out: Path, runs: dict[str, list[dict]], tc: list[float], report
                  paths: dict[str, Path], synthesised: bool, started: _dt.datetime,
                  load_before, load_after, repeat: int, old: dict[str, list[dict]],
                  before: str | None) -> None:
-    sys.path.insert(0, str(HERE))
-    from bench_parse import machine
     m = machine()
     best = {k: min(v, key=lambda r: r["wall"]) for k, v in runs.items()}
     med = {k: statistics.median(r["wall"] for r in v) for k, v in runs.items()}
