@@ -90,8 +90,8 @@ def print_netlink(trace: Trace, *, messages: bool = False, file: IO[str] | None 
         fm.update({c: (lambda v: str(int(v))) for c in ("seq", "portid")})     # identifiers
         fm["slowest_call"] = lambda v: "-" if v < 0 else str(v)
         table(t, ["seq", "portid", "task", "type", "n_rounds", "n_messages", "bytes",
-                  "duration_us", "kernel_us", "user_us", "slowest_round_us", "slowest_call",
-                  "done", "verdict"], out, fmt=fm)
+                  "duration_us", "kernel_us", "recv_us", "user_us", "slowest_round_us",
+                  "slowest_call", "done", "verdict"], out, fmt=fm)
     if messages:
         print(file=out)
         print("messages:", file=out)
