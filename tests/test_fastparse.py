@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ftracekit.read import _templates as _fastparse   # (the hash tables behind the fast path)
@@ -361,6 +361,8 @@ def traces(draw):
 @settings(max_examples=600, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(traces())
+@example(text="     ip-0      |  d..1 |               |  do_sys_open() {\n"
+              "     ip-0      |  d..1 |               |  (")  # a '(' and no ')' in the block
 def test_generated_lines_fast_equals_exact(text):
     fast_vs_exact_text(text)
 

@@ -62,6 +62,8 @@ def split_args(mem: bytes, buf: np.ndarray, bs: np.ndarray, e: np.ndarray, pad: 
     p = p[rows]
     er = e[rows]
     closes = _paren_positions(buf, lo, hi, _CLOSE)
+    if not len(closes):  # no ``)`` anywhere: every row with ``(`` is rejected
+        closes = np.zeros(1, dtype=opens.dtype)
     j = np.searchsorted(closes, er) - 1
     q = closes[np.maximum(j, 0)]
     good = (j >= 0) & (q > p)
