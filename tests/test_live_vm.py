@@ -146,6 +146,23 @@ class GuestRun:
             out[case.get("name", "?")] = status
         return out
 
+    def failures(self, limit: int = 2500) -> str:
+        """The assertion lines (``E ...``) of every failed test, from junit.xml: a summary
+        that shows only the head and tail of a long message still shows why."""
+        junit = self.rwdir / "junit.xml"
+        if not junit.exists():
+            return ""
+        out = []
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            for child in case:
+                if child.tag in ("failure", "error"):
+                    text = (child.text or child.get("message", "")).splitlines()
+                    why = [ln for ln in text if ln.startswith("E ")] or text[-20:]
+                    where = [ln for ln in text if ln.startswith(("tests/", "ftracekit/"))][-3:]
+                    body = "\n".join(why + where)
+                    out.append(f"--- {case.get('name')}:\n{body[-limit:]}")
+        return "\n".join(out)
+
     def figures(self) -> dict:
         p = self.rwdir / "figures.json"
         return json.loads(p.read_text()) if p.exists() else {}
@@ -203,7 +220,7 @@ def test_packet_suite_on_a_funcgraph_args_kernel(tmp_path_factory) -> None:
     assert not run.error, f"VM ({ARGS_KERNEL}): {run.error}\n--- guest output ---\n{run.log[-8000:]}"
     results = run.results()
     assert results.get("test_packets_calls_and_events_joined") == "passed", (
-        f"{ARGS_KERNEL}: {results}\n--- guest output ---\n{run.log[-8000:]}")
+        f"{ARGS_KERNEL}: {results}\n{run.failures()}\n--- guest output ---\n{run.log[-8000:]}")
 
 
 @pytest.mark.parametrize("kernel", KERNELS or ["<none installed>"])
@@ -234,4 +251,4 @@ def test_live_suite_in_vm(kernel: str, guest_runs, record_property) -> None:
 
     assert run.returncode == 0 and not bad and not missing, (
         f"guest suite on {kernel} (exit {run.returncode}): failed {bad}; required but not "
-        f"passed {missing}\n--- guest output ---\n{guest[-12000:]}")
+        f"passed {missing}\n{run.failures()}\n--- guest output ---\n{guest[-8000:]}")
