@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ftracekit
 from ftracekit.errors import FtracekitError
@@ -413,3 +415,49 @@ def test_receive_path_root_in_a_user_task_is_softirq(tmp_path):
     ctx = dict(zip(j["name"], j["context"]))
     assert ctx["__dev_queue_xmit"] == "task" and ctx["tbf_enqueue"] == "task"
     assert [ctx[f] for f in ("ip_rcv", "ip_rcv_core", "ip_local_deliver")] == ["softirq"] * 3
+
+
+# -- the column readers of skbaddr= and dev= against their regex definitions ------------------
+
+_WORDS = st.sampled_from(["skbaddr=", "dev=", "0x", "ffff888104d1d000", "ff11a2b3c4d5e6f7",
+                          "000000003f864397", "lo", "eth0", "veth-abcdefghijk", "vethXYZ123456789",
+                          " ", "\t", "\r", "=", "g", "1", "é", "\x00", "len=84"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_WORDS, max_size=8).map("".join), max_size=40), st.integers(1, 7),
+       st.booleans())
+def test_swar_readers_equal_their_regexes(texts, chunk, subset):
+    import re as _re
+
+    import pyarrow as pa
+
+    from ftracekit.net import values
+
+    old = values._CHUNK
+    values._CHUNK = chunk                                  # cross chunk edges on small input
+    try:
+        arr = pa.array(texts, type=pa.large_string())
+        rows = np.arange(0, len(texts), 2) if subset else None
+        want_rows = list(range(len(texts)))[::2] if subset else list(range(len(texts)))
+        vals, ok = values.fixed_hex_after(arr, "skbaddr=", rows)
+        codes, words = values.word_after(arr, "dev=", rows)
+    finally:
+        values._CHUNK = old
+    hexdig = "0123456789abcdefABCDEF"
+    for k, i in enumerate(want_rows):
+        t = texts[i]
+        j = t.find("skbaddr=")
+        expect = None
+        if j >= 0:
+            rest = t[j + 8:]
+            rest = rest[2:] if rest[:2].lower() == "0x" else rest
+            if (len(rest) >= 16 and all(c in hexdig for c in rest[:16])
+                    and not (len(rest) > 16 and rest[16] in hexdig)):
+                expect = int(rest[:16], 16)
+        assert (expect is not None) == bool(ok[k]), (t, ok[k])
+        if expect is not None:
+            assert int(vals[k]) == expect
+        m = _re.search(r"(?:^|\s)dev=(\S+)", t)
+        got = words[codes[k]] if codes[k] >= 0 else None
+        assert got == (m.group(1) if m else None), (t, got)

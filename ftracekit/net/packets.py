@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from ..errors import FtracekitError, _suggest
 from .values import fixed_hex_after, hex_to_u64, rx_extract, to_arrow, word_after
@@ -130,9 +131,10 @@ _HEXDIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
 
 
-def skb_text(keys: np.ndarray) -> np.ndarray:
-    """The address as printed: raw addresses ``0x…`` (16 digits), hashes their 16 digits.
-    Each distinct key is formatted once, column-wise (runs of a sorted column need no sort)."""
+def skb_text(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The address as printed — raw addresses ``0x…`` (16 digits), hashes their 16 digits —
+    as a categorical: ``(codes, texts)``, each distinct key formatted once, column-wise (runs
+    of a sorted column need no sort)."""
     keys = np.asarray(keys, dtype=np.uint64)
     if len(keys) and (keys[1:] >= keys[:-1]).all():
         change = np.r_[True, keys[1:] != keys[:-1]]
@@ -143,11 +145,12 @@ def skb_text(keys: np.ndarray) -> np.ndarray:
     txt = np.ascontiguousarray(chars).view("S16").ravel().astype("U18")
     raw = uniq > _HASH_MAX
     txt[raw] = np.char.add("0x", txt[raw])
-    return txt.astype(object)[inv]
+    return inv.reshape(-1), txt.astype(object)
 
 
 # ---------------------------------------------------------------------------------------------
-# Steps: every appearance of an skb, in calls and events
+# Steps: every appearance of an skb, in calls and events. The text columns are categoricals
+# (a few distinct names, devices and tasks over millions of steps): no string per row.
 
 def _combine(*cols: np.ndarray) -> np.ndarray:
     """One dense code per distinct row of the given columns (hashing, no tuples, no sort)."""
@@ -163,18 +166,60 @@ def _obj(a: np.ndarray) -> pd.Series:
     return pd.Series(np.asarray(a, dtype=object), dtype=object)
 
 
-def _task_columns(rows: pd.DataFrame) -> dict[str, Any]:
-    """The steps' ``line``, ``cpu``, ``pid`` and ``comm`` from rows of the calls or the
-    events table (both have them)."""
-    return {"line": rows["line"].to_numpy(dtype=np.int64),
-            "cpu": rows["cpu"].to_numpy(dtype=np.int64),
-            "pid": rows["pid"].to_numpy(dtype=np.int64),
-            "comm": _obj(rows["comm"].astype(object).to_numpy())}
+def _cat(codes: np.ndarray, cats: Any) -> pd.Categorical:
+    """A categorical of ``cats`` (distinct, as objects) at ``codes`` (−1: missing)."""
+    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int32),
+                                     categories=pd.Index(np.asarray(cats, dtype=object),
+                                                         dtype=object))
 
 
-def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
+def _none_cat(n: int) -> pd.Categorical:
+    return _cat(np.full(n, -1), [])
+
+
+def _factorized(values: np.ndarray) -> pd.Categorical:
+    """A categorical of an object array (None/NaN: missing)."""
+    codes, uniq = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    return _cat(codes, uniq.to_numpy(dtype=object) if hasattr(uniq, "to_numpy") else uniq)
+
+
+def _values(col: Any) -> np.ndarray:
+    """A categorical (or any) column as an object array, None where missing."""
+    if isinstance(getattr(col, "dtype", None), pd.CategoricalDtype):
+        cat = col.array if isinstance(col, pd.Series) else col
+        cats = np.append(np.asarray(cat.categories, dtype=object), None)
+        return cats[np.asarray(cat.codes)]              # (code −1 → the last: None)
+    return np.asarray(col, dtype=object)
+
+
+def _codes_cats(col: Any) -> tuple[np.ndarray, np.ndarray]:
+    cat = col.array if isinstance(col, pd.Series) else col
+    return np.asarray(cat.codes).astype(np.int64), np.asarray(cat.categories, dtype=object)
+
+
+def _as_cat(col: pd.Series) -> pd.Categorical:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.array
+    return _factorized(col.to_numpy(dtype=object))
+
+
+def _task_columns(rows: pd.DataFrame, take: np.ndarray) -> dict[str, Any]:
+    """The steps' ``line``, ``cpu``, ``pid`` and ``comm`` (categorical) at positions ``take``
+    of the calls or the events table (both have them)."""
+    comm = _as_cat(rows["comm"])
+    return {"line": rows["line"].to_numpy(dtype=np.int64)[take],
+            "cpu": rows["cpu"].to_numpy(dtype=np.int64)[take],
+            "pid": rows["pid"].to_numpy(dtype=np.int64)[take],
+            "comm": _cat(np.asarray(comm.codes)[take], comm.categories)}
+
+
+_CTX = np.array(["task", "softirq", "irq"], dtype=object)
+_TASK, _SOFTIRQ, _IRQ = 0, 1, 2
+
+
+def _event_steps(ev: pd.DataFrame) -> dict[str, Any] | None:
     if not len(ev):
-        return pd.DataFrame()
+        return None
     event = ev["event"]
     if not isinstance(event.dtype, pd.CategoricalDtype):
         event = event.astype("category")
@@ -188,62 +233,66 @@ def _event_steps(ev: pd.DataFrame) -> pd.DataFrame:
         with_skb[codes[i]] = "skbaddr=" in str(text.iat[i])
     rows = np.flatnonzero(with_skb[codes])
     if not len(rows):
-        return pd.DataFrame()
+        return None
     ta_all = to_arrow(text)
     if ta_all is not None:
-        ta_all = ta_all.take(rows)
-        t_all = _LazyText(ta_all)
-    else:                                       # pragma: no cover - without pyarrow
-        t_all = pd.Series(text.to_numpy(dtype=object)[rows], dtype=object)
-    if ta_all is not None:
+        t_all = _LazyText(ta_all, rows)
         # %p prints 16 digits: read them from the Arrow buffer (a regex only for the rest)
-        key, keep = fixed_hex_after(ta_all, "skbaddr=")
+        key, keep = fixed_hex_after(ta_all, "skbaddr=", rows)
         rest = np.flatnonzero(~keep)
         if len(rest):
             addr = rx_extract(_series(t_all.iloc[rest]), r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b")
             key[rest] = hex_to_u64(addr)
             keep[rest] = addr.notna().to_numpy(dtype=bool)
     else:                                       # pragma: no cover - without pyarrow
+        t_all = pd.Series(text.to_numpy(dtype=object)[rows], dtype=object)
         addr = rx_extract(t_all, r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b")
         keep = addr.notna().to_numpy(dtype=bool)
         key = hex_to_u64(addr)
     ok = keep & (key != 0)
     sel = np.flatnonzero(ok)
+    take = rows[sel]
     t = t_all.iloc[sel]
-    ta = ta_all.filter(ok) if ta_all is not None else None
-    sub = ev[[c for c in ev.columns if c != "text"]].iloc[rows[sel]]
-    nm = cat_names[codes[rows[sel]]]
-    is_free = pd.Series(nm, dtype=object).isin(FREE_EVENTS).to_numpy()
-    is_drop = pd.Series(nm, dtype=object).isin(DROP_EVENTS).to_numpy()
-    reason = np.full(len(sel), None, dtype=object)
-    location = np.full(len(sel), None, dtype=object)
+    n = len(sel)
+    nm_codes = codes[take]
+    names = pd.Index(cat_names, dtype=object)
+    is_free = names.isin(FREE_EVENTS)[nm_codes]
+    is_drop = names.isin(DROP_EVENTS)[nm_codes]
+    reason = np.full(n, None, dtype=object)
+    location = np.full(n, None, dtype=object)
     if is_drop.any():               # (few rows: the drops)
         td = _series(t.iloc[np.flatnonzero(is_drop)])
         reason[is_drop] = rx_extract(td, r"reason: (\w+)").to_numpy(dtype=object)
         location[is_drop] = rx_extract(td, r"location=(\S+)").to_numpy(dtype=object)
-    ctx_flag = np.full(len(sel), "", dtype=object)
-    if "lat_flags" in sub:
-        fl = sub["lat_flags"]
+    ctx_flag = np.zeros(n, dtype=np.uint8)          # the lat flags' context letter (0: none)
+    if "lat_flags" in ev:
+        fl = ev["lat_flags"]
         if isinstance(fl.dtype, pd.CategoricalDtype) and len(fl.cat.categories):
-            per_cat = np.array([str(f)[2:3] for f in fl.cat.categories] + [""], dtype=object)
-            ctx_flag = per_cat[fl.cat.codes.to_numpy()]     # (code −1 → the last: "")
-    return pd.DataFrame({
+            per_cat = np.array([ord(str(f)[2:3] or "\0") for f in fl.cat.categories] + [0],
+                               dtype=np.uint8)
+            ctx_flag = per_cat[fl.cat.codes.to_numpy()[take]]   # (code −1 → the last: 0)
+    if ta_all is not None:
+        dev = _cat(*word_after(ta_all, "dev=", take))
+    else:                                       # pragma: no cover - without pyarrow
+        dev = _factorized(rx_extract(t, r"(?:^|\s)dev=(\S+)").to_numpy(dtype=object))
+    ts = ev["ts_s"].to_numpy(dtype=float)[take]
+    return {
         "key": key[sel],
-        "ts_s": sub["ts_s"].to_numpy(dtype=float),
-        "end_s": sub["ts_s"].to_numpy(dtype=float),
-        **_task_columns(sub),
-        "is_call": np.zeros(len(sel), dtype=bool),
-        "name": _obj(nm),
-        "dev": _obj(word_after(ta, "dev=") if ta is not None else
-                    rx_extract(t, r"(?:^|\s)dev=(\S+)").to_numpy(dtype=object)),
-        "call": sub["call"].to_numpy(dtype=np.int64),
-        "duration_us": np.full(len(sel), np.nan),
+        "ts_s": ts,
+        "end_s": ts.copy(),
+        **_task_columns(ev, take),
+        "is_call": np.zeros(n, dtype=bool),
+        "name": _cat(nm_codes, cat_names),
+        "dev": dev,
+        "call": ev["call"].to_numpy(dtype=np.int64)[take],
+        "duration_us": np.full(n, np.nan),
         "is_free": is_free,
         "is_drop": is_drop,
-        "reason": _obj(reason),
-        "location": _obj(location),
-        "ctx_flag": _obj(ctx_flag),
-    })
+        "reason": _factorized(reason),
+        "location": _factorized(location),
+        "ctx_flag": ctx_flag,
+    }
+
 
 
 class _LazyText:
@@ -276,13 +325,13 @@ def _series(t: "_LazyText | pd.Series") -> pd.Series:
     return t.series() if isinstance(t, _LazyText) else t
 
 
-def _call_steps(calls: pd.DataFrame) -> pd.DataFrame:
+def _call_steps(calls: pd.DataFrame) -> dict[str, Any] | None:
     args = calls["args"]
     if not isinstance(args.dtype, pd.CategoricalDtype):
         args = args.astype("category")
     cats = pd.Series(args.cat.categories.to_numpy(dtype=object))
     if not len(cats):
-        return pd.DataFrame()
+        return None
     val = rx_extract(cats, r"(?:^|, )\w*skb\w*=0x([0-9a-fA-F]{1,16})(?:,|$)")
     ckey = hex_to_u64(val)
     cok = val.notna().to_numpy(dtype=bool) & (ckey >= _KERNEL_MIN)
@@ -292,29 +341,46 @@ def _call_steps(calls: pd.DataFrame) -> pd.DataFrame:
     good = np.zeros(len(codes), dtype=bool)
     good[has] = cok[codes[has]]
     sel = np.flatnonzero(good)
-    c = calls.iloc[sel]
+    if not len(sel):
+        return None
     cc = codes[sel]
-    func = c["func"].astype(object).to_numpy()
-    fs = pd.Series(func)
-    is_free = fs.isin(FREE_FUNCS).to_numpy()
-    is_drop = fs.isin(DROP_FUNCS).to_numpy()
-    reason = np.where(is_drop, creason[cc], None)
-    return pd.DataFrame({
+    func = _as_cat(calls["func"])
+    f_codes = np.asarray(func.codes)[sel]
+    f_cats = pd.Index(np.asarray(func.categories, dtype=object), dtype=object)
+    fc = np.maximum(f_codes, 0)
+    is_free = f_cats.isin(FREE_FUNCS)[fc] & (f_codes >= 0)
+    is_drop = f_cats.isin(DROP_FUNCS)[fc] & (f_codes >= 0)
+    n = len(sel)
+    return {
         "key": ckey[cc],
-        "ts_s": c["start_s"].to_numpy(dtype=float),
-        "end_s": c["end_s"].to_numpy(dtype=float),
-        **_task_columns(c),
-        "is_call": np.ones(len(sel), dtype=bool),
-        "name": _obj(func),
-        "dev": _obj(np.full(len(sel), None, dtype=object)),
-        "call": c.index.to_numpy(dtype=np.int64),
-        "duration_us": c["duration_us"].to_numpy(dtype=float),
+        "ts_s": calls["start_s"].to_numpy(dtype=float)[sel],
+        "end_s": calls["end_s"].to_numpy(dtype=float)[sel],
+        **_task_columns(calls, sel),
+        "is_call": np.ones(n, dtype=bool),
+        "name": _cat(f_codes, f_cats),
+        "dev": _none_cat(n),
+        "call": calls.index.to_numpy(dtype=np.int64)[sel],
+        "duration_us": calls["duration_us"].to_numpy(dtype=float)[sel],
         "is_free": is_free,
         "is_drop": is_drop,
-        "reason": _obj(reason),
-        "location": _obj(np.full(len(sel), None, dtype=object)),
-        "ctx_flag": _obj(np.full(len(sel), "", dtype=object)),
-    })
+        "reason": _factorized(np.where(is_drop, creason[cc], None)),
+        "location": _none_cat(n),
+        "ctx_flag": np.zeros(n, dtype=np.uint8),
+    }
+
+
+def _concat(parts: list[dict[str, Any]]) -> pd.DataFrame:
+    """The parts' columns one after the other (categoricals over the union of categories)."""
+    if len(parts) == 1:
+        return pd.DataFrame(parts[0])
+    out = {}
+    for name, first in parts[0].items():
+        cols = [p[name] for p in parts]
+        if isinstance(first, pd.Categorical):
+            out[name] = union_categoricals(cols, ignore_order=True)
+        else:
+            out[name] = np.concatenate(cols)
+    return pd.DataFrame(out)
 
 
 def _lookup(calls: pd.DataFrame, ids: np.ndarray, column: str, default: object) -> np.ndarray:
@@ -352,6 +418,19 @@ def _softirq_below(calls: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
     return out
 
 
+def _task_names(comm: pd.Categorical, pid: np.ndarray) -> pd.Categorical:
+    """``comm-pid`` per step, formatted once per distinct task (None where the pid is < 0)."""
+    c_codes = np.asarray(comm.codes).astype(np.int64)
+    codes = _combine(c_codes, pid)
+    _u, first = np.unique(codes, return_index=True)
+    cats = np.append(np.asarray(comm.categories, dtype=object), None)
+    names = [f"{c if isinstance(c, str) else '?'}-{p}" if p >= 0 else None
+             for c, p in zip(cats[c_codes[first]], pid[first])]
+    # distinct names (two codes may format alike); missing → −1
+    remap, uniq = pd.factorize(pd.Series(names, dtype=object), use_na_sentinel=True)
+    return _cat(remap[codes], np.asarray(uniq, dtype=object))
+
+
 def steps(trace: "Trace") -> pd.DataFrame:
     """Every appearance of an skb in the trace, with its generation, sorted by (key, gen, time).
 
@@ -359,76 +438,72 @@ def steps(trace: "Trace") -> pd.DataFrame:
     call's start), ``end_s`` (s; a call's end, an event's time), ``line``, ``cpu``, ``pid``,
     ``comm``, ``task`` (``comm-pid``), ``context`` (``task``/``softirq``/``irq``), ``kind``
     (``call``/``event``), ``name``, ``dev``, ``call`` (−1: an event outside any call),
-    ``duration_us``, ``is_free``, ``is_drop``, ``reason``, ``location``.
-    Cached on the trace.
+    ``duration_us``, ``is_free``, ``is_drop``, ``reason``, ``location``. The text columns are
+    categoricals. Cached on the trace.
     """
     cached = trace.__dict__.get("_packet_steps")
     if cached is not None:
         return cached
-    parts = [p for p in (_call_steps(trace.calls), _event_steps(trace.events)) if len(p)]
+    parts = [p for p in (_call_steps(trace.calls), _event_steps(trace.events)) if p is not None]
     if not parts:
         raise NoPacketsError(
             "this trace has no skb addresses: no funcgraph-args with skb= and no events with "
             "skbaddr= (record them with `ftracekit record --packets`)")
-    st = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    raw_calls = bool(st["is_call"].any())
-    ev_keys = st["key"].to_numpy()[~st["is_call"].to_numpy()]
+    raw_calls = any(bool(p["is_call"].any()) for p in parts)
+    ev_keys = np.concatenate([p["key"][~p["is_call"]] for p in parts])
     if raw_calls and len(ev_keys) and (ev_keys <= _HASH_MAX).any():
         warnings.warn("skbaddr= of the events is hashed (options/hash-ptr was 1 when the trace "
                       "was read), so events cannot be joined with the skb= pointers of calls; "
                       "record with `ftracekit record --packets` (it sets hash-ptr 0)",
                       stacklevel=3)
+    # sort by (key, time, line) before building the table (a numpy take per column)
+    key = np.concatenate([p["key"] for p in parts])
+    ts = np.concatenate([p["ts_s"] for p in parts])
+    line = np.concatenate([p["line"] for p in parts])
+    order = np.lexsort((line, np.nan_to_num(ts, nan=np.inf), key))
+    st = _concat(parts)
+    st = st.take(order).reset_index(drop=True)
     calls = trace.calls
     # context: softirq/irq of the call (events: of their flags, else of the call they fired in)
     is_call = st["is_call"].to_numpy()
-    owner = np.where(is_call, st["call"].to_numpy(), st["call"].to_numpy())
+    owner = st["call"].to_numpy()
     has_owner = owner >= 0
-    ctx = np.full(len(st), "task", dtype=object)
+    ctx = np.zeros(len(st), dtype=np.int8)
+    end_s = st["end_s"].to_numpy().copy()
     if has_owner.any() and len(calls):
         ids = owner[has_owner]
         soft = _softirq_below(calls, ids)
         pos = calls.index.get_indexer(ids)
         irq = np.where(pos >= 0, calls["in_irq"].to_numpy()[np.maximum(pos, 0)], False)
-        sub = np.where(soft, "softirq", np.where(irq, "irq", "task"))
-        ctx[has_owner] = sub
+        ctx[has_owner] = np.where(soft, _SOFTIRQ, np.where(irq, _IRQ, _TASK))
         # an event free's window is the call it fired in
         end_of = np.where(pos >= 0, calls["end_s"].to_numpy(dtype=float)[np.maximum(pos, 0)],
                           np.nan)
         ev_own = has_owner & ~is_call
-        end_s = st["end_s"].to_numpy().copy()
         end_s[ev_own] = end_of[~is_call[has_owner]]
-    else:
-        end_s = st["end_s"].to_numpy().copy()
     # The idle task and ksoftirqd do network work only in softirq (or irq) context; a graph
     # root such as ip_rcv has no recorded softirq ancestor to tell.
-    c_codes, c_uniq = pd.factorize(st["comm"].to_numpy(dtype=object))
-    ksoft = np.array([isinstance(c, str) and c.startswith("ksoftir") for c in c_uniq] + [False],
+    c_codes, c_cats = _codes_cats(st["comm"])
+    ksoft = np.array([isinstance(c, str) and c.startswith("ksoftir") for c in c_cats] + [False],
                      dtype=bool)                   # (per distinct comm; code −1 → the last)
-    soft_task = (st["pid"].to_numpy() == 0) | ksoft[c_codes]
-    ctx = np.where((ctx == "task") & soft_task, "softirq", ctx)
-    flag = st["ctx_flag"].to_numpy(dtype=object)
-    ctx = np.where(flag == "s", "softirq", np.where((flag == "h") | (flag == "H"), "irq", ctx))
-    free_end = np.where(st["is_free"].to_numpy(), end_s, -np.inf)
-    free_end[st["is_free"].to_numpy() & ~is_call & ~has_owner] = -np.inf
-    # calls whose exit was not seen: their free lasts to the end of the trace
-    free_end[st["is_free"].to_numpy() & is_call & np.isnan(end_s)] = np.inf
-    st["context"] = _obj(ctx)
-    st["free_end"] = free_end
-    order = np.lexsort((st["line"].to_numpy(), np.nan_to_num(st["ts_s"].to_numpy(), nan=np.inf),
-                        st["key"].to_numpy()))
-    st = st.iloc[order].reset_index(drop=True)
-    st["gen"] = generations(st["key"].to_numpy(), st["ts_s"].to_numpy(), st["pid"].to_numpy(),
-                            st["is_free"].to_numpy(), st["free_end"].to_numpy())
-    st["skb"] = _obj(skb_text(st["key"].to_numpy()))
-    st["kind"] = _obj(np.where(st["is_call"].to_numpy(), "call", "event").astype(object))
-    # comm-pid, formatted once per distinct task
-    comm = st["comm"].to_numpy(dtype=object)
     pid = st["pid"].to_numpy()
-    codes = _combine(comm, pid)
-    _u, first = np.unique(codes, return_index=True)
-    names = np.array([f"{c if isinstance(c, str) else '?'}-{p}" if p >= 0 else None
-                      for c, p in zip(comm[first], pid[first])], dtype=object)
-    st["task"] = _obj(names[codes])
+    soft_task = (pid == 0) | ksoft[c_codes]
+    ctx[(ctx == _TASK) & soft_task] = _SOFTIRQ
+    flag = st["ctx_flag"].to_numpy()
+    ctx[flag == ord("s")] = _SOFTIRQ
+    ctx[(flag == ord("h")) | (flag == ord("H"))] = _IRQ
+    is_free = st["is_free"].to_numpy()
+    free_end = np.where(is_free, end_s, -np.inf)
+    free_end[is_free & ~is_call & ~has_owner] = -np.inf
+    # calls whose exit was not seen: their free lasts to the end of the trace
+    free_end[is_free & is_call & np.isnan(end_s)] = np.inf
+    st["context"] = _cat(ctx, _CTX)
+    st["free_end"] = free_end
+    key = st["key"].to_numpy()
+    st["gen"] = generations(key, st["ts_s"].to_numpy(), pid, is_free, free_end)
+    st["skb"] = _cat(*skb_text(key))
+    st["kind"] = _cat(is_call.astype(np.int8), ["event", "call"])
+    st["task"] = _task_names(st["comm"].array, pid)
     st = st.drop(columns=["ctx_flag"])
     trace.__dict__["_packet_steps"] = st
     return st
@@ -454,12 +529,13 @@ def generations(key: np.ndarray, ts: np.ndarray, pid: np.ndarray, is_free: np.nd
     lf[lf < g_first] = -1
     # the largest free end of the latest free's task so far (one task's calls nest, so a
     # free of the same task still running holds the window open); no frees between lf and i
-    fe = np.where(is_free, free_end, -np.inf)
-    gkey = _combine(key, pid)
-    w_incl = pd.Series(fe).groupby(gkey).cummax().to_numpy()
-    w = w_incl[np.maximum(lf, 0)]
+    # (only the frees themselves matter: the running max over the frees of one (key, task))
+    fr = np.flatnonzero(is_free)
+    w_free = pd.Series(free_end[fr]).groupby(_combine(key[fr], pid[fr])).cummax().to_numpy()
+    nth_free = np.cumsum(is_free) - 1                  # at a free: its rank among the frees
     has = lf >= 0
     lfp = np.maximum(lf, 0)
+    w = w_free[nth_free[lfp]] if len(fr) else np.full(n, -np.inf)
     with np.errstate(invalid="ignore"):
         inside = has & (pid == pid[lfp]) & (ts <= w)
     outside = has & ~inside
@@ -504,19 +580,20 @@ def generations_sequential(key: np.ndarray, ts: np.ndarray, pid: np.ndarray,
 # ---------------------------------------------------------------------------------------------
 # Packets and journeys
 
-def _joined(gid: np.ndarray, values: np.ndarray, ok: np.ndarray, n: int) -> np.ndarray:
-    """Per group: the sorted distinct values (where ``ok``) joined with ``,`` (one string each).
+def _joined(gid: np.ndarray, codes: np.ndarray, names: np.ndarray, n: int) -> np.ndarray:
+    """Per group: the distinct values joined with ``,`` (one string each); the values are
+    ``names[codes]`` with ``names`` in the order wanted (sorted) and code −1 skipped.
 
-    Column-wise: the distinct (group, value) pairs become rows of value codes (sorted codes =
-    sorted values), the distinct rows are joined once each (a handful: the same few tasks,
-    devices and CPUs recur), and spread back to the groups.
+    Column-wise: the distinct (group, code) pairs become rows of codes, the distinct rows are
+    joined once each (a handful: the same few tasks, devices and CPUs recur), and spread back
+    to the groups.
     """
     out = np.full(n, "", dtype=object)
+    ok = codes >= 0
     if not ok.any():
         return out
-    codes, cats = pd.factorize(values[ok], sort=True)
-    nc = len(cats)
-    pair = pd.unique(gid[ok].astype(np.int64) * nc + codes.astype(np.int64))
+    nc = len(names)
+    pair = pd.unique(gid[ok].astype(np.int64) * nc + codes[ok].astype(np.int64))
     pair.sort()
     g, c = pair // nc, pair % nc                 # sorted by group, then by code
     first = np.r_[True, g[1:] != g[:-1]]
@@ -527,10 +604,23 @@ def _joined(gid: np.ndarray, values: np.ndarray, ok: np.ndarray, n: int) -> np.n
     mat[np.cumsum(first) - 1, pos] = c
     inv = _combine(*mat.T)
     _u, one = np.unique(inv, return_index=True)
-    names = np.array([str(x) for x in cats], dtype=object)
+    names = np.array([str(x) for x in names], dtype=object)
     text = np.array([",".join(names[r[r >= 0]]) for r in mat[one]], dtype=object)
     out[g[first]] = text[inv]
     return out
+
+
+def _sorted_codes(col: Any, keep: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """A categorical column's codes renumbered so that code order is the categories' sorted
+    order, and the sorted categories; ``keep(categories)`` drops some (code −1)."""
+    codes, cats = _codes_cats(col)
+    order = np.argsort(cats.astype(str), kind="stable")
+    rank = np.empty(len(cats) + 1, dtype=np.int64)
+    rank[order] = np.arange(len(cats))
+    rank[-1] = -1                                  # (code −1 → the last)
+    if keep is not None:
+        rank[:-1][~keep(cats)] = -1
+    return rank[codes], cats[order]
 
 
 def _clone_links(trace: "Trace", st: pd.DataFrame, pk: pd.DataFrame) -> np.ndarray:
@@ -547,7 +637,7 @@ def _clone_links(trace: "Trace", st: pd.DataFrame, pk: pd.DataFrame) -> np.ndarr
         return out
     new = np.array([int(r) & 0xFFFFFFFFFFFFFFFF for r in ret[have]], dtype=np.uint64)
     links = pd.DataFrame({"key": new, "ts": c["ts_s"].to_numpy()[have],
-                          "src": c["skb"].to_numpy()[have]}).sort_values("ts")
+                          "src": _values(c["skb"])[have]}).sort_values("ts")
     left = pd.DataFrame({"key": pk["_key"].to_numpy(), "ts": pk["first_s"].to_numpy(),
                          "i": np.arange(len(pk))}).sort_values("ts")
     left = left[left["ts"].notna()]
@@ -571,18 +661,20 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
     ng = len(firsts)
     ts = st["ts_s"].to_numpy()
     stop = np.fmax(ts, st["end_s"].to_numpy())
-    first_s = pd.Series(ts).groupby(gid).min().to_numpy()
-    last_s = pd.Series(stop).groupby(gid).max().to_numpy()
+    # the groups are runs: reduce over each run (fmin/fmax skip NaN, as groupby does)
+    first_s = np.fmin.reduceat(ts, firsts) if n else np.zeros(0)
+    last_s = np.fmax.reduceat(stop, firsts) if n else np.zeros(0)
     gap = np.r_[np.nan, np.diff(ts)] * 1e6
     gap[new] = np.nan
-    gs = pd.Series(gap)
-    max_gap = gs.groupby(gid).max().to_numpy()
-    at = np.full(ng, -1)
-    has_gap = ~np.isnan(max_gap)
-    if has_gap.any():
-        idx = gs.dropna().groupby(gid[~np.isnan(gap)]).idxmax()
-        at[idx.index.to_numpy()] = idx.to_numpy()
-    names = st["name"].to_numpy(dtype=object)
+    max_gap = np.fmax.reduceat(gap, firsts) if n else np.zeros(0)
+    # where: the first step of the group with the largest gap
+    with np.errstate(invalid="ignore"):
+        at_max = gap == max_gap[gid]
+    at = np.minimum.reduceat(np.where(at_max, np.arange(n), n), firsts) if n else \
+        np.zeros(0, dtype=np.int64)
+    at = np.where(at < n, at, -1)
+    name_codes, name_cats = _codes_cats(st["name"])
+    names_of_cat = np.append(name_cats, None)
     is_drop = st["is_drop"].to_numpy()
     dropped_g = np.bincount(gid, weights=is_drop, minlength=ng) > 0
     # the drop: its reason and location (an event's location=, else the caller of the call)
@@ -590,8 +682,8 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
     loc = np.full(ng, None, dtype=object)
     d = np.flatnonzero(is_drop)
     if len(d):
-        r = st["reason"].to_numpy(dtype=object)[d]
-        lo = st["location"].to_numpy(dtype=object)[d]
+        r = _values(st["reason"])[d]
+        lo = _values(st["location"])[d]
         par = _lookup(trace.calls, st["call"].to_numpy()[d], "parent", -1)
         caller = _lookup(trace.calls, par, "func", None)
         is_call_d = st["is_call"].to_numpy()[d]
@@ -603,39 +695,39 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
             v = val[ordr]
             keep = pd.notna(v)
             arr[gd[keep]] = v[keep]
-    dev_v = st["dev"].to_numpy(dtype=object)
-    cpu_v = st["cpu"].to_numpy()
-    task_v = st["task"].to_numpy(dtype=object)
     names_of = ((trace.meta.get("recording") or {}).get("skb_drop_reasons") or {})
     if names_of:               # a reason= argument is the enum's number: this kernel's names
         reason = np.array([names_of.get(r, r) if isinstance(r, str) else r for r in reason],
                           dtype=object)
+    cpu_v = st["cpu"].to_numpy()
+    cpu_codes, cpu_names = pd.factorize(cpu_v, sort=True)
+    cpu_codes = np.where(cpu_v >= 0, cpu_codes, -1)
+    skb_codes, skb_cats = _codes_cats(st["skb"])
     pk = pd.DataFrame({
-        "skb": st["skb"].to_numpy()[firsts],
+        "skb": skb_cats[skb_codes[firsts]],
         "gen": gen[firsts],
         "first_s": first_s,
         "last_s": last_s,
         "span_us": (last_s - first_s) * 1e6,
         "n_steps": np.diff(np.r_[firsts, n]),
-        "first": names[firsts],
-        "last": names[lasts],
-        "devs": _joined(gid, dev_v, pd.notna(dev_v) & (dev_v != ""), ng),
-        "cpus": _joined(gid, cpu_v, cpu_v >= 0, ng),
-        "tasks": _joined(gid, task_v, pd.notna(task_v), ng),
+        "first": names_of_cat[name_codes[firsts]],
+        "last": names_of_cat[name_codes[lasts]],
+        "devs": _joined(gid, *_sorted_codes(st["dev"], keep=lambda c: c != ""), ng),
+        "cpus": _joined(gid, cpu_codes, np.asarray(cpu_names), ng),
+        "tasks": _joined(gid, *_sorted_codes(st["task"]), ng),
         "dropped": dropped_g,
         "reason": _obj(reason),
         "drop_location": loc,
         "max_gap_us": max_gap,
-        "gap_after": np.where(at >= 0, names[np.maximum(at - 1, 0)], None),
-        "gap_before": np.where(at >= 0, names[np.maximum(at, 0)], None),
+        "gap_after": np.where(at >= 0, names_of_cat[name_codes[np.maximum(at - 1, 0)]], None),
+        "gap_before": np.where(at >= 0, names_of_cat[name_codes[np.maximum(at, 0)]], None),
         "_key": key[firsts],
     })
     pk["clone_of"] = _clone_links(trace, st, pk)
     if dev is not None:
-        devs = pk["devs"].to_numpy(dtype=object)
-        uniq, inv = np.unique(devs.astype(str), return_inverse=True)
-        hit = np.array([dev in u.split(",") for u in uniq], dtype=bool)
-        pk = pk[hit[inv.reshape(-1)]] if len(pk) else pk
+        codes, uniq = pd.factorize(pk["devs"].to_numpy(dtype=object))
+        hit = np.array([dev in str(u).split(",") for u in uniq], dtype=bool)
+        pk = pk[hit[codes]] if len(pk) else pk
     if dropped is not None:
         pk = pk[pk["dropped"] == bool(dropped)]
     if start_s is not None:
@@ -652,8 +744,8 @@ def journey(trace: "Trace", skb: str | int, gen: int | None = None) -> pd.DataFr
     keys = st["key"].to_numpy()
     sel = keys == np.uint64(want)
     if not sel.any():
-        known = pd.unique(st["skb"].to_numpy(dtype=object)).tolist()
-        raise UnknownPacketError(str(skb), [str(k) for k in known])
+        known = [str(k) for k in st["skb"].cat.categories]
+        raise UnknownPacketError(str(skb), known)
     j = st[sel]
     if gen is not None:
         gens = sorted(set(j["gen"].tolist()))
@@ -666,6 +758,8 @@ def journey(trace: "Trace", skb: str | int, gen: int | None = None) -> pd.DataFr
     gap[np.r_[True, g[1:] != g[:-1]]] = np.nan
     out = j[["gen", "ts_s", "cpu", "task", "context", "kind", "name", "dev", "call",
              "duration_us"]].copy()
+    for col in ("task", "context", "kind", "name", "dev"):
+        out[col] = pd.Series(_values(out[col]), index=out.index, dtype=object)
     out["gap_us"] = gap
     out.loc[out["kind"] == "event", "duration_us"] = np.nan
     return out.reset_index(drop=True)

@@ -166,41 +166,62 @@ def _find(arr, marker: str) -> np.ndarray:
     return pc.find_substring(arr, marker).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def fixed_hex_after(arr, marker: str) -> tuple[np.ndarray, np.ndarray]:
+#: Rows per step of the SWAR readers below: their temporaries (a few arrays of 8-byte words)
+#: stay in the CPU caches instead of streaming 80 MB arrays per step through memory.
+_CHUNK = 1 << 16
+
+
+def _chunks(n: int):
+    for lo in range(0, n, _CHUNK):
+        yield lo, min(lo + _CHUNK, n)
+
+
+def _words_of(data: np.ndarray) -> np.ndarray:
+    """Every 8-byte little-endian word of ``data`` (word i = bytes i … i+7), a view."""
+    return np.ndarray((max(len(data) - 7, 0),), dtype="<u8", buffer=data, offset=0,
+                      strides=(1,))
+
+
+def fixed_hex_after(arr, marker: str, rows: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """``(values, ok)``: the 16 hex digits right after ``marker`` (an optional ``0x`` skipped)
-    in each string of a pyarrow string array, read straight from Arrow's byte buffer as two
-    8-byte words per row (SWAR) — ``%p``/``%px`` print exactly 16 digits, so no regex is
-    needed. ``ok`` is False where the marker is missing, the digits are not all hex or a
-    longer run of hex digits (not a ``%p`` value) follows."""
+    in each string of a pyarrow string array (or in the strings at positions ``rows`` only: no
+    copy of a subset), read straight from Arrow's byte buffer as two 8-byte words per row
+    (SWAR) — ``%p``/``%px`` print exactly 16 digits, so no regex is needed. ``ok`` is False
+    where the marker is missing, the digits are not all hex or a longer run of hex digits (not
+    a ``%p`` value) follows."""
     arr, offsets, data = _arrow_bytes(arr)
-    n = len(arr)
-    pos = _find(arr, marker)
-    found = pos >= 0
-    start = offsets[:-1] + np.where(found, pos, 0) + len(marker)
-    end = offsets[1:]
-    room = end - start
-    has0x = np.zeros(n, dtype=bool)
-    idx = np.flatnonzero(found & (room >= 2))
-    if len(idx):
-        has0x[idx] = (data[start[idx]] == 48) & ((data[start[idx] + 1] | 32) == 120)
-    start = start + 2 * has0x
-    ok = found & (end - start >= 16)
+    pos_all = _find(arr, marker)
+    if len(data) < 16:                  # (a tiny column: room for the two-word reads)
+        data = np.concatenate([data, np.full(16, 32, dtype=np.uint8)])
+    idx = np.arange(len(arr)) if rows is None else np.asarray(rows, dtype=np.int64)
+    n = len(idx)
     vals = np.zeros(n, dtype=np.uint64)
-    good = np.flatnonzero(ok)
-    if len(good):
-        words = np.ndarray((max(len(data) - 7, 0),), dtype="<u8", buffer=data, offset=0,
-                           strides=(1,))
-        sg = start[good]
-        hi, ok_hi = _hex8(words[sg])
-        lo, ok_lo = _hex8(words[sg + 8])
-        row_ok = ok_hi & ok_lo
+    ok_all = np.zeros(n, dtype=bool)
+    words = _words_of(data)
+    last = len(data) - 1
+    for lo, hi in _chunks(n):
+        r = idx[lo:hi]
+        pos = pos_all[r]
+        found = pos >= 0
+        start = offsets[r] + np.where(found, pos, 0) + len(marker)
+        end = offsets[r + 1]
+        has0x = found & (end - start >= 2)
+        s0 = np.minimum(start, max(last - 1, 0))
+        has0x &= (data[s0] == 48) & ((data[s0 + 1] | 32) == 120) if len(data) > 1 else False
+        start = start + 2 * has0x
+        ok = found & (end - start >= 16)
+        sg = np.where(ok, start, 0)
+        h, ok_hi = _hex8(words[sg])
+        lw, ok_lo = _hex8(words[sg + 8])
+        ok &= ok_hi & ok_lo
         after = sg + 16
-        nxt = np.where(after < end[good], data[np.minimum(after, len(data) - 1)], 32)
+        nxt = np.where(after < end, data[np.minimum(after, last)], 32)
         nl = nxt | 32
-        row_ok &= ~(((nxt >= 48) & (nxt <= 57)) | ((nl >= 97) & (nl <= 102)))
-        vals[good] = (hi << np.uint64(32)) | lo
-        ok[good] = row_ok
-    return vals, ok
+        ok &= ~(((nxt >= 48) & (nxt <= 57)) | ((nl >= 97) & (nl <= 102)))
+        vals[lo:hi] = np.where(ok, (h << np.uint64(32)) | lw, 0)
+        ok_all[lo:hi] = ok
+    return vals, ok_all
 
 
 _B01 = np.uint64(0x0101010101010101)
@@ -236,52 +257,78 @@ def _first_low_byte(w: np.ndarray) -> np.ndarray:
     return np.where(low == 0, 8, np.bitwise_count(first - np.uint64(1)) >> 3).astype(np.int64)
 
 
-def word_after(arr, marker: str) -> np.ndarray:
-    """``rx_extract(…, r"(?:^|\s)MARKER(\S+)")`` for short words (≤ 15 bytes, e.g. ``dev=``'s
-    interface names), column-wise on a pyarrow string array: the first ``marker`` of each
-    string, preceded by the start or whitespace, and the bytes up to the next whitespace (two
-    8-byte words per row, SWAR). Rows this cannot decide (no whitespace before the first
-    marker, longer words, control bytes) go to the regex. Returns an object array (None where
-    there is no match)."""
+def word_after(arr, marker: str, rows: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    r"""``rx_extract(…, r"(?:^|\s)MARKER(\S+)")`` for short words (≤ 15 bytes, e.g. ``dev=``'s
+    interface names), column-wise on a pyarrow string array (or on its strings at positions
+    ``rows``): the first ``marker`` of each string, preceded by the start or whitespace, and
+    the bytes up to the next whitespace (two 8-byte words per row, SWAR). Rows this cannot
+    decide (no whitespace before the first marker, longer words, control bytes) go to the regex.
+
+    Returns ``(codes, words)`` as a categorical: ``words`` (object array of the distinct
+    words, sorted) at ``codes`` (int64; −1 where there is no match) — the few distinct words
+    are made once, never one string per row."""
     import pyarrow as pa
 
     arr, offsets, data = _arrow_bytes(arr)
-    out = np.full(len(arr), None, dtype=object)
-    pos = _find(arr, marker)
-    found = np.flatnonzero(pos >= 0)
-    if not len(found):
-        return out
-    pad = np.concatenate([data, np.full(24, 32, dtype=np.uint8)])
-    words = np.ndarray((len(pad) - 7,), dtype="<u8", buffer=pad, offset=0, strides=(1,))
-    s0 = offsets[found]
-    p = s0 + pos[found]
-    end = offsets[found + 1]
-    before = np.where(p > s0, pad[np.maximum(p - 1, 0)], 32)
-    ok = np.isin(before, _WS)
-    a = p + len(marker)
-    w1, w2 = words[a], words[a + 8]
-    i1, i2 = _first_low_byte(w1), _first_low_byte(w2)
-    length = np.minimum(np.where(i1 < 8, i1, 8 + i2), end - a)
-    stop = pad[np.minimum(a + length, len(pad) - 1)]
-    ok &= (length >= 1) & (length <= 15) & (np.isin(stop, _WS) | (a + length == end))
-    keep1 = _LOW_BYTES[np.minimum(length, 8)]
-    keep2 = _LOW_BYTES[np.clip(length - 8, 0, 8)]
-    w1, w2 = w1 & keep1, w2 & keep2
-    c1, _ = pd.factorize(w1)
-    c2, u2 = pd.factorize(w2)
-    codes = pd.factorize(c1.astype(np.int64) * (len(u2) + 1) + c2)[0]
-    _u, rep = np.unique(codes, return_index=True)
-    names = [(int(w1[r]).to_bytes(8, "little") + int(w2[r]).to_bytes(8, "little"))
-             .rstrip(b"\0").decode("utf-8", "replace") for r in rep]
-    words_of = np.array(names + [None], dtype=object)
-    out[found] = np.where(ok, words_of[codes], None)
-    rest = found[~ok]
+    pos_all = _find(arr, marker)
+    if len(data) < 16:                  # (a tiny column: room for the two-word reads)
+        data = np.concatenate([data, np.full(16, 32, dtype=np.uint8)])
+    idx = np.arange(len(arr)) if rows is None else np.asarray(rows, dtype=np.int64)
+    n = len(idx)
+    codes_out = np.full(n, -1, dtype=np.int64)
+    undecided = np.zeros(n, dtype=bool)
+    seen: dict[tuple[int, int], int] = {}             # (word 1, word 2) → code
+    words = _words_of(data)
+    last = len(data) - 1
+    for lo, hi in _chunks(n):
+        r = idx[lo:hi]
+        pos = pos_all[r]
+        found = pos >= 0
+        s0 = offsets[r]
+        p = s0 + np.where(found, pos, 0)
+        end = offsets[r + 1]
+        before = np.where(p > s0, data[np.clip(p - 1, 0, max(last, 0))] if len(data) else 32, 32)
+        ok = found & np.isin(before, _WS)
+        a = p + len(marker)
+        # two words from the marker on, read in place; rows too close to the buffer's end for
+        # that go to the regex
+        room = a + 16 <= len(data)
+        ok &= room
+        ar = np.where(room, a, 0)
+        w1, w2 = words[ar], words[ar + 8]
+        i1, i2 = _first_low_byte(w1), _first_low_byte(w2)
+        length = np.minimum(np.where(i1 < 8, i1, 8 + i2), end - a)
+        stop_at = a + length
+        stop = data[np.clip(stop_at, 0, max(last, 0))] if len(data) else np.zeros(len(r), np.uint8)
+        ok &= (length >= 1) & (length <= 15) & (np.isin(stop, _WS) | (stop_at == end))
+        undecided[lo:hi] = found & ~ok
+        if not ok.any():
+            continue
+        w1 = w1[ok] & _LOW_BYTES[np.minimum(length[ok], 8)]
+        w2 = w2[ok] & _LOW_BYTES[np.clip(length[ok] - 8, 0, 8)]
+        c1, u1 = pd.factorize(w1)
+        c2, u2 = pd.factorize(w2)
+        pair, up = pd.factorize(c1.astype(np.int64) * len(u2) + c2)
+        glob = np.array([seen.setdefault((int(u1[v // len(u2)]), int(u2[v % len(u2)])),
+                                         len(seen)) for v in up], dtype=np.int64)
+        codes_out[lo + np.flatnonzero(ok)] = glob[pair]
+    names = [(w1.to_bytes(8, "little") + w2.to_bytes(8, "little"))
+             .rstrip(b"\0").decode("utf-8", "replace") for (w1, w2) in seen]
+    rest = np.flatnonzero(undecided)
     if len(rest):
-        got = rx_extract(pd.Series(arr.take(pa.array(rest)).to_numpy(zero_copy_only=False),
+        got = rx_extract(pd.Series(arr.take(pa.array(idx[rest])).to_numpy(zero_copy_only=False),
                                    dtype=object),
-                         r"(?:^|\s)" + re.escape(marker) + r"(\S+)")
-        out[rest] = got.to_numpy(dtype=object)
-    return out
+                         r"(?:^|\s)" + re.escape(marker) + r"(\S+)").to_numpy(dtype=object)
+        hit = pd.notna(got)
+        rc, ru = pd.factorize(got[hit])
+        codes_out[rest[hit]] = rc + len(names)
+        names = names + list(ru)
+    # the same word may have come both ways: one code per distinct word, in sorted order
+    uniq, remap = np.unique(np.array(names, dtype=object).astype(str), return_inverse=True)
+    live = codes_out >= 0
+    codes_out[live] = remap.reshape(-1)[codes_out[live]]
+    return codes_out, uniq.astype(object)
 
 
 _LOW_BYTES = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
