@@ -172,7 +172,8 @@ def _run_guest(run: GuestRun, heavy: bool, tests: str = "tests/live") -> GuestRu
     log, junit, figures = run.rwdir / "guest.log", run.rwdir / "junit.xml", run.rwdir / "figures.json"
     script = (
         f"cd '{REPO}' && FTRACEKIT_LIVE=1 FTRACEKIT_LIVE_HEAVY={int(heavy)} "
-        f"FTRACEKIT_LIVE_FIGURES='{figures}' '{_python()}' -m pytest {tests} -v "
+        f"FTRACEKIT_LIVE_FIGURES='{figures}' FTRACEKIT_LIVE_KEEP='{run.rwdir / 'kept'}' "
+        f"'{_python()}' -m pytest {tests} -v "
         # plugins this suite does not use cost seconds to import under emulation
         f"-p no:cacheprovider -p no:hypothesispytest -p no:platformdirs -rs --durations=10 "
         f"-o faulthandler_timeout=300 --junitxml='{junit}' > '{log}' 2>&1"

@@ -131,21 +131,67 @@ _HEXDIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
 
 
-def skb_text(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The address as printed — raw addresses ``0x…`` (16 digits), hashes their 16 digits —
-    as a categorical: ``(codes, texts)``, each distinct key formatted once, column-wise (runs
-    of a sorted column need no sort)."""
+def _hex_chars(keys: np.ndarray) -> np.ndarray:
+    """(n, 16) uint8: the 16 lowercase hex digits of each 64-bit key."""
     keys = np.asarray(keys, dtype=np.uint64)
-    if len(keys) and (keys[1:] >= keys[:-1]).all():
-        change = np.r_[True, keys[1:] != keys[:-1]]
-        uniq, inv = keys[change], np.cumsum(change) - 1
-    else:
-        uniq, inv = np.unique(keys, return_inverse=True)
-    chars = _HEXDIGITS[((uniq[:, None] >> _NIBBLE_SHIFTS[None, :]) & np.uint64(15)).astype(np.intp)]
-    txt = np.ascontiguousarray(chars).view("S16").ravel().astype("U18")
-    raw = uniq > _HASH_MAX
+    return _HEXDIGITS[((keys[:, None] >> _NIBBLE_SHIFTS[None, :]) & np.uint64(15)).astype(np.intp)]
+
+
+def skb_text(keys: np.ndarray) -> np.ndarray:
+    """The addresses as printed (object array): raw addresses ``0x…`` (16 digits), hashes
+    their 16 digits."""
+    keys = np.asarray(keys, dtype=np.uint64)
+    txt = np.ascontiguousarray(_hex_chars(keys)).view("S16").ravel().astype("U18")
+    raw = keys > _HASH_MAX
     txt[raw] = np.char.add("0x", txt[raw])
-    return inv.reshape(-1), txt.astype(object)
+    return txt.astype(object)
+
+
+def _skb_column(keys: np.ndarray) -> Any:
+    """:func:`skb_text` of many keys as a pandas string array, built in one Arrow buffer (no
+    Python string per row); an object array where pandas' string dtype is not Arrow."""
+    if _STR is None:
+        return skb_text(keys)
+    import pyarrow as pa
+
+    keys = np.asarray(keys, dtype=np.uint64)
+    n = len(keys)
+    raw = keys > _HASH_MAX
+    chars = np.empty((n, 18), dtype=np.uint8)
+    chars[:, 0], chars[:, 1] = ord("0"), ord("x")
+    chars[:, 2:] = _hex_chars(keys)
+    keep = np.ones((n, 18), dtype=bool)
+    keep[~raw, :2] = False
+    data = chars[keep]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.where(raw, 18, 16), out=offsets[1:])
+    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+    return pd.array(arr, dtype=_STR)
+
+
+def _str_column(codes: np.ndarray, cats: np.ndarray) -> Any:
+    """``cats[codes]`` (None at code −1) as a pandas string array: the distinct strings are
+    converted once and taken in Arrow; an object array where pandas' string dtype is not
+    Arrow."""
+    if _STR is None:
+        return np.append(np.asarray(cats, dtype=object), None)[codes]
+    import pyarrow as pa
+
+    arr = pa.array(np.asarray(cats, dtype=object), type=pa.large_string(), from_pandas=True)
+    return pd.array(arr.take(pa.array(codes, mask=codes < 0)), dtype=_STR)
+
+
+def _arrow_str_dtype() -> Any:
+    """pandas' default string dtype when it is Arrow-backed (pandas 3), else None."""
+    dt = pd.Series(["x"]).dtype
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:                         # pragma: no cover - without pyarrow
+        return None
+    return dt if getattr(dt, "storage", None) == "pyarrow" else None
+
+
+_STR = _arrow_str_dtype()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,18 +415,18 @@ def _call_steps(calls: pd.DataFrame) -> dict[str, Any] | None:
     }
 
 
-def _concat(parts: list[dict[str, Any]]) -> pd.DataFrame:
-    """The parts' columns one after the other (categoricals over the union of categories)."""
-    if len(parts) == 1:
-        return pd.DataFrame(parts[0])
+def _concat(parts: list[dict[str, Any]], order: np.ndarray) -> dict[str, Any]:
+    """The parts' columns one after the other, taken in ``order`` (categoricals over the union
+    of their categories)."""
     out = {}
     for name, first in parts[0].items():
         cols = [p[name] for p in parts]
         if isinstance(first, pd.Categorical):
-            out[name] = union_categoricals(cols, ignore_order=True)
+            cat = union_categoricals(cols, ignore_order=True) if len(cols) > 1 else first
+            out[name] = pd.Categorical.from_codes(np.asarray(cat.codes)[order], dtype=cat.dtype)
         else:
-            out[name] = np.concatenate(cols)
-    return pd.DataFrame(out)
+            out[name] = (np.concatenate(cols) if len(cols) > 1 else first)[order]
+    return out
 
 
 def _lookup(calls: pd.DataFrame, ids: np.ndarray, column: str, default: object) -> np.ndarray:
@@ -434,7 +480,7 @@ def _task_names(comm: pd.Categorical, pid: np.ndarray) -> pd.Categorical:
 def steps(trace: "Trace") -> pd.DataFrame:
     """Every appearance of an skb in the trace, with its generation, sorted by (key, gen, time).
 
-    Columns: ``key`` (uint64 address or hash), ``skb`` (as printed), ``gen``, ``ts_s`` (s; a
+    Columns: ``key`` (uint64 address or hash; :func:`skb_text` prints it), ``gen``, ``ts_s`` (s; a
     call's start), ``end_s`` (s; a call's end, an event's time), ``line``, ``cpu``, ``pid``,
     ``comm``, ``task`` (``comm-pid``), ``context`` (``task``/``softirq``/``irq``), ``kind``
     (``call``/``event``), ``name``, ``dev``, ``call`` (−1: an event outside any call),
@@ -456,20 +502,20 @@ def steps(trace: "Trace") -> pd.DataFrame:
                       "was read), so events cannot be joined with the skb= pointers of calls; "
                       "record with `ftracekit record --packets` (it sets hash-ptr 0)",
                       stacklevel=3)
-    # sort by (key, time, line) before building the table (a numpy take per column)
+    # sort by (key, time, line); the table is built once at the end, without consolidating
+    # its columns into blocks (that copies every column of millions of rows)
     key = np.concatenate([p["key"] for p in parts])
     ts = np.concatenate([p["ts_s"] for p in parts])
     line = np.concatenate([p["line"] for p in parts])
     order = np.lexsort((line, np.nan_to_num(ts, nan=np.inf), key))
-    st = _concat(parts)
-    st = st.take(order).reset_index(drop=True)
+    st = _concat(parts, order)
     calls = trace.calls
     # context: softirq/irq of the call (events: of their flags, else of the call they fired in)
-    is_call = st["is_call"].to_numpy()
-    owner = st["call"].to_numpy()
+    is_call = st["is_call"]
+    owner = st["call"]
     has_owner = owner >= 0
-    ctx = np.zeros(len(st), dtype=np.int8)
-    end_s = st["end_s"].to_numpy().copy()
+    ctx = np.zeros(len(owner), dtype=np.int8)
+    end_s = st["end_s"].copy()                 # (the steps keep their own end)
     if has_owner.any() and len(calls):
         ids = owner[has_owner]
         soft = _softirq_below(calls, ids)
@@ -486,27 +532,26 @@ def steps(trace: "Trace") -> pd.DataFrame:
     c_codes, c_cats = _codes_cats(st["comm"])
     ksoft = np.array([isinstance(c, str) and c.startswith("ksoftir") for c in c_cats] + [False],
                      dtype=bool)                   # (per distinct comm; code −1 → the last)
-    pid = st["pid"].to_numpy()
+    pid = st["pid"]
     soft_task = (pid == 0) | ksoft[c_codes]
     ctx[(ctx == _TASK) & soft_task] = _SOFTIRQ
-    flag = st["ctx_flag"].to_numpy()
+    flag = st.pop("ctx_flag")
     ctx[flag == ord("s")] = _SOFTIRQ
     ctx[(flag == ord("h")) | (flag == ord("H"))] = _IRQ
-    is_free = st["is_free"].to_numpy()
+    is_free = st["is_free"]
     free_end = np.where(is_free, end_s, -np.inf)
     free_end[is_free & ~is_call & ~has_owner] = -np.inf
     # calls whose exit was not seen: their free lasts to the end of the trace
     free_end[is_free & is_call & np.isnan(end_s)] = np.inf
+    key = st["key"]
+    st["gen"] = generations(key, st["ts_s"], pid, is_free, free_end)
     st["context"] = _cat(ctx, _CTX)
     st["free_end"] = free_end
-    key = st["key"].to_numpy()
-    st["gen"] = generations(key, st["ts_s"].to_numpy(), pid, is_free, free_end)
-    st["skb"] = _cat(*skb_text(key))
     st["kind"] = _cat(is_call.astype(np.int8), ["event", "call"])
-    st["task"] = _task_names(st["comm"].array, pid)
-    st = st.drop(columns=["ctx_flag"])
-    trace.__dict__["_packet_steps"] = st
-    return st
+    st["task"] = _task_names(st["comm"], pid)
+    table = pd.DataFrame(st, copy=False)
+    trace.__dict__["_packet_steps"] = table
+    return table
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,19 +625,31 @@ def generations_sequential(key: np.ndarray, ts: np.ndarray, pid: np.ndarray,
 # ---------------------------------------------------------------------------------------------
 # Packets and journeys
 
-def _joined(gid: np.ndarray, codes: np.ndarray, names: np.ndarray, n: int) -> np.ndarray:
-    """Per group: the distinct values joined with ``,`` (one string each); the values are
-    ``names[codes]`` with ``names`` in the order wanted (sorted) and code −1 skipped.
+def _joined(gid: np.ndarray, firsts: np.ndarray, codes: np.ndarray, names: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Per group (the runs starting at ``firsts``; ``gid`` each step's group): its distinct
+    values joined with ``,`` in the order of ``names`` (sorted), as a categorical
+    ``(codes, texts)`` — ``names[codes]`` are the values, code −1 skipped; a group without
+    values gets ``""``.
 
-    Column-wise: the distinct (group, code) pairs become rows of codes, the distinct rows are
-    joined once each (a handful: the same few tasks, devices and CPUs recur), and spread back
-    to the groups.
+    Column-wise: with at most 63 distinct values each group's set is a bit mask OR-reduced over
+    its run; else the distinct (group, code) pairs become rows of codes. The distinct sets (a
+    handful: the same few tasks, devices and CPUs recur) are joined once each.
     """
-    out = np.full(n, "", dtype=object)
-    ok = codes >= 0
-    if not ok.any():
-        return out
+    ng = len(firsts)
+    names = np.array([str(x) for x in names], dtype=object)
     nc = len(names)
+    if not len(gid) or not (codes >= 0).any():
+        return np.zeros(ng, dtype=np.int64), np.array([""], dtype=object)
+    if nc <= 63:
+        bits = np.where(codes >= 0, np.left_shift(np.uint64(1), np.maximum(codes, 0).astype(
+            np.uint64)), np.uint64(0))
+        mask = np.bitwise_or.reduceat(bits, firsts)
+        inv, sets = pd.factorize(mask)
+        texts = np.array([",".join(names[[(int(m) >> i) & 1 == 1 for i in range(nc)]])
+                          for m in sets], dtype=object)
+        return inv.astype(np.int64), texts
+    ok = codes >= 0
     pair = pd.unique(gid[ok].astype(np.int64) * nc + codes[ok].astype(np.int64))
     pair.sort()
     g, c = pair // nc, pair % nc                 # sorted by group, then by code
@@ -604,10 +661,10 @@ def _joined(gid: np.ndarray, codes: np.ndarray, names: np.ndarray, n: int) -> np
     mat[np.cumsum(first) - 1, pos] = c
     inv = _combine(*mat.T)
     _u, one = np.unique(inv, return_index=True)
-    names = np.array([str(x) for x in names], dtype=object)
-    text = np.array([",".join(names[r[r >= 0]]) for r in mat[one]], dtype=object)
-    out[g[first]] = text[inv]
-    return out
+    texts = np.array([",".join(names[r[r >= 0]]) for r in mat[one]] + [""], dtype=object)
+    out = np.full(ng, len(texts) - 1, dtype=np.int64)
+    out[g[first]] = inv
+    return out, texts
 
 
 def _sorted_codes(col: Any, keep: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -637,7 +694,7 @@ def _clone_links(trace: "Trace", st: pd.DataFrame, pk: pd.DataFrame) -> np.ndarr
         return out
     new = np.array([int(r) & 0xFFFFFFFFFFFFFFFF for r in ret[have]], dtype=np.uint64)
     links = pd.DataFrame({"key": new, "ts": c["ts_s"].to_numpy()[have],
-                          "src": _values(c["skb"])[have]}).sort_values("ts")
+                          "src": skb_text(c["key"].to_numpy()[have])}).sort_values("ts")
     left = pd.DataFrame({"key": pk["_key"].to_numpy(), "ts": pk["first_s"].to_numpy(),
                          "i": np.arange(len(pk))}).sort_values("ts")
     left = left[left["ts"].notna()]
@@ -674,7 +731,6 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
         np.zeros(0, dtype=np.int64)
     at = np.where(at < n, at, -1)
     name_codes, name_cats = _codes_cats(st["name"])
-    names_of_cat = np.append(name_cats, None)
     is_drop = st["is_drop"].to_numpy()
     dropped_g = np.bincount(gid, weights=is_drop, minlength=ng) > 0
     # the drop: its reason and location (an event's location=, else the caller of the call)
@@ -702,27 +758,29 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
     cpu_v = st["cpu"].to_numpy()
     cpu_codes, cpu_names = pd.factorize(cpu_v, sort=True)
     cpu_codes = np.where(cpu_v >= 0, cpu_codes, -1)
-    skb_codes, skb_cats = _codes_cats(st["skb"])
+    gap_at = np.where(at >= 0, name_codes[np.maximum(at - 1, 0)], -1)
+    gap_to = np.where(at >= 0, name_codes[np.maximum(at, 0)], -1)
     pk = pd.DataFrame({
-        "skb": skb_cats[skb_codes[firsts]],
+        "skb": _skb_column(key[firsts]),
         "gen": gen[firsts],
         "first_s": first_s,
         "last_s": last_s,
         "span_us": (last_s - first_s) * 1e6,
         "n_steps": np.diff(np.r_[firsts, n]),
-        "first": names_of_cat[name_codes[firsts]],
-        "last": names_of_cat[name_codes[lasts]],
-        "devs": _joined(gid, *_sorted_codes(st["dev"], keep=lambda c: c != ""), ng),
-        "cpus": _joined(gid, cpu_codes, np.asarray(cpu_names), ng),
-        "tasks": _joined(gid, *_sorted_codes(st["task"]), ng),
+        "first": _str_column(name_codes[firsts], name_cats),
+        "last": _str_column(name_codes[lasts], name_cats),
+        "devs": _str_column(*_joined(gid, firsts, *_sorted_codes(st["dev"],
+                                                                 keep=lambda c: c != ""))),
+        "cpus": _str_column(*_joined(gid, firsts, cpu_codes, np.asarray(cpu_names))),
+        "tasks": _str_column(*_joined(gid, firsts, *_sorted_codes(st["task"]))),
         "dropped": dropped_g,
         "reason": _obj(reason),
         "drop_location": loc,
         "max_gap_us": max_gap,
-        "gap_after": np.where(at >= 0, names_of_cat[name_codes[np.maximum(at - 1, 0)]], None),
-        "gap_before": np.where(at >= 0, names_of_cat[name_codes[np.maximum(at, 0)]], None),
+        "gap_after": _str_column(gap_at, name_cats),
+        "gap_before": _str_column(gap_to, name_cats),
         "_key": key[firsts],
-    })
+    }, copy=False)
     pk["clone_of"] = _clone_links(trace, st, pk)
     if dev is not None:
         codes, uniq = pd.factorize(pk["devs"].to_numpy(dtype=object))
@@ -744,7 +802,8 @@ def journey(trace: "Trace", skb: str | int, gen: int | None = None) -> pd.DataFr
     keys = st["key"].to_numpy()
     sel = keys == np.uint64(want)
     if not sel.any():
-        known = [str(k) for k in st["skb"].cat.categories]
+        change = np.r_[True, keys[1:] != keys[:-1]]          # (sorted by key)
+        known = [str(k) for k in skb_text(keys[change])]
         raise UnknownPacketError(str(skb), known)
     j = st[sel]
     if gen is not None:

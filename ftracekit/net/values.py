@@ -325,10 +325,12 @@ def word_after(arr, marker: str, rows: np.ndarray | None = None
         codes_out[rest[hit]] = rc + len(names)
         names = names + list(ru)
     # the same word may have come both ways: one code per distinct word, in sorted order
-    uniq, remap = np.unique(np.array(names, dtype=object).astype(str), return_inverse=True)
+    uniq = sorted(set(names))                        # (Python strings: NULs are kept)
+    at = {w: i for i, w in enumerate(uniq)}
+    remap = np.array([at[w] for w in names], dtype=np.int64)
     live = codes_out >= 0
-    codes_out[live] = remap.reshape(-1)[codes_out[live]]
-    return codes_out, uniq.astype(object)
+    codes_out[live] = remap[codes_out[live]]
+    return codes_out, np.array(uniq, dtype=object)
 
 
 _LOW_BYTES = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)

@@ -47,6 +47,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
             item.add_marker(skip)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's tmp_path (its trace, pcap, capture) is copied to
+    ``$FTRACEKIT_LIVE_KEEP/<test>/`` (the host's VM directory): the guest's /tmp is gone
+    when the VM stops, and a flaky failure is only understood from its data."""
+    report = yield
+    keep = os.environ.get("FTRACEKIT_LIVE_KEEP")
+    tmp = getattr(item, "funcargs", {}).get("tmp_path")
+    if keep and report.failed and call.when == "call" and tmp is not None:
+        import shutil
+
+        dest = Path(keep) / re.sub(r"[^\w.\-\[\]]", "_", item.name)
+        try:
+            shutil.copytree(tmp, dest, dirs_exist_ok=True,
+                            ignore=lambda d, names: [n for n in names
+                                                     if (Path(d) / n).is_file()
+                                                     and (Path(d) / n).stat().st_size > 200e6])
+        except OSError as err:              # (never hide the failure itself)
+            print(f"could not keep {tmp}: {err}", file=sys.stderr)
+    return report
+
+
 # ------------------------------------------------------------------------------- tracefs
 @pytest.fixture(scope="session")
 def tfs():
