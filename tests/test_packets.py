@@ -461,3 +461,26 @@ def test_swar_readers_equal_their_regexes(texts, chunk, subset):
         m = _re.search(r"(?:^|\s)dev=(\S+)", t)
         got = words[codes[k]] if codes[k] >= 0 else None
         assert got == (m.group(1) if m else None), (t, got)
+
+
+_ARGS = st.lists(st.tuples(
+    st.sampled_from(["skb", "nskb", "skb_in", "sk", "dev", "reason", "skbaddr", "len"]),
+    st.sampled_from(["0xffff888104d1d000", "0xff11a2b3c4d5e6f7", "0x0", "0xffff88810", "42",
+                     "(STRUCT)[0x1:0x2]", "?0xffff888104d1d0", "0xffff888104d1d000ff"])),
+    max_size=5).map(lambda kv: ", ".join(f"{k}={v}" for k, v in kv))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ARGS, min_size=1, max_size=30, unique=True))
+def test_skb_arguments_read_column_wise_equal_the_regex(texts):
+    """The column-wise read of ``skb=0x…`` agrees with the regex that defines it."""
+    import re as _re
+
+    from ftracekit.net.packets import _SKB_ARG, _arg_skb_keys
+
+    key, found = _arg_skb_keys(pd.Index(texts, dtype=object))
+    for t, k, f in zip(texts, key, found):
+        m = _re.search(_SKB_ARG, t)
+        assert f == (m is not None), t
+        if m:
+            assert int(k) == int(m.group(1), 16), t

@@ -36,7 +36,8 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from ..errors import FtracekitError, _suggest
-from .values import fixed_hex_after, hex_to_u64, rx_extract, to_arrow, word_after
+from .values import (fixed_hex_after, hex_to_u64, named_pointer, rx_extract, to_arrow,
+                     word_after)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace
@@ -371,17 +372,51 @@ def _series(t: "_LazyText | pd.Series") -> pd.Series:
     return t.series() if isinstance(t, _LazyText) else t
 
 
+_SKB_ARG = r"(?:^|, )\w*skb\w*=0x([0-9a-fA-F]{1,16})(?:,|$)"
+
+
+def _arg_skb_keys(cats: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct args text: the pointer of its first argument named ``*skb*`` (``0x%lx``)
+    and whether there is one — column-wise for the common ``skb=0x<16 digits>``, the regex
+    only for the rest."""
+    ta = to_arrow(pd.Series(cats, copy=False))
+    if ta is None:                              # pragma: no cover - without pyarrow
+        val = rx_extract(pd.Series(cats.to_numpy(dtype=object)), _SKB_ARG)
+        return hex_to_u64(val), val.notna().to_numpy(dtype=bool)
+    key, state = named_pointer(ta, "skb")
+    found = state == 1
+    rest = np.flatnonzero(state < 0)
+    if len(rest):
+        import pyarrow as pa
+
+        val = rx_extract(None, _SKB_ARG, arrow=ta.take(pa.array(rest)))
+        key[rest] = hex_to_u64(val)
+        found[rest] = val.notna().to_numpy(dtype=bool)
+    return key, found
+
+
+def _drop_reasons(cats: pd.Index, cc: np.ndarray, is_drop: np.ndarray) -> np.ndarray:
+    """``reason=`` (its number, as text) of the args of the drop calls (None elsewhere): the
+    regex runs over the distinct args texts of the drops only."""
+    out = np.full(len(cc), None, dtype=object)
+    if not is_drop.any():
+        return out
+    used, inv = np.unique(cc[is_drop], return_inverse=True)
+    got = rx_extract(pd.Series(np.asarray(cats[used], dtype=object), dtype=object),
+                     r"(?:^|, )reason=(\d+)").to_numpy(dtype=object, na_value=None)
+    out[is_drop] = got[inv.reshape(-1)]
+    return out
+
+
 def _call_steps(calls: pd.DataFrame) -> dict[str, Any] | None:
     args = calls["args"]
     if not isinstance(args.dtype, pd.CategoricalDtype):
         args = args.astype("category")
-    cats = pd.Series(args.cat.categories.to_numpy(dtype=object))
+    cats = args.cat.categories
     if not len(cats):
         return None
-    val = rx_extract(cats, r"(?:^|, )\w*skb\w*=0x([0-9a-fA-F]{1,16})(?:,|$)")
-    ckey = hex_to_u64(val)
-    cok = val.notna().to_numpy(dtype=bool) & (ckey >= _KERNEL_MIN)
-    creason = rx_extract(cats, r"(?:^|, )reason=(\d+)").to_numpy(dtype=object, na_value=None)
+    ckey, cfound = _arg_skb_keys(cats)
+    cok = cfound & (ckey >= _KERNEL_MIN)
     codes = args.cat.codes.to_numpy()
     has = codes >= 0
     good = np.zeros(len(codes), dtype=bool)
@@ -409,7 +444,7 @@ def _call_steps(calls: pd.DataFrame) -> dict[str, Any] | None:
         "duration_us": calls["duration_us"].to_numpy(dtype=float)[sel],
         "is_free": is_free,
         "is_drop": is_drop,
-        "reason": _factorized(np.where(is_drop, creason[cc], None)),
+        "reason": _factorized(_drop_reasons(cats, cc, is_drop)),
         "location": _none_cat(n),
         "ctx_flag": np.zeros(n, dtype=np.uint8),
     }
@@ -738,8 +773,8 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
     loc = np.full(ng, None, dtype=object)
     d = np.flatnonzero(is_drop)
     if len(d):
-        r = _values(st["reason"])[d]
-        lo = _values(st["location"])[d]
+        r = _values(st["reason"].array[d])             # (the drops only)
+        lo = _values(st["location"].array[d])
         par = _lookup(trace.calls, st["call"].to_numpy()[d], "parent", -1)
         caller = _lookup(trace.calls, par, "func", None)
         is_call_d = st["is_call"].to_numpy()[d]

@@ -24,7 +24,7 @@ import re
 import numpy as np
 import pandas as pd
 
-__all__ = ["strings", "to_arrow", "fixed_hex_after", "word_after", "rx_extract", "rx_replace", "hex_to_u64", "dec_to_i64", "typed_column",
+__all__ = ["strings", "to_arrow", "fixed_hex_after", "word_after", "named_pointer", "rx_extract", "rx_replace", "hex_to_u64", "dec_to_i64", "typed_column",
            "extract_arg", "arg_series", "arg_names"]
 
 _HEX_LUT = np.zeros(256, dtype=np.uint64)
@@ -222,6 +222,28 @@ def fixed_hex_after(arr, marker: str, rows: np.ndarray | None = None
         vals[lo:hi] = np.where(ok, (h << np.uint64(32)) | lw, 0)
         ok_all[lo:hi] = ok
     return vals, ok_all
+
+
+def named_pointer(arr, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """The value of the first argument whose name contains ``part`` in funcgraph-args texts
+    (``name=0x%lx, …``), for the common case read column-wise (SWAR): that argument is named
+    exactly ``part``, comes first or after ``", "``, and holds ``0x`` and 16 hex digits (a
+    kernel pointer). Returns ``(values, state)``: state 1 where read, 0 where no argument name
+    can contain ``part`` (it occurs nowhere), −1 where the caller must look with a regex
+    (another name holding ``part``, fewer digits…)."""
+    arr, offsets, data = _arrow_bytes(arr)
+    anywhere = _find(arr, part)
+    at = _find(arr, part + "=0x")
+    vals, ok = fixed_hex_after(arr, part + "=0x")
+    lead = at >= 2
+    b1 = np.zeros(len(at), dtype=np.uint8)
+    b2 = np.zeros(len(at), dtype=np.uint8)
+    if lead.any():
+        q = offsets[:-1][lead] + at[lead]
+        b1[lead], b2[lead] = data[q - 2], data[q - 1]
+    ok &= (at >= 0) & (at == anywhere) & ((at == 0) | ((b1 == 44) & (b2 == 32)))
+    state = np.where(anywhere < 0, 0, np.where(ok, 1, -1)).astype(np.int8)
+    return np.where(ok, vals, np.uint64(0)), state
 
 
 _B01 = np.uint64(0x0101010101010101)
