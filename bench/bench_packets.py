@@ -106,6 +106,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--out", default=str(HERE / "results_packets.md"))
+    ap.add_argument("--inputs", metavar="DIR",
+                    help="keep the built inputs in DIR (KIND_LINES.txt) and reuse them on the "
+                         "next run (they take minutes to build at 10^7 lines)")
     ap.add_argument("--one", nargs=3, metavar=("KIND", "LINES", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -113,13 +116,18 @@ def main() -> int:
         return 0
     rows = []
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+        keep = Path(args.inputs) if args.inputs else None
         for kind in SOURCES:
             for n in args.lines:
-                p = Path(tmp) / f"{kind}_{n}.txt"
-                lines = build(kind, n, p)
+                p = (keep or Path(tmp)) / f"{kind}_{n}.txt"
+                if keep is not None and p.exists():
+                    lines = sum(1 for ln in open(p, "rb") if ln.strip() and not ln.startswith(b"#"))
+                else:
+                    lines = build(kind, n, p)
                 r = subprocess.run([sys.executable, __file__, "--one", kind, str(n), str(p)],
                                    capture_output=True, text=True)
-                p.unlink()
+                if keep is None:
+                    p.unlink()
                 if r.returncode:
                     print(r.stderr[-3000:], file=sys.stderr)
                     return 1

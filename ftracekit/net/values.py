@@ -279,6 +279,21 @@ def _first_low_byte(w: np.ndarray) -> np.ndarray:
     return np.where(low == 0, 8, np.bitwise_count(first - np.uint64(1)) >> 3).astype(np.int64)
 
 
+_MIX1 = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+def _factorize_first(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, first)``: dense codes of ``h`` and the position of each code's first row."""
+    codes, _uniq = pd.factorize(h)
+    if not len(codes):
+        return codes, np.zeros(0, dtype=np.int64)
+    # factorize numbers the values in order of appearance: a row is its code's first exactly
+    # where its code exceeds every code before it
+    top = np.maximum.accumulate(codes)
+    return codes, np.flatnonzero(np.r_[True, codes[1:] > top[:-1]])
+
+
 def word_after(arr, marker: str, rows: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
     r"""``rx_extract(…, r"(?:^|\s)MARKER(\S+)")`` for short words (≤ 15 bytes, e.g. ``dev=``'s
@@ -329,12 +344,15 @@ def word_after(arr, marker: str, rows: np.ndarray | None = None
             continue
         w1 = w1[ok] & _LOW_BYTES[np.minimum(length[ok], 8)]
         w2 = w2[ok] & _LOW_BYTES[np.clip(length[ok] - 8, 0, 8)]
-        c1, u1 = pd.factorize(w1)
-        c2, u2 = pd.factorize(w2)
-        pair, up = pd.factorize(c1.astype(np.int64) * len(u2) + c2)
-        glob = np.array([seen.setdefault((int(u1[v // len(u2)]), int(u2[v % len(u2)])),
-                                         len(seen)) for v in up], dtype=np.int64)
-        codes_out[lo + np.flatnonzero(ok)] = glob[pair]
+        # one hash of both words, factorized once; a row whose words differ from its code's
+        # first row (a hash collision) is decided by the regex
+        pair, first = _factorize_first(w1 * _MIX1 ^ (w2 * _MIX2 + (w2 >> np.uint64(29))))
+        same = (w1 == w1[first][pair]) & (w2 == w2[first][pair])
+        glob = np.array([seen.setdefault((int(w1[f]), int(w2[f])), len(seen)) for f in first],
+                        dtype=np.int64)
+        rows_ok = lo + np.flatnonzero(ok)
+        codes_out[rows_ok[same]] = glob[pair[same]]
+        undecided[rows_ok[~same]] = True
     names = [(w1.to_bytes(8, "little") + w2.to_bytes(8, "little"))
              .rstrip(b"\0").decode("utf-8", "replace") for (w1, w2) in seen]
     rest = np.flatnonzero(undecided)
@@ -466,7 +484,8 @@ def arg_series(args: pd.Series, name: str) -> pd.Series:
     calls table's categorical ``args`` column: each distinct text is parsed once and the
     values are spread to the calls through the category codes."""
     cat = args.astype("category") if not isinstance(args.dtype, pd.CategoricalDtype) else args
-    cats = pd.Series(cat.cat.categories.to_numpy(dtype=object))
+    # (the categories as they are: Arrow-backed strings convert without a copy)
+    cats = pd.Series(cat.cat.categories, copy=False).reset_index(drop=True)
     per_cat = typed_column(extract_arg(cats, name), bare_hex=False)
     codes = cat.cat.codes.to_numpy()
     has = codes >= 0
