@@ -182,6 +182,19 @@ def _words_of(data: np.ndarray) -> np.ndarray:
                       strides=(1,))
 
 
+def _column_scan(arr, marker: str, rows: np.ndarray | None):
+    """What the column readers below start from: ``(arr, offsets, data, pos, idx, words)`` —
+    the array as large strings, its offsets and bytes (padded when tiny, so two-word reads
+    fit), the first ``marker`` position in every string (−1: none), the rows to read
+    (``rows``, or all) and the 8-byte words of ``data``."""
+    arr, offsets, data = _arrow_bytes(arr)
+    pos_all = _find(arr, marker)
+    if len(data) < 16:
+        data = np.concatenate([data, np.full(16, 32, dtype=np.uint8)])
+    idx = np.arange(len(arr)) if rows is None else np.asarray(rows, dtype=np.int64)
+    return arr, offsets, data, pos_all, idx, _words_of(data)
+
+
 def fixed_hex_after(arr, marker: str, rows: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
     """``(values, ok)``: the 16 hex digits right after ``marker`` (an optional ``0x`` skipped)
@@ -190,16 +203,10 @@ def fixed_hex_after(arr, marker: str, rows: np.ndarray | None = None
     (SWAR) — ``%p``/``%px`` print exactly 16 digits, so no regex is needed. ``ok`` is False
     where the marker is missing, the digits are not all hex or a longer run of hex digits (not
     a ``%p`` value) follows."""
-    arr, offsets, data = _arrow_bytes(arr)
-    pos_all = _find(arr, marker)
-    if len(data) < 16:                  # (a tiny column: room for the two-word reads)
-        data = np.concatenate([data, np.full(16, 32, dtype=np.uint8)])
-    idx = np.arange(len(arr)) if rows is None else np.asarray(rows, dtype=np.int64)
-    n = len(idx)
+    arr, offsets, data, pos_all, idx, words = _column_scan(arr, marker, rows)
+    n, last = len(idx), len(data) - 1
     vals = np.zeros(n, dtype=np.uint64)
     ok_all = np.zeros(n, dtype=bool)
-    words = _words_of(data)
-    last = len(data) - 1
     for lo, hi in _chunks(n):
         r = idx[lo:hi]
         pos = pos_all[r]
@@ -307,17 +314,11 @@ def word_after(arr, marker: str, rows: np.ndarray | None = None
     are made once, never one string per row."""
     import pyarrow as pa
 
-    arr, offsets, data = _arrow_bytes(arr)
-    pos_all = _find(arr, marker)
-    if len(data) < 16:                  # (a tiny column: room for the two-word reads)
-        data = np.concatenate([data, np.full(16, 32, dtype=np.uint8)])
-    idx = np.arange(len(arr)) if rows is None else np.asarray(rows, dtype=np.int64)
-    n = len(idx)
+    arr, offsets, data, pos_all, idx, words = _column_scan(arr, marker, rows)
+    n, last = len(idx), len(data) - 1
     codes_out = np.full(n, -1, dtype=np.int64)
     undecided = np.zeros(n, dtype=bool)
     seen: dict[tuple[int, int], int] = {}             # (word 1, word 2) → code
-    words = _words_of(data)
-    last = len(data) - 1
     for lo, hi in _chunks(n):
         r = idx[lo:hi]
         pos = pos_all[r]
