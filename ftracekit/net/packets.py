@@ -502,7 +502,8 @@ def _softirq_below(calls: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
 def _task_names(comm: pd.Categorical, pid: np.ndarray) -> pd.Categorical:
     """``comm-pid`` per step, formatted once per distinct task (None where the pid is < 0)."""
     c_codes = np.asarray(comm.codes).astype(np.int64)
-    codes = _combine(c_codes, pid)
+    # (comm code, pid) packed in one integer: one hashing pass
+    codes, _u = pd.factorize((c_codes << 32) | (pid.astype(np.int64) & 0xFFFFFFFF))
     _u, first = np.unique(codes, return_index=True)
     cats = np.append(np.asarray(comm.categories, dtype=object), None)
     names = [f"{c if isinstance(c, str) else '?'}-{p}" if p >= 0 else None
@@ -801,8 +802,11 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
         reason = np.array([names_of.get(r, r) if isinstance(r, str) else r for r in reason],
                           dtype=object)
     cpu_v = st["cpu"].to_numpy()
-    cpu_codes, cpu_names = pd.factorize(cpu_v, sort=True)
-    cpu_codes = np.where(cpu_v >= 0, cpu_codes, -1)
+    cpu_seen = np.bincount(np.maximum(cpu_v, 0)) if n else np.zeros(1, dtype=np.int64)
+    cpu_seen[0] = int((cpu_v == 0).sum()) if n else 0
+    cpu_names = np.flatnonzero(cpu_seen)                   # the CPUs that occur, in order
+    cpu_rank = np.cumsum(cpu_seen > 0) - 1
+    cpu_codes = np.where(cpu_v >= 0, cpu_rank[np.maximum(cpu_v, 0)], -1)
     gap_at = np.where(at >= 0, name_codes[np.maximum(at - 1, 0)], -1)
     gap_to = np.where(at >= 0, name_codes[np.maximum(at, 0)], -1)
     pk = pd.DataFrame({
