@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -270,3 +271,30 @@ def test_kernel_bound_dump_recorded_raw_on_6_12():
     assert r["call"].is_unique and (r["call"] >= 0).all()
     assert set(t.calls.loc[r["call"], "func"].astype(str)) == {"netlink_dump"}
     assert r["n_messages"].sum() == 202 and int(r["bytes"].sum()) == 293284
+
+
+@pytest.mark.parametrize("run", ["ip", "slow"])
+def test_a_slewed_realtime_clock_is_followed_through_the_samples(run):
+    """The capture samples realtime − monotonic while it reads packets
+    (``clock_samples``). A realtime clock slewed back and forth by ±2 ms within the recording
+    (not a line, so the request fit alone cannot undo it) bends the packet times; following
+    the samples puts them back within microseconds, and they join as unbent."""
+    trace = ftracekit.load(DATA / run / "dump.txt")
+    good = trace.netlink
+    mono = good["ts_s"].to_numpy()
+    t0, t1 = mono.min() - 0.01, mono.max() + 0.01
+    mean = 1.7e9                                          # realtime − monotonic, any value
+
+    def offset(t):
+        return mean + 2e-3 * np.sin(2 * np.pi * (t - t0) / max((t1 - t0) / 4, 1e-3))
+
+    grid = np.arange(t0, t1 + 0.005, 0.005)
+    meta = {"recording": {"netlink": {"clock_samples": [[m, offset(m)] for m in grid]}}}
+    bent = good.drop(columns=["call", "pid"]).copy()
+    bent["ts_s"] = mono + offset(mono) - mean             # what read_pcap gives with the mean
+    assert N.join(bent, trace.calls)["call"].tolist() != good["call"].tolist()  # (it breaks)
+    back = N.follow_clock(bent, meta, mean)
+    assert back["ts_s"].to_numpy() == pytest.approx(mono, abs=20e-6)
+    assert N.join(back, trace.calls)["call"].tolist() == good["call"].tolist()
+    # without the samples (an older capture) nothing moves
+    assert N.follow_clock(bent, {"recording": {"netlink": {}}}, mean) is bent

@@ -43,7 +43,7 @@ __all__ = ["read_pcap", "decode_packets", "PcapTruncatedWarning", "MESSAGE_COLUM
            "clock_residual",
            "join_requests", "join_requests_sequential", "join_rounds", "join_rounds_sequential",
            "dumps", "rounds", "DUMP_COLUMNS", "ROUND_COLUMNS", "verdict", "BOUND_RATIO",
-           "clock_offset", "TOLERANCE_S", "WINDOW_S"]
+           "clock_offset", "clock_samples", "follow_clock", "TOLERANCE_S", "WINDOW_S"]
 
 #: The function that handles a family's requests (its ``netlink_rcv``).
 HANDLERS = {"ROUTE": "rtnetlink_rcv", "GENERIC": "genl_rcv", "SOCK_DIAG": "sock_diag_rcv",
@@ -284,6 +284,36 @@ def clock_offset(meta: dict[str, Any]) -> float | None:
     nl = (meta.get("recording") or {}).get("netlink") or {}
     samples = [v for v in nl.get("clock_offset_s") or [] if v is not None]
     return float(np.mean(samples)) if samples else None
+
+
+def clock_samples(meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(monotonic s, realtime − monotonic s)`` sampled during the recording (the capture
+    samples after reading packets), or None for a capture without them (two points or more)."""
+    nl = (meta.get("recording") or {}).get("netlink") or {}
+    got = [(float(m), float(o)) for m, o in nl.get("clock_samples") or []
+           if m is not None and o is not None]
+    if len(got) < 2:
+        return None
+    arr = np.array(sorted(got))
+    return arr[:, 0], arr[:, 1]
+
+
+def follow_clock(messages: pd.DataFrame, meta: dict[str, Any], offset_s: float) -> pd.DataFrame:
+    """``messages`` (``ts_s`` = realtime − ``offset_s``) with each time put on the monotonic
+    clock by the realtime − monotonic offset *at that time*, interpolated between the
+    recording's samples (:func:`clock_samples`) — a realtime clock slewed during the
+    recording moves packets by milliseconds against the calls otherwise."""
+    got = clock_samples(meta)
+    if got is None or not len(messages):
+        return messages
+    mono, off = got
+    ts = messages["ts_s"].to_numpy(dtype=float)
+    est = ts
+    for _ in range(3):          # the offset at the packet's monotonic time (a fixed point: the
+        est = ts - (np.interp(est, mono, off) - offset_s)   # offset moves µs per ms)
+    out = messages.copy()
+    out["ts_s"] = est
+    return out
 
 
 def clock_residual(pk: pd.DataFrame, calls: pd.DataFrame, *,
@@ -550,4 +580,7 @@ def load_for(trace: "Trace", pcap: str | os.PathLike[str] | None,
             f"{pcap}: no realtime − monotonic clock offset for this capture (the trace was not "
             "recorded with --netlink): pass clock_offset_s= (seconds, "
             "CLOCK_REALTIME − CLOCK_MONOTONIC of the recording machine)")
-    return join(read_pcap(pcap, clock_offset_s=offset), trace.calls)
+    messages = read_pcap(pcap, clock_offset_s=offset)
+    if clock_offset_s is None:
+        messages = follow_clock(messages, trace.meta, offset)
+    return join(messages, trace.calls)

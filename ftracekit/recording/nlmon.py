@@ -95,13 +95,25 @@ class PcapWriter:
         self.bytes += len(data)
 
 
-def clock_offset_s() -> float:
-    """CLOCK_REALTIME − CLOCK_MONOTONIC now, in seconds (realtime read between two monotonic
-    reads, so the error is half their distance, ~µs)."""
+def clock_sample() -> tuple[float, float]:
+    """``(monotonic, realtime − monotonic)`` now, in seconds (realtime read between two
+    monotonic reads, so the error is half their distance, ~µs)."""
     m1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     r = time.clock_gettime_ns(time.CLOCK_REALTIME)
     m2 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-    return (r - (m1 + m2) // 2) / 1e9
+    mono = (m1 + m2) // 2
+    return mono / 1e9, (r - mono) / 1e9
+
+
+def clock_offset_s() -> float:
+    """CLOCK_REALTIME − CLOCK_MONOTONIC now, in seconds (see :func:`clock_sample`)."""
+    return clock_sample()[1]
+
+
+#: The capture samples realtime − monotonic after reading packets, at most this often: a
+#: guest's realtime clock can be slewed by milliseconds within a second, and the packets'
+#: (realtime) stamps are put on the trace's monotonic clock with the samples around them.
+SAMPLE_EVERY_S = 0.005
 
 
 # ---------------------------------------------------------------------- what to graph
@@ -246,6 +258,7 @@ class NlmonCapture:
         self.drops = 0
         self.offset_start_s: float | None = None
         self.offset_end_s: float | None = None
+        self.samples: list[tuple[float, float]] = []     # (monotonic s, realtime − mono s)
         self._sock: socket.socket | None = None
         self._fh: BinaryIO | None = None
         self._writer: PcapWriter | None = None
@@ -296,9 +309,15 @@ class NlmonCapture:
         self._writer = PcapWriter(self._fh)
         self._fh.flush()
         self._wake_r, self._wake_w = os.pipe()
-        self.offset_start_s = clock_offset_s()
+        self._sample(force=True)
+        self.offset_start_s = self.samples[-1][1]
         self._thread = threading.Thread(target=self._loop, name="ftracekit-nlmon", daemon=True)
         self._thread.start()
+
+    def _sample(self, force: bool = False) -> None:
+        mono, off = clock_sample()
+        if force or not self.samples or mono - self.samples[-1][0] >= SAMPLE_EVERY_S:
+            self.samples.append((round(mono, 9), round(off, 9)))
 
     def _drain(self) -> None:
         assert self._sock is not None and self._writer is not None
@@ -320,6 +339,7 @@ class NlmonCapture:
             if flags & socket.MSG_TRUNC:
                 orig = _SNAPLEN + 1      # longer than the buffer; its real length is not known
             self._writer.write(ts_ns, family, data, orig)
+            self._sample()
 
     def _loop(self) -> None:
         assert self._sock is not None
@@ -346,7 +366,9 @@ class NlmonCapture:
         """Drain what is queued, stop the thread, close the file; the capture's statistics:
         ``pcap`` (file name), ``device``, ``packets``, ``bytes``, ``drops`` (socket drops:
         packets the kernel tapped but could not queue), ``clock_offset_s`` ([start, end]:
-        realtime − monotonic)."""
+        realtime − monotonic, s), ``clock_samples`` ([[monotonic s, realtime − monotonic s],
+        …]: at the start, after packets (at most every :data:`SAMPLE_EVERY_S`) and at the end).
+        """
         if self._thread is not None:
             os.write(self._wake_w, b"x")
             self._thread.join()
@@ -354,14 +376,16 @@ class NlmonCapture:
         if self.error is None and self._sock is not None and self._writer is not None:
             self._drain()
         self._read_drops()
-        self.offset_end_s = clock_offset_s()
+        self._sample(force=True)
+        self.offset_end_s = self.samples[-1][1]
         if self._fh is not None and not self._fh.closed:
             self._fh.close()
         if self.error is not None:
             raise RecordError(f"capturing netlink on {self.name} failed: {self.error}")
         return {"pcap": self.path.name, "device": self.name, "packets": self.packets,
                 "bytes": self._writer.bytes if self._writer else 0, "drops": self.drops,
-                "clock_offset_s": [self.offset_start_s, self.offset_end_s]}
+                "clock_offset_s": [self.offset_start_s, self.offset_end_s],
+                "clock_samples": [list(x) for x in self.samples]}
 
     def close(self) -> str | None:
         """Stop if still running, close everything, remove the device. Returns a failure

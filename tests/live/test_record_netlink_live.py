@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ftracekit.recording import Recorder
@@ -119,6 +120,10 @@ def test_record_netlink_ip_link_show(tfs, links, tmp_path, unchanged, cli) -> No
     assert tcpdump_count(pcap) == m["packet"].nunique() == trace.meta["recording"]["netlink"][
         "packets"]
     assert trace.meta["recording"]["netlink"]["drops"] == 0
+    # realtime − monotonic sampled at the start, while reading packets and at the end
+    samples = np.array(trace.meta["recording"]["netlink"]["clock_samples"])
+    assert len(samples) >= 3 and (np.diff(samples[:, 0]) > 0).all()
+    figure("netlink_ip_clock_slew_us", round(float(np.ptp(samples[:, 1])) * 1e6, 1))
     r = cli("netlink", str(out))
     assert r.returncode == 0, r.stderr
     assert "RTM_NEWLINK" in r.stdout and row["verdict"] in r.stdout
