@@ -192,3 +192,19 @@ def test_plot_dump():
     assert "dump seq 1 by ip-100: 3 rounds" in ax2.get_title()
     with pytest.raises(ftracekit.FtracekitError, match="no dump with seq 77"):
         trace.plot.dump(77)
+
+
+def test_a_round_keeps_one_packet():
+    """A round sends one skb: a packet whose own round was not traced, 40 µs after another
+    round, is not put in that round beside the packet that round sent (−1: untraced)."""
+    msgs = messages_of(dump_packets(1, 100, 1.0, [(1.000020, 2), (1.000200, 2), (1.000240, 1)]))
+    calls = calls_table([
+        ("rtnetlink_rcv", 100, "ip", 1.000005, 1.000030),
+        ("netlink_dump", 100, "ip", 1.000006, 1.000028),
+        ("netlink_dump", 100, "ip", 1.000190, 1.000205),     # the third round is missing
+    ])
+    pk = N.packets(msgs)
+    req = N.join_requests(pk, calls)
+    got = N.join_rounds(pk, calls, req)
+    assert got.tolist() == [-1, 1, 2, -1]
+    assert got.tolist() == N.join_rounds_sequential(pk, calls, req).tolist()

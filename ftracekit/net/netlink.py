@@ -230,7 +230,8 @@ def join_rounds(pk: pd.DataFrame, calls: pd.DataFrame, request_call: pd.Series, 
     Definition (:func:`join_rounds_sequential`): the reply packets of a dump request, in order,
     go to the ``netlink_dump`` calls of the task whose handler call took the request — each to
     that task's round that holds the packet's time, else to the nearest one within ``tol_s``
-    (a task's rounds never overlap, so at most one holds it)."""
+    (a task's rounds never overlap, so at most one holds it); a round sends one skb, so where
+    two packets fall to one round the nearer keeps it (the other: −1)."""
     out = pd.Series(-1, index=pk.index, dtype=np.int64)
     rounds = _func_calls(calls, "netlink_dump")
     if rounds.empty:
@@ -244,13 +245,19 @@ def join_rounds(pk: pd.DataFrame, calls: pd.DataFrame, request_call: pd.Series, 
         if mine.empty:
             continue
         ts = pk["ts_s"].reindex(group["packet"].to_numpy()).to_numpy()
-        pos = _nearest_interval(mine["start_s"].to_numpy(), mine["end_s"].to_numpy(), ts, tol_s)
+        starts, ends = mine["start_s"].to_numpy(), mine["end_s"].to_numpy()
+        pos = _nearest_interval(starts, ends, ts, tol_s)
         ok = pos >= 0
-        found.append(group[ok].assign(call=mine.index.to_numpy()[pos[ok]]))
+        p = pos[ok]
+        dist = np.maximum(np.maximum(starts[p] - ts[ok], ts[ok] - ends[p]), 0.0)
+        found.append(group[ok].assign(call=mine.index.to_numpy()[p], dist=dist))
     if found:
         # a packet two dumps claim (a reused seq): the later request's match wins
         hits = pd.concat(found).sort_values(["packet", "request"]).drop_duplicates(
             "packet", keep="last")
+        # a round sends one skb: of two packets near one round, the nearer keeps it (the
+        # other's own round was not traced, or its time is off by more than the tolerance)
+        hits = hits.sort_values(["call", "dist", "packet"]).drop_duplicates("call")
         out.loc[hits["packet"].to_numpy()] = hits["call"].to_numpy()
     return out
 
@@ -259,6 +266,7 @@ def join_rounds_sequential(pk: pd.DataFrame, calls: pd.DataFrame, request_call: 
                            tol_s: float = TOLERANCE_S) -> pd.Series:
     """Plain-loop definition of :func:`join_rounds`."""
     out = pd.Series(-1, index=pk.index, dtype=np.int64)
+    dist: dict[int, float] = {}
     rounds = _func_calls(calls, "netlink_dump")
     for p, req in _dump_requests(pk).iterrows():
         h = request_call.get(p, -1)
@@ -275,6 +283,12 @@ def join_rounds_sequential(pk: pd.DataFrame, calls: pd.DataFrame, request_call: 
                     best, best_d = call, d
             if best_d <= tol_s:
                 out[q] = best
+                dist[q] = best_d
+    # one packet per round: the nearest (then the earliest) keeps it
+    for call in set(out[out >= 0]):
+        claim = sorted((dist[q], q) for q in out.index[out == call])
+        for _d, q in claim[1:]:
+            out[q] = -1
     return out
 
 
