@@ -230,6 +230,14 @@ def _factorized(values: np.ndarray) -> pd.Categorical:
     return _cat(codes, uniq.to_numpy(dtype=object) if hasattr(uniq, "to_numpy") else uniq)
 
 
+def _sparse_cat(n: int, rows: np.ndarray, values: np.ndarray) -> pd.Categorical:
+    """A categorical of ``n`` rows, missing except at ``rows`` (holding ``values``)."""
+    sub = _factorized(values)
+    codes = np.full(n, -1, dtype=np.int32)
+    codes[rows] = np.asarray(sub.codes)
+    return _cat(codes, sub.categories)
+
+
 def _values(col: Any) -> np.ndarray:
     """A categorical (or any) column as an object array, None where missing."""
     if isinstance(getattr(col, "dtype", None), pd.CategoricalDtype):
@@ -305,12 +313,13 @@ def _event_steps(ev: pd.DataFrame) -> dict[str, Any] | None:
     names = pd.Index(cat_names, dtype=object)
     is_free = names.isin(FREE_EVENTS)[nm_codes]
     is_drop = names.isin(DROP_EVENTS)[nm_codes]
-    reason = np.full(n, None, dtype=object)
-    location = np.full(n, None, dtype=object)
-    if is_drop.any():               # (few rows: the drops)
-        td = _series(t.iloc[np.flatnonzero(is_drop)])
-        reason[is_drop] = rx_extract(td, r"reason: (\w+)").to_numpy(dtype=object)
-        location[is_drop] = rx_extract(td, r"location=(\S+)").to_numpy(dtype=object)
+    drops = np.flatnonzero(is_drop)
+    reason = location = _none_cat(n)
+    if len(drops):                  # (few rows: the drops)
+        td = _series(t.iloc[drops])
+        reason = _sparse_cat(n, drops, rx_extract(td, r"reason: (\w+)").to_numpy(dtype=object))
+        location = _sparse_cat(n, drops,
+                               rx_extract(td, r"location=(\S+)").to_numpy(dtype=object))
     ctx_flag = np.zeros(n, dtype=np.uint8)          # the lat flags' context letter (0: none)
     if "lat_flags" in ev:
         fl = ev["lat_flags"]
@@ -335,8 +344,8 @@ def _event_steps(ev: pd.DataFrame) -> dict[str, Any] | None:
         "duration_us": np.full(n, np.nan),
         "is_free": is_free,
         "is_drop": is_drop,
-        "reason": _factorized(reason),
-        "location": _factorized(location),
+        "reason": reason,
+        "location": location,
         "ctx_flag": ctx_flag,
     }
 
@@ -395,17 +404,16 @@ def _arg_skb_keys(cats: pd.Index) -> tuple[np.ndarray, np.ndarray]:
     return key, found
 
 
-def _drop_reasons(cats: pd.Index, cc: np.ndarray, is_drop: np.ndarray) -> np.ndarray:
-    """``reason=`` (its number, as text) of the args of the drop calls (None elsewhere): the
+def _drop_reasons(cats: pd.Index, cc: np.ndarray, is_drop: np.ndarray) -> pd.Categorical:
+    """``reason=`` (its number, as text) of the args of the drop calls (missing elsewhere): the
     regex runs over the distinct args texts of the drops only."""
-    out = np.full(len(cc), None, dtype=object)
-    if not is_drop.any():
-        return out
-    used, inv = np.unique(cc[is_drop], return_inverse=True)
+    drops = np.flatnonzero(is_drop)
+    if not len(drops):
+        return _none_cat(len(cc))
+    used, inv = np.unique(cc[drops], return_inverse=True)
     got = rx_extract(pd.Series(np.asarray(cats[used], dtype=object), dtype=object),
                      r"(?:^|, )reason=(\d+)").to_numpy(dtype=object, na_value=None)
-    out[is_drop] = got[inv.reshape(-1)]
-    return out
+    return _sparse_cat(len(cc), drops, got[inv.reshape(-1)])
 
 
 def _call_steps(calls: pd.DataFrame) -> dict[str, Any] | None:
@@ -444,7 +452,7 @@ def _call_steps(calls: pd.DataFrame) -> dict[str, Any] | None:
         "duration_us": calls["duration_us"].to_numpy(dtype=float)[sel],
         "is_free": is_free,
         "is_drop": is_drop,
-        "reason": _factorized(_drop_reasons(cats, cc, is_drop)),
+        "reason": _drop_reasons(cats, cc, is_drop),
         "location": _none_cat(n),
         "ctx_flag": np.zeros(n, dtype=np.uint8),
     }
@@ -622,7 +630,10 @@ def generations(key: np.ndarray, ts: np.ndarray, pid: np.ndarray, is_free: np.nd
     # free of the same task still running holds the window open); no frees between lf and i
     # (only the frees themselves matter: the running max over the frees of one (key, task))
     fr = np.flatnonzero(is_free)
-    w_free = pd.Series(free_end[fr]).groupby(_combine(key[fr], pid[fr])).cummax().to_numpy()
+    # (key, task) as one integer: the key's run number (the steps are sorted by key) and pid
+    run = np.cumsum(grp_start) - 1
+    task = (run[fr] << 32) | (pid[fr].astype(np.int64) & 0xFFFFFFFF)
+    w_free = pd.Series(free_end[fr]).groupby(task, sort=False).cummax().to_numpy()
     nth_free = np.cumsum(is_free) - 1                  # at a free: its rank among the frees
     has = lf >= 0
     lfp = np.maximum(lf, 0)
