@@ -262,9 +262,9 @@ def _task_columns(rows: pd.DataFrame, take: np.ndarray) -> dict[str, Any]:
     """The steps' ``line``, ``cpu``, ``pid`` and ``comm`` (categorical) at positions ``take``
     of the calls or the events table (both have them)."""
     comm = _as_cat(rows["comm"])
-    return {"line": rows["line"].to_numpy(dtype=np.int64)[take],
-            "cpu": rows["cpu"].to_numpy(dtype=np.int64)[take],
-            "pid": rows["pid"].to_numpy(dtype=np.int64)[take],
+    return {"line": rows["line"].to_numpy()[take].astype(np.int64),
+            "cpu": rows["cpu"].to_numpy()[take].astype(np.int64),
+            "pid": rows["pid"].to_numpy()[take].astype(np.int64),
             "comm": _cat(np.asarray(comm.codes)[take], comm.categories)}
 
 
@@ -282,10 +282,10 @@ def _event_steps(ev: pd.DataFrame) -> dict[str, Any] | None:
     cat_names = event.cat.categories.to_numpy(dtype=object)
     text = ev["text"]
     # events whose format has skbaddr (decided per event name, on its first text)
-    _u, first = np.unique(codes, return_index=True)
     with_skb = np.zeros(len(cat_names) + 1, dtype=bool)
-    for i in first:
-        with_skb[codes[i]] = "skbaddr=" in str(text.iat[i])
+    present = np.bincount(codes.astype(np.int64) + 1, minlength=len(cat_names) + 1)[1:]
+    for c in np.flatnonzero(present):            # (one pass per event name: a handful)
+        with_skb[c] = "skbaddr=" in str(text.iat[int(np.argmax(codes == c))])
     rows = np.flatnonzero(with_skb[codes])
     if not len(rows):
         return None
