@@ -294,31 +294,49 @@ def join_rounds_sequential(pk: pd.DataFrame, calls: pd.DataFrame, request_call: 
 
 # ------------------------------------------------------------------------------ join
 def clock_offset(meta: dict[str, Any]) -> float | None:
-    """realtime − monotonic of the recording (mean of the start and end samples), or None."""
+    """realtime − monotonic of the recording, or None: the median of the sharp samples
+    (:func:`clock_samples`), else the mean of the start and end samples (older captures)."""
+    got = clock_samples(meta)
+    if got is not None:
+        return float(np.median(got[1]))
     nl = (meta.get("recording") or {}).get("netlink") or {}
     samples = [v for v in nl.get("clock_offset_s") or [] if v is not None]
     return float(np.mean(samples)) if samples else None
 
 
+#: A clock sample is sharp when its monotonic reads are this close (or within 4× the sharpest
+#: sample's): a thread preempted between them (ms under a loaded emulator) blurs the offset
+#: by half their distance — such samples are left out.
+SHARP_S = 20e-6
+
+
 def clock_samples(meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(monotonic s, realtime − monotonic s)`` sampled during the recording (the capture
-    samples after reading packets), or None for a capture without them (two points or more)."""
+    """``(monotonic s, realtime − monotonic s)`` of the sharp clock samples the capture took
+    during the recording (``clock_samples``: ``[monotonic, offset, width]``), sorted; None for
+    a capture without them."""
     nl = (meta.get("recording") or {}).get("netlink") or {}
-    got = [(float(m), float(o)) for m, o in nl.get("clock_samples") or []
-           if m is not None and o is not None]
-    if len(got) < 2:
+    rows = [r for r in nl.get("clock_samples") or [] if len(r) >= 2 and None not in r[:2]]
+    if not rows:
         return None
-    arr = np.array(sorted(got))
+    arr = np.array([(float(r[0]), float(r[1]), float(r[2]) if len(r) > 2 else 0.0)
+                    for r in rows])
+    width = arr[:, 2]
+    arr = arr[width <= max(SHARP_S, 4 * float(width.min()))]
+    arr = arr[np.argsort(arr[:, 0], kind="stable")]
+    # and those off their neighbours' median (captures that did not record the widths)
+    local = pd.Series(arr[:, 1]).rolling(5, center=True, min_periods=1).median().to_numpy()
+    keep = np.abs(arr[:, 1] - local) <= SHARP_S
+    arr = arr[keep] if keep.any() else arr
     return arr[:, 0], arr[:, 1]
 
 
 def follow_clock(messages: pd.DataFrame, meta: dict[str, Any], offset_s: float) -> pd.DataFrame:
     """``messages`` (``ts_s`` = realtime − ``offset_s``) with each time put on the monotonic
     clock by the realtime − monotonic offset *at that time*, interpolated between the
-    recording's samples (:func:`clock_samples`) — a realtime clock slewed during the
-    recording moves packets by milliseconds against the calls otherwise."""
+    recording's sharp samples (:func:`clock_samples`): a realtime clock stepped or slewed
+    during the recording moves packets against the calls otherwise."""
     got = clock_samples(meta)
-    if got is None or not len(messages):
+    if got is None or len(got[0]) < 2 or not len(messages):
         return messages
     mono, off = got
     ts = messages["ts_s"].to_numpy(dtype=float)

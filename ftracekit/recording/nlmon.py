@@ -95,14 +95,23 @@ class PcapWriter:
         self.bytes += len(data)
 
 
-def clock_sample() -> tuple[float, float]:
-    """``(monotonic, realtime − monotonic)`` now, in seconds (realtime read between two
-    monotonic reads, so the error is half their distance, ~µs)."""
-    m1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-    r = time.clock_gettime_ns(time.CLOCK_REALTIME)
-    m2 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-    mono = (m1 + m2) // 2
-    return mono / 1e9, (r - mono) / 1e9
+def clock_sample(tries: int = 8) -> tuple[float, float, float]:
+    """``(monotonic, realtime − monotonic, width)`` now, in seconds: realtime read between two
+    monotonic reads, its offset taken against their midpoint, so the error is at most half
+    their distance (``width``). A thread preempted between the reads (milliseconds under a
+    loaded emulator) would make that error milliseconds: the tightest of ``tries`` reads is
+    kept."""
+    best: tuple[int, int, int] | None = None
+    for _ in range(max(1, tries)):
+        m1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        r = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        m2 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        if best is None or m2 - m1 < best[2]:
+            best = ((m1 + m2) // 2, r, m2 - m1)
+        if best[2] < 2_000:
+            break
+    mono, r, width = best
+    return mono / 1e9, (r - mono) / 1e9, width / 1e9
 
 
 def clock_offset_s() -> float:
@@ -258,7 +267,7 @@ class NlmonCapture:
         self.drops = 0
         self.offset_start_s: float | None = None
         self.offset_end_s: float | None = None
-        self.samples: list[tuple[float, float]] = []     # (monotonic s, realtime − mono s)
+        self.samples: list[tuple[float, float, float]] = []   # see clock_sample()
         self._sock: socket.socket | None = None
         self._fh: BinaryIO | None = None
         self._writer: PcapWriter | None = None
@@ -315,9 +324,10 @@ class NlmonCapture:
         self._thread.start()
 
     def _sample(self, force: bool = False) -> None:
-        mono, off = clock_sample()
-        if force or not self.samples or mono - self.samples[-1][0] >= SAMPLE_EVERY_S:
-            self.samples.append((round(mono, 9), round(off, 9)))
+        now = time.monotonic()
+        if force or not self.samples or now - self.samples[-1][0] >= SAMPLE_EVERY_S:
+            mono, off, width = clock_sample()
+            self.samples.append((round(mono, 9), round(off, 9), round(width, 9)))
 
     def _drain(self) -> None:
         assert self._sock is not None and self._writer is not None
@@ -366,9 +376,9 @@ class NlmonCapture:
         """Drain what is queued, stop the thread, close the file; the capture's statistics:
         ``pcap`` (file name), ``device``, ``packets``, ``bytes``, ``drops`` (socket drops:
         packets the kernel tapped but could not queue), ``clock_offset_s`` ([start, end]:
-        realtime − monotonic, s), ``clock_samples`` ([[monotonic s, realtime − monotonic s],
-        …]: at the start, after packets (at most every :data:`SAMPLE_EVERY_S`) and at the end).
-        """
+        realtime − monotonic, s), ``clock_samples`` ([[monotonic s, realtime − monotonic s,
+        width s], …]: at the start, after packets (at most every :data:`SAMPLE_EVERY_S`) and at
+        the end; see :func:`clock_sample`)."""
         if self._thread is not None:
             os.write(self._wake_w, b"x")
             self._thread.join()
