@@ -233,10 +233,11 @@ def test_fast_reader_on_6_12():
 
 @pytest.mark.parametrize("run", ["ip", "slow"])
 def test_a_drifting_clock_is_realigned_on_the_requests(run):
-    """The realtime − monotonic offset is sampled at the start and the end; a guest clock that
-    drifts in between (1.8 ms in 0.3 s was seen under a loaded emulator) puts request taps
-    after their handlers' starts. The same real capture with its packet times bent by an offset
-    error growing from −0.9 ms to +0.9 ms over the recording joins as it does unbent."""
+    """A capture without clock samples has only the start and end offsets; an error in them
+    (a blurred sample: 1.8 ms apart was seen under a loaded emulator, see
+    test_preempted_clock_samples_are_left_out) puts request taps after their handlers'
+    starts. The same real capture with its packet times bent by an offset error growing from
+    −0.9 ms to +0.9 ms over the recording joins as it does unbent."""
     trace = ftracekit.load(DATA / run / "dump.txt")
     good = trace.netlink
     ts = good["ts_s"].to_numpy()
