@@ -353,9 +353,10 @@ def clock_residual(pk: pd.DataFrame, calls: pd.DataFrame, *,
     """Seconds to add to each packet's ``ts_s`` so that the requests line up with their
     handlers, or None when there is nothing to learn from.
 
-    The realtime − monotonic offset is sampled at the start and the end of a recording, but a
-    guest's clock can drift between the two (1.8 ms in 0.3 s under a loaded emulator): then
-    the tap of a request lands after the start of the handler it ran just before. Each request
+    Where the realtime − monotonic offset is off (a capture with only its start and end
+    samples, one blurred by a preempted reader: 1.8 ms apart under a loaded emulator; a pcap
+    from elsewhere with a guessed offset), the tap of a request lands after the start of the
+    handler it ran just before. Each request
     is paired with the nearest handler start of its family (within ``window_s``); a line fitted
     through the differences (a constant for one request) is then moved down so that no
     handler starts before its request: the tap always runs first."""
