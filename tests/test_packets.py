@@ -476,7 +476,7 @@ def test_skb_arguments_read_column_wise_equal_the_regex(texts):
     """The column-wise read of ``skb=0x…`` agrees with the regex that defines it."""
     import re as _re
 
-    from ftracekit.net.packets import _SKB_ARG, _arg_skb_keys
+    from ftracekit.net.steps import _SKB_ARG, _arg_skb_keys
 
     key, found = _arg_skb_keys(pd.Index(texts, dtype=object))
     for t, k, f in zip(texts, key, found):
