@@ -85,6 +85,102 @@ def test_stream_rejects_a_tiny_window_and_an_empty_file(tmp_path):
         list(stream_tables(tmp_path / "empty.txt"))
 
 
+# -- binary captures: trace.dat and record --raw directories ---------------------------------
+
+DAT_ZSTD = DATA / "tracecmd-6.17" / "rtnl_v7_zstd.dat"
+DAT_XZ = DATA / "tracecmd-6.17" / "rtnl_v6_events.dat.xz"
+RAW = DATA / "raw-6.17" / "rtnl_capture"
+BINARY = [DAT_ZSTD, DAT_XZ, RAW]
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Pages decoded 2 at a time (8 KB blocks): many blocks per CPU, merged as they come."""
+    import ftracekit.read._decode as dec
+    import ftracekit.read.tracedat as td
+    monkeypatch.setattr(dec, "BLOCK_BYTES", 8192)
+    monkeypatch.setattr(td, "BLOCK_BYTES", 8192)
+
+
+@pytest.mark.parametrize("path", BINARY, ids=lambda p: p.name)
+def test_binary_pages_merge_into_the_records_load_decodes(path, small_blocks):
+    from ftracekit.dataset.binsource import open_pages
+    from ftracekit.dataset.pagemerge import MergeStats, merged_records
+    from ftracekit.read import load_capture, load_tracedat, open_source
+
+    if path.is_dir():
+        recs, _ = load_capture(path)
+    else:
+        src = open_source(path)
+        recs, _ = load_tracedat(src.stream.read(), src.name)
+        src.close()
+    ps = open_pages(path)
+    st = MergeStats()
+    try:
+        chunks = list(merged_records(ps, chunk_events=500, stats=st))
+    finally:
+        ps.close()
+    assert st.blocks > 2 and len(chunks) > 2 and st.late_events == 0
+    names = {"func": "funcs", "module": "modules", "comm": "comms"}
+    for col, want in recs.cols.items():
+        got = pd.concat([pd.Series(c.cols[col]) for c in chunks], ignore_index=True)
+        want = pd.Series(want)
+        if col in names:
+            got = pd.concat([pd.Series(c.cols[col]).map(dict(enumerate(getattr(c, names[col]))))
+                             for c in chunks], ignore_index=True)
+            want = want.map(dict(enumerate(getattr(recs, names[col]))))
+        pd.testing.assert_series_equal(got, want, check_names=False, obj=col)
+    assert {k: v for c in chunks for k, v in c.comments.items()} == recs.comments
+
+
+@pytest.mark.parametrize("path", BINARY, ids=lambda p: p.name)
+def test_streaming_a_binary_capture_gives_exactly_the_tables_of_load(path, small_blocks):
+    trace = ftracekit.load(path)
+    st = StreamStats()
+    pieces = list(stream_tables(path, window_lines=100, max_window_lines=10**7, stats=st))
+    assert st.forced_cuts == 0 and st.windows > 3
+    assert st.lines == trace.meta["lines"]
+    calls = pd.concat([_plain(p[0]) for p in pieces])
+    pd.testing.assert_frame_equal(calls, _plain(trace.calls), check_index_type=False)
+    if len(trace.events):
+        events = pd.concat([_plain(p[1]) for p in pieces])
+        pd.testing.assert_frame_equal(events.reset_index(drop=True), _plain(trace.events),
+                                      check_index_type=False)
+
+
+def test_convert_a_dat_and_a_raw_capture_holds_the_calls_of_load(tmp_path):
+    root = tmp_path / "bin"
+    ftracekit.convert([DAT_ZSTD, DAT_XZ, RAW], root, tags={"host": "vm"}, window_lines=300,
+                      max_window_lines=10**7)
+    assert not list(root.rglob(".ftracekit-unpacked-*"))       # (the .xz's scratch copy)
+    ds = ftracekit.open_dataset(root)
+    assert list(ds.inputs["trace"]) == ["rtnl_v7_zstd.dat", "rtnl_v6_events.dat.xz",
+                                        "rtnl_capture"]
+    keys = ds.tag_keys
+    for path in BINARY:
+        trace = ftracekit.load(path)
+        got = ds.sql("SELECT * FROM calls WHERE trace = ? ORDER BY call", [path.name])
+        got = got.drop(columns=keys).set_index("call")
+        want = _plain(trace.calls)
+        want["status"] = want["status"].astype(str)
+        pd.testing.assert_frame_equal(_plain(got), want, check_index_type=False,
+                                      check_dtype=False)
+        sub = ds.select(trace=path.name)
+        pd.testing.assert_frame_equal(sub.top(None), trace.top(None))
+        ev = ds.sql("SELECT count(*) AS n FROM events WHERE trace = ?", [path.name])
+        assert int(ev["n"].iloc[0]) == len(trace.events)
+
+
+def test_cli_converts_a_raw_capture_and_refuses_a_plain_directory(tmp_path, capsys):
+    root = str(tmp_path / "ds")
+    assert main(["convert", str(RAW), "-o", root]) == 0
+    n = len(ftracekit.load(RAW).calls)
+    assert f"{n:,} calls" in capsys.readouterr().out
+    assert main(["convert", str(tmp_path), "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "not a raw capture" in err and len(err.strip().splitlines()) == 1
+
+
 # -- a fleet: three inputs, two hosts --------------------------------------------------------
 
 @pytest.fixture(scope="module")
