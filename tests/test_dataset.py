@@ -181,6 +181,51 @@ def test_cli_converts_a_raw_capture_and_refuses_a_plain_directory(tmp_path, caps
     assert "not a raw capture" in err and len(err.strip().splitlines()) == 1
 
 
+# -- packets on a dataset ------------------------------------------------------------------
+
+PACKET_CAPTURES = [DATA / "6.18-events" / "udp_tbf_raw.txt",
+                   DATA / "6.17.13+deb13-amd64" / "packets_udp_tbf.txt",
+                   DATA / "6.17.13+deb13-amd64" / "kfree_skb_events.txt",
+                   DATA / "6.17.13+deb13-amd64" / "funcgraph_args_retval_proc.txt",
+                   DATA / "6.17.13+deb13-amd64" / "tcp_reset_events.txt"]
+
+
+@pytest.fixture(scope="module")
+def packet_ds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pk") / "ds"
+    ftracekit.convert(PACKET_CAPTURES, root, tags={"host": "vm"}, window_lines=40,
+                      max_window_lines=10**7)
+    ftracekit.convert(DEFAULT, root, tags={"host": "nopk"}, append=True)
+    return root
+
+
+def test_dataset_packets_equal_trace_packets(packet_ds):
+    ds = ftracekit.open_dataset(packet_ds)
+    whole = ds.packets()
+    assert list(whole.columns[-2:]) == ["host", "trace"]
+    n = 0
+    for path in PACKET_CAPTURES:
+        trace = ftracekit.load(path)
+        part = ds.select(trace=path.name)
+        for kw in ({}, {"dropped": True}, {"dev": "lo"}):
+            want = trace.packets(**kw)
+            got = part.packets(**kw).drop(columns=["host", "trace"])
+            pd.testing.assert_frame_equal(got, want, check_dtype=False)
+        n += len(trace.packets())
+    assert len(whole) == n >= 40
+    assert (whole["trace"] == "udp_tbf_raw.txt").sum() == 17
+
+
+def test_dataset_packets_and_dumps_say_what_is_missing(packet_ds):
+    from ftracekit.net.packets import NoPacketsError
+
+    ds = ftracekit.open_dataset(packet_ds)
+    with pytest.raises(NoPacketsError, match="skbaddr"):
+        ds.select(host="nopk").packets()
+    with pytest.raises(FtracekitError, match="not netlink messages"):
+        ds.dumps()
+
+
 # -- a fleet: three inputs, two hosts --------------------------------------------------------
 
 @pytest.fixture(scope="module")

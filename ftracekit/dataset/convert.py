@@ -101,6 +101,16 @@ def _trace_name(path: str, taken: set[str]) -> str:
     return name
 
 
+def _drop_reasons(src: str, meta: dict[str, Any]) -> dict[str, str] | None:
+    """The recording's drop-reason names (``skb_drop_reasons``: number → name, read by
+    :meth:`Dataset.packets`), from a raw capture's or a text capture's recorder sidecar."""
+    rec = meta.get("recording")
+    if rec is None and os.path.isfile(src):
+        from ..recording.sidecar import find_sidecar
+        rec, _note = find_sidecar(src)
+    return (rec or {}).get("skb_drop_reasons") or None
+
+
 def _convert_one(src: str, root: str, tags: dict[str, str], token: str, progress: bool | None,
                  window_lines: int, max_window_lines: int | None, rows_per_file: int
                  ) -> dict[str, Any]:
@@ -130,6 +140,9 @@ def _convert_one(src: str, root: str, tags: dict[str, str], token: str, progress
     meta = {k: v for k, v in st.meta.items()
             if k in ("layout", "tracer", "options", "kernel_hints", "header", "format",
                      "lost_events", "late_events")}
+    reasons = _drop_reasons(src, st.meta)
+    if reasons:
+        meta["recording"] = {"skb_drop_reasons": reasons}
     return {"source": os.path.abspath(src), "tags": tags, "lines": st.lines, "bytes": st.bytes,
             "calls": st.calls, "events": st.events, "windows": st.windows,
             "forced_cuts": st.forced_cuts, "max_window_lines": st.max_window_lines,
