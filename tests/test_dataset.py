@@ -457,3 +457,15 @@ def test_dask_on_a_local_cluster_equals_trace(fleet):
         pd.testing.assert_frame_equal(
             fd.compare(fleet, {"host": "a", "trace": "default_trace.txt"}, {"host": "b"},
                        client=client), a.compare(b))
+        ds = ftracekit.open_dataset(fleet)
+        keys = ds.tag_keys
+        for func, n in ((None, 5), ("rtnl_fill_ifinfo*", 7), ("__rcu_read_lock", 3),
+                        ("rtnetlink_rcv", 0)):
+            got = fd.slowest(fleet, func, n, client=client)
+            pd.testing.assert_frame_equal(got, ds.slowest(func, n), check_categorical=False)
+        pd.testing.assert_frame_equal(
+            fd.slowest(fleet, "rtnl_fill_ifinfo", 4, client=client, host="a",
+                       trace="rtnl_trace_pipe.txt").drop(columns=keys),
+            pipe.slowest("rtnl_fill_ifinfo", 4), check_categorical=False)
+        with pytest.raises(InputError, match="non-negative"):
+            fd.slowest(fleet, None, -1, client=client)
