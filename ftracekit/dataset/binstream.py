@@ -25,7 +25,7 @@ from ..read.records import LineRecords, concat_columns
 from .binsource import open_pages
 from .cut import safe_cut
 from .pagemerge import DEFAULT_CHUNK_EVENTS, MergeStats, merged_records
-from .stream import DEFAULT_WINDOW_LINES, StreamStats, _shift
+from .stream import DEFAULT_WINDOW_EVENTS, StreamStats, _shift
 
 __all__ = ["stream_binary_tables"]
 
@@ -51,7 +51,7 @@ def _tail(recs: LineRecords, k: int) -> LineRecords:
 
 
 def stream_binary_tables(path: str | os.PathLike[str], *,
-                         window_lines: int = DEFAULT_WINDOW_LINES,
+                         window_lines: int = DEFAULT_WINDOW_EVENTS,
                          max_window_lines: int | None = None,
                          stats: StreamStats | None = None,
                          on_progress: Callable[[int, int | None, int], None] | None = None,
