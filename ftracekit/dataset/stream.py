@@ -129,9 +129,9 @@ def stream_tables(src: PathOrFile, *, window_lines: int | None = None,
     categorical columns have each piece's own categories).
 
     ``window_lines``: new lines linked per window (≥ 16; default
-    :data:`DEFAULT_WINDOW_LINES`, binary: :data:`DEFAULT_WINDOW_EVENTS`). ``max_window_lines``: the largest
-    window before a forced cut (default 8 × ``window_lines``). ``stats``: filled in as it
-    goes. ``on_progress(bytes_read, total_bytes, lines)`` after each window.
+    :data:`DEFAULT_WINDOW_LINES`, binary: :data:`DEFAULT_WINDOW_EVENTS`).
+    ``max_window_lines``: the largest window before a forced cut (default 8 ×
+    ``window_lines``). ``stats``: filled in as it goes. ``on_progress(bytes_read, total_bytes, lines)`` after each window.
 
     A path to a trace-cmd ``trace.dat`` or a ``record --raw`` directory is decoded page by page
     instead (:func:`ftracekit.dataset.binstream.stream_binary_tables`: ``lines`` are events;
