@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..calltree import build_tables
+from ..read._decode import _nbytes
 from ..read.records import LineRecords, concat_columns
 from .binsource import open_pages
 from .cut import safe_cut
@@ -64,7 +65,7 @@ def stream_binary_tables(path: str | os.PathLike[str], *,
     ``window_lines``: new events linked per window; ``max_window_lines``: the largest window
     before a forced cut (default 8 × ``window_lines``); ``stats``: filled in as it goes
     (``lines`` = events, ``bytes`` = page bytes decoded); ``on_progress(bytes, total, events)``
-    after each window; ``scratch``: where a compressed ``.dat`` is unpacked.
+    after each window (``bytes`` of the file's ``total``, in proportion to the pages decoded); ``scratch``: where a compressed ``.dat`` is unpacked.
     Raises :class:`~ftracekit.errors.InputError` for unusable input.
     """
     max_lines = max_window_lines or 8 * window_lines
@@ -76,6 +77,7 @@ def stream_binary_tables(path: str | os.PathLike[str], *,
                    tracer="function_graph", header=[])
     st.meta.setdefault("options", {})
     ms = MergeStats()
+    page_total = max(sum(_nbytes(data) for _, data in src.blobs), 1)
     try:
         chunks = merged_records(src, chunk_events=min(window_lines, DEFAULT_CHUNK_EVENTS),
                                 stats=ms)
@@ -132,8 +134,9 @@ def stream_binary_tables(path: str | os.PathLike[str], *,
             target = window_lines
             st.lines = cut - 1
             st.bytes = ms.bytes
-            if on_progress is not None:
-                on_progress(ms.bytes, src.size, st.lines)
+            if on_progress is not None:       # (page bytes decoded, in the file's scale)
+                on_progress(int(src.size * min(ms.bytes / page_total, 1.0)), src.size,
+                            st.lines)
             if len(out_c) or len(out_e):
                 yield out_c, out_e
             del out_c, out_e

@@ -126,7 +126,8 @@ def _convert_one(src: str, root: str, tags: dict[str, str], token: str, progress
     try:
         for calls, events in stream_tables(src, window_lines=window_lines, stats=st,
                                            max_window_lines=max_window_lines,
-                                           on_progress=lambda b, t, n: bar.update(b, n),
+                                           on_progress=lambda b, t, n: bar.update(
+                                               b * size // t if t and size else b, n),
                                            scratch=root):
             if len(calls):
                 calls_out.write(_arrow_table(calls, CALL_SCHEMA, tags, "call"))
