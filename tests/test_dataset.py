@@ -181,6 +181,19 @@ def test_cli_converts_a_raw_capture_and_refuses_a_plain_directory(tmp_path, caps
     assert "not a raw capture" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_truncated_dat_is_a_clear_error_and_leaves_nothing(tmp_path):
+    import lzma
+
+    blob = DAT_ZSTD.read_bytes()
+    (tmp_path / "cut.dat.xz").write_bytes(lzma.compress(blob[:len(blob) // 2]))
+    (tmp_path / "cut.dat").write_bytes(blob[:len(blob) - 5000])
+    for name in ("cut.dat.xz", "cut.dat"):
+        with pytest.raises(InputError, match="truncated trace.dat") as err:
+            ftracekit.convert(tmp_path / name, tmp_path / "ds")
+        assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.dat", "cut.dat.xz"]
+
+
 # -- packets on a dataset ------------------------------------------------------------------
 
 PACKET_CAPTURES = [DATA / "6.18-events" / "udp_tbf_raw.txt",

@@ -138,7 +138,10 @@ def _open_dat(path: str, scratch: str | None) -> PageSource:
     try:
         dat = read_tracedat(data, path)
     except BaseException:
-        data.close()
+        try:
+            data.close()
+        except BufferError:         # (views of it live on in the traceback: unmapped later)
+            pass
         for fn in cleanup:
             fn()
         raise
