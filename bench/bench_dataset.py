@@ -1,6 +1,7 @@
 """Datasets (issue 14): streaming conversion, DuckDB and Dask queries vs the in-memory Trace.
 
     .venv/bin/python bench/bench_dataset.py [--copies 10] [--skip-memory] [--skip-dask]
+    .venv/bin/python bench/bench_dataset.py --convert-copies 10     (step 4 alone)
 
 1. ``convert`` the 10^7-line trace (/var/tmp/fg10m/fg_10m.txt, see bench/make_data.py) and
    the trace-cmd recording of the same workload (fg_10m.dat, ~2×10^7 events) in child
@@ -15,6 +16,8 @@
    apart) and DuckDB; on the whole fleet with DuckDB and with Dask on a LocalCluster (2 worker
    processes, this machine's 2 cores). The answers are checked: DuckDB's top of one host
    against the in-memory one, Dask's fleet answers against DuckDB's.
+4. (``--convert-copies N``, alone) a real N×10^7-line conversion: the text converted N times
+   into one dataset (N inputs), for the rate and the peak RSS of a 10^8-line conversion.
 Writes bench/results_dataset.json. The machine is shared and noisy (2 cores; the same run
 varies 1.5–3×): the load average before and after is recorded with the figures.
 """
@@ -174,15 +177,54 @@ def _same(a: str, b: str) -> dict:
     return {"equal": bool(x.equals(y)), "max_rel_diff": float(rel) if len(num) else 0.0}
 
 
+CONVERT_MANY = """
+import json, resource, sys, ftracekit
+n = int(sys.argv[3])
+r = ftracekit.convert([sys.argv[1]] * n, sys.argv[2], tags={"host": "h00"}, progress=False)
+out = {k: sum(i[k] for i in r["inputs"]) for k in ("lines", "calls", "events", "forced_cuts",
+                                                  "seconds")}
+out["inputs"] = len(r["inputs"])
+out["self_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(json.dumps(out))
+"""
+
+
+def convert_many(copies: int) -> int:
+    """Step 4 (``--convert-copies N``, run alone): one ``convert`` of the 10^7-line text N
+    times (N inputs of one dataset, ``trace`` = fg_10m.txt, fg_10m.txt-2, …): the real
+    conversion of N×10^7 lines — wall time, rate, peak RSS, size — added to the results."""
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    out = HERE / "results_dataset.json"
+    res = json.loads(out.read_text()) if out.exists() else {}
+    before = open("/proc/loadavg").read().split()[:3]
+    conv, wall, peak = _child(CONVERT_MANY, str(TEXT), str(WORK / "many"), str(copies))
+    res["convert_copies"] = dict(conv, wall_s=wall, peak_rss_mb=conv.pop("self_peak_rss_mb"),
+                                 lines_per_s=conv["lines"] / conv["seconds"],
+                                 text_mb=copies * TEXT.stat().st_size / 2**20,
+                                 dataset_mb=_size(WORK / "many") / 2**20,
+                                 loadavg_before=before,
+                                 loadavg_after=open("/proc/loadavg").read().split()[:3])
+    out.write_text(json.dumps(res, indent=1))
+    shutil.rmtree(WORK, ignore_errors=True)
+    print(json.dumps(res["convert_copies"], indent=1))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, default=10, help="hosts in the synthetic fleet")
     ap.add_argument("--skip-memory", action="store_true", help="no in-memory load (1.3+ GB)")
     ap.add_argument("--skip-dask", action="store_true", help="no Dask on the fleet")
     ap.add_argument("--keep", action="store_true", help=f"keep {WORK} (default: deleted)")
+    ap.add_argument("--convert-copies", type=int, default=0, metavar="N",
+                    help="only convert the 10^7-line text N times into one dataset (a real "
+                         "N×10^7-line conversion) and add it to the results")
     args = ap.parse_args()
     if not TEXT.exists():
         raise SystemExit(f"{TEXT} missing: record it with bench/make_data.py")
+    if args.convert_copies:
+        return convert_many(args.convert_copies)
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     one, fleet, dat = WORK / "one", WORK / "fleet", WORK / "dat"
