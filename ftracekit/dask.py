@@ -6,6 +6,6 @@ see :mod:`ftracekit.dataset.dask_ops` and the README ("Datasets"). Needs
 ``pip install 'ftracekit[scale]'``.
 """
 
-from .dataset.dask_ops import compare, read_calls, stats, top
+from .dataset.dask_ops import compare, read_calls, slowest, stats, top
 
-__all__ = ["top", "stats", "compare", "read_calls"]
+__all__ = ["top", "stats", "slowest", "compare", "read_calls"]

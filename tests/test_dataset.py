@@ -85,6 +85,160 @@ def test_stream_rejects_a_tiny_window_and_an_empty_file(tmp_path):
         list(stream_tables(tmp_path / "empty.txt"))
 
 
+# -- binary captures: trace.dat and record --raw directories ---------------------------------
+
+DAT_ZSTD = DATA / "tracecmd-6.17" / "rtnl_v7_zstd.dat"
+DAT_XZ = DATA / "tracecmd-6.17" / "rtnl_v6_events.dat.xz"
+RAW = DATA / "raw-6.17" / "rtnl_capture"
+BINARY = [DAT_ZSTD, DAT_XZ, RAW]
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Pages decoded 2 at a time (8 KB blocks): many blocks per CPU, merged as they come."""
+    import ftracekit.read._decode as dec
+    import ftracekit.read.tracedat as td
+    monkeypatch.setattr(dec, "BLOCK_BYTES", 8192)
+    monkeypatch.setattr(td, "BLOCK_BYTES", 8192)
+
+
+@pytest.mark.parametrize("path", BINARY, ids=lambda p: p.name)
+def test_binary_pages_merge_into_the_records_load_decodes(path, small_blocks):
+    from ftracekit.dataset.binsource import open_pages
+    from ftracekit.dataset.pagemerge import MergeStats, merged_records
+    from ftracekit.read import load_capture, load_tracedat, open_source
+
+    if path.is_dir():
+        recs, _ = load_capture(path)
+    else:
+        src = open_source(path)
+        recs, _ = load_tracedat(src.stream.read(), src.name)
+        src.close()
+    ps = open_pages(path)
+    st = MergeStats()
+    try:
+        chunks = list(merged_records(ps, chunk_events=500, stats=st))
+    finally:
+        ps.close()
+    assert st.blocks > 2 and len(chunks) > 2 and st.late_events == 0
+    names = {"func": "funcs", "module": "modules", "comm": "comms"}
+    for col, want in recs.cols.items():
+        got = pd.concat([pd.Series(c.cols[col]) for c in chunks], ignore_index=True)
+        want = pd.Series(want)
+        if col in names:
+            got = pd.concat([pd.Series(c.cols[col]).map(dict(enumerate(getattr(c, names[col]))))
+                             for c in chunks], ignore_index=True)
+            want = want.map(dict(enumerate(getattr(recs, names[col]))))
+        pd.testing.assert_series_equal(got, want, check_names=False, obj=col)
+    assert {k: v for c in chunks for k, v in c.comments.items()} == recs.comments
+
+
+@pytest.mark.parametrize("path", BINARY, ids=lambda p: p.name)
+def test_streaming_a_binary_capture_gives_exactly_the_tables_of_load(path, small_blocks):
+    trace = ftracekit.load(path)
+    st = StreamStats()
+    pieces = list(stream_tables(path, window_lines=100, max_window_lines=10**7, stats=st))
+    assert st.forced_cuts == 0 and st.windows > 3
+    assert st.lines == trace.meta["lines"]
+    calls = pd.concat([_plain(p[0]) for p in pieces])
+    pd.testing.assert_frame_equal(calls, _plain(trace.calls), check_index_type=False)
+    if len(trace.events):
+        events = pd.concat([_plain(p[1]) for p in pieces])
+        pd.testing.assert_frame_equal(events.reset_index(drop=True), _plain(trace.events),
+                                      check_index_type=False)
+
+
+def test_convert_a_dat_and_a_raw_capture_holds_the_calls_of_load(tmp_path):
+    root = tmp_path / "bin"
+    ftracekit.convert([DAT_ZSTD, DAT_XZ, RAW], root, tags={"host": "vm"}, window_lines=300,
+                      max_window_lines=10**7)
+    assert not list(root.rglob(".ftracekit-unpacked-*"))       # (the .xz's scratch copy)
+    ds = ftracekit.open_dataset(root)
+    assert list(ds.inputs["trace"]) == ["rtnl_v7_zstd.dat", "rtnl_v6_events.dat.xz",
+                                        "rtnl_capture"]
+    keys = ds.tag_keys
+    for path in BINARY:
+        trace = ftracekit.load(path)
+        got = ds.sql("SELECT * FROM calls WHERE trace = ? ORDER BY call", [path.name])
+        got = got.drop(columns=keys).set_index("call")
+        want = _plain(trace.calls)
+        want["status"] = want["status"].astype(str)
+        pd.testing.assert_frame_equal(_plain(got), want, check_index_type=False,
+                                      check_dtype=False)
+        sub = ds.select(trace=path.name)
+        pd.testing.assert_frame_equal(sub.top(None), trace.top(None))
+        ev = ds.sql("SELECT count(*) AS n FROM events WHERE trace = ?", [path.name])
+        assert int(ev["n"].iloc[0]) == len(trace.events)
+
+
+def test_cli_converts_a_raw_capture_and_refuses_a_plain_directory(tmp_path, capsys):
+    root = str(tmp_path / "ds")
+    assert main(["convert", str(RAW), "-o", root]) == 0
+    n = len(ftracekit.load(RAW).calls)
+    assert f"{n:,} calls" in capsys.readouterr().out
+    assert main(["convert", str(tmp_path), "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "not a raw capture" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_truncated_dat_is_a_clear_error_and_leaves_nothing(tmp_path):
+    import lzma
+
+    blob = DAT_ZSTD.read_bytes()
+    (tmp_path / "cut.dat.xz").write_bytes(lzma.compress(blob[:len(blob) // 2]))
+    (tmp_path / "cut.dat").write_bytes(blob[:len(blob) - 5000])
+    for name in ("cut.dat.xz", "cut.dat"):
+        with pytest.raises(InputError, match="truncated trace.dat") as err:
+            ftracekit.convert(tmp_path / name, tmp_path / "ds")
+        assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.dat", "cut.dat.xz"]
+
+
+# -- packets on a dataset ------------------------------------------------------------------
+
+PACKET_CAPTURES = [DATA / "6.18-events" / "udp_tbf_raw.txt",
+                   DATA / "6.17.13+deb13-amd64" / "packets_udp_tbf.txt",
+                   DATA / "6.17.13+deb13-amd64" / "kfree_skb_events.txt",
+                   DATA / "6.17.13+deb13-amd64" / "funcgraph_args_retval_proc.txt",
+                   DATA / "6.17.13+deb13-amd64" / "tcp_reset_events.txt"]
+
+
+@pytest.fixture(scope="module")
+def packet_ds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pk") / "ds"
+    ftracekit.convert(PACKET_CAPTURES, root, tags={"host": "vm"}, window_lines=40,
+                      max_window_lines=10**7)
+    ftracekit.convert(DEFAULT, root, tags={"host": "nopk"}, append=True)
+    return root
+
+
+def test_dataset_packets_equal_trace_packets(packet_ds):
+    ds = ftracekit.open_dataset(packet_ds)
+    whole = ds.packets()
+    assert list(whole.columns[-2:]) == ["host", "trace"]
+    n = 0
+    for path in PACKET_CAPTURES:
+        trace = ftracekit.load(path)
+        part = ds.select(trace=path.name)
+        for kw in ({}, {"dropped": True}, {"dev": "lo"}):
+            want = trace.packets(**kw)
+            got = part.packets(**kw).drop(columns=["host", "trace"])
+            pd.testing.assert_frame_equal(got, want, check_dtype=False)
+        n += len(trace.packets())
+    assert len(whole) == n >= 40
+    assert (whole["trace"] == "udp_tbf_raw.txt").sum() == 17
+
+
+def test_dataset_packets_and_dumps_say_what_is_missing(packet_ds):
+    from ftracekit.net.packets import NoPacketsError
+
+    ds = ftracekit.open_dataset(packet_ds)
+    with pytest.raises(NoPacketsError, match="skbaddr"):
+        ds.select(host="nopk").packets()
+    with pytest.raises(FtracekitError, match="not netlink messages"):
+        ds.dumps()
+
+
 # -- a fleet: three inputs, two hosts --------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -316,3 +470,15 @@ def test_dask_on_a_local_cluster_equals_trace(fleet):
         pd.testing.assert_frame_equal(
             fd.compare(fleet, {"host": "a", "trace": "default_trace.txt"}, {"host": "b"},
                        client=client), a.compare(b))
+        ds = ftracekit.open_dataset(fleet)
+        keys = ds.tag_keys
+        for func, n in ((None, 5), ("rtnl_fill_ifinfo*", 7), ("__rcu_read_lock", 3),
+                        ("rtnetlink_rcv", 0)):
+            got = fd.slowest(fleet, func, n, client=client)
+            pd.testing.assert_frame_equal(got, ds.slowest(func, n), check_categorical=False)
+        pd.testing.assert_frame_equal(
+            fd.slowest(fleet, "rtnl_fill_ifinfo", 4, client=client, host="a",
+                       trace="rtnl_trace_pipe.txt").drop(columns=keys),
+            pipe.slowest("rtnl_fill_ifinfo", 4), check_categorical=False)
+        with pytest.raises(InputError, match="non-negative"):
+            fd.slowest(fleet, None, -1, client=client)

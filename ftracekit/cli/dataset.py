@@ -104,16 +104,18 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("convert", help="stream traces into a Parquet dataset (DuckDB/Dask)",
-                       description="Convert function_graph text captures (plain, .gz, .xz) into a "
-                                   "Parquet dataset, a window of lines at a time in bounded "
-                                   "memory. Query it with report/top/tree DATASET, "
-                                   "ftracekit.open_dataset() or ftracekit.dask.")
+                       description="Convert function_graph captures (text: plain, .gz, .xz; "
+                                   "trace-cmd trace.dat; record --raw directories) into a "
+                                   "Parquet dataset, a window of lines (binary: events) at a "
+                                   "time in bounded memory. Query it with report/top/tree "
+                                   "DATASET, ftracekit.open_dataset() or ftracekit.dask.")
     p.add_argument("traces", nargs="+", metavar="TRACE")
     p.add_argument("-o", "--output", required=True, metavar="DATASET", help="dataset folder")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE",
                    help="tag every input (host=a, kernel=6.1, run=3; repeatable)")
     p.add_argument("--append", action="store_true", help="add to an existing dataset")
-    p.add_argument("--window-lines", type=non_negative_int, default=1_000_000, metavar="N",
-                   help="lines linked at a time (default 1000000; memory grows with it)")
+    p.add_argument("--window-lines", type=non_negative_int, default=None, metavar="N",
+                   help="lines (binary: events) linked at a time (default 1000000 lines, "
+                        "500000 events; memory grows with it)")
     p.set_defaults(func=_cmd_convert)
 

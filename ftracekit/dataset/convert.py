@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..read import Progress
+from ..read import Progress, is_capture
 from .layout import (
     CALL_SCHEMA, EVENT_SCHEMA, check_tags, need, new_manifest, read_manifest,
     write_manifest,
 )
-from .stream import DEFAULT_WINDOW_LINES, StreamStats, stream_tables
+from .stream import StreamStats, stream_tables
 
 __all__ = ["convert", "parse_tags"]
 
@@ -101,20 +101,34 @@ def _trace_name(path: str, taken: set[str]) -> str:
     return name
 
 
+def _drop_reasons(src: str, meta: dict[str, Any]) -> dict[str, str] | None:
+    """The recording's drop-reason names (``skb_drop_reasons``: number → name, read by
+    :meth:`Dataset.packets`), from a raw capture's or a text capture's recorder sidecar."""
+    rec = meta.get("recording")
+    if rec is None and os.path.isfile(src):
+        from ..recording.sidecar import find_sidecar
+        rec, _note = find_sidecar(src)
+    return (rec or {}).get("skb_drop_reasons") or None
+
+
 def _convert_one(src: str, root: str, tags: dict[str, str], token: str, progress: bool | None,
-                 window_lines: int, max_window_lines: int | None, rows_per_file: int
+                 window_lines: int | None, max_window_lines: int | None, rows_per_file: int
                  ) -> dict[str, Any]:
     folder = os.path.join(*[f"{k}={v}" for k, v in tags.items()])
     calls_out = _Files(root, "calls", folder, token, rows_per_file, "start_s")
     events_out = _Files(root, "events", folder, token, rows_per_file, "ts_s")
     st = StreamStats()
-    size = os.path.getsize(src) if os.path.isfile(src) else None
+    size = os.path.getsize(src) if os.path.isfile(src) else \
+        sum(os.path.getsize(os.path.join(src, f)) for f in os.listdir(src)
+            if f.startswith("cpu") and f.endswith(".raw"))
     bar = Progress(os.path.basename(src), size, progress, verb="converting")
     t0 = time.monotonic()
     try:
         for calls, events in stream_tables(src, window_lines=window_lines, stats=st,
                                            max_window_lines=max_window_lines,
-                                           on_progress=lambda b, t, n: bar.update(b, n)):
+                                           on_progress=lambda b, t, n: bar.update(
+                                               b * size // t if t and size else b, n),
+                                           scratch=root):
             if len(calls):
                 calls_out.write(_arrow_table(calls, CALL_SCHEMA, tags, "call"))
             if len(events):
@@ -125,7 +139,11 @@ def _convert_one(src: str, root: str, tags: dict[str, str], token: str, progress
         events_out.close()
         bar.finish()
     meta = {k: v for k, v in st.meta.items()
-            if k in ("layout", "tracer", "options", "kernel_hints", "header")}
+            if k in ("layout", "tracer", "options", "kernel_hints", "header", "format",
+                     "lost_events", "late_events")}
+    reasons = _drop_reasons(src, st.meta)
+    if reasons:
+        meta["recording"] = {"skb_drop_reasons": reasons}
     return {"source": os.path.abspath(src), "tags": tags, "lines": st.lines, "bytes": st.bytes,
             "calls": st.calls, "events": st.events, "windows": st.windows,
             "forced_cuts": st.forced_cuts, "max_window_lines": st.max_window_lines,
@@ -136,15 +154,23 @@ def _convert_one(src: str, root: str, tags: dict[str, str], token: str, progress
 def convert(traces: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
             dataset: str | os.PathLike[str], *, tags: dict[str, str] | None = None,
             append: bool = False, progress: bool | None = None,
-            window_lines: int = DEFAULT_WINDOW_LINES, max_window_lines: int | None = None,
+            window_lines: int | None = None, max_window_lines: int | None = None,
             rows_per_file: int = _ROWS_PER_FILE) -> dict[str, Any]:
-    """Convert function_graph text captures into the Parquet dataset ``dataset`` (a folder).
+    """Convert function_graph captures into the Parquet dataset ``dataset`` (a folder).
+
+    ``traces``: text captures (plain, ``.gz``, ``.xz``), trace-cmd ``trace.dat`` files (plain
+    or compressed; a compressed one is unpacked into a temporary file inside the dataset
+    while it is read) and ``record --raw`` capture directories; binary ones are decoded a
+    block of pages per CPU at a time and merged into time order
+    (:mod:`ftracekit.dataset.pagemerge`), their "lines" being events.
 
     Every input gets ``tags`` (``{"host": "a", "run": "3"}``; the same tag names for every
     input of a dataset) plus ``trace`` = its file name. The dataset holds exactly the calls
     and events :func:`ftracekit.load` gives for each input (see :mod:`.stream` for the one
     exception, a forced cut, counted as ``forced_cuts``). Memory stays near that of linking
-    ``window_lines`` lines (~1 GB at the default; see the README), whatever the input size;
+    ``window_lines`` lines (default 10^6 lines of text, 5×10^5 events of a binary capture:
+    under 1 GB peak on the 10^7-line benchmark captures, see the README), whatever the input
+    size;
     ``max_window_lines`` (default 8 × ``window_lines``): see :func:`.stream.stream_tables`.
     ``progress``: a progress line on stderr (default: on a terminal, for big inputs).
 
@@ -158,9 +184,12 @@ def convert(traces: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     if not srcs:
         raise InputError("convert: no trace given")
     for s in srcs:
-        if not os.path.isfile(s):
-            raise InputError(f"{s}: no such trace file (convert takes text captures, "
-                             "plain, .gz or .xz)")
+        if os.path.isdir(s) and not is_capture(s):
+            raise InputError(f"{s}: a directory but not a raw capture (record --raw writes "
+                             "one); convert takes text, trace.dat or raw captures")
+        if not os.path.exists(s):
+            raise InputError(f"{s}: no such trace (convert takes text captures, plain, .gz or "
+                             ".xz, trace-cmd trace.dat files and record --raw directories)")
     tags = check_tags(dict(tags or {}))
     root = os.fspath(dataset)
     exists = os.path.exists(root)

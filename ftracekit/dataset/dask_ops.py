@@ -1,11 +1,12 @@
 """The dataset analyses as Dask graphs, for a cluster (``ftracekit.dask``).
 
-``top``, ``stats`` and ``compare`` read the dataset's Parquet files with
+``top``, ``stats``, ``slowest`` and ``compare`` read the dataset's Parquet files with
 ``dask.dataframe.read_parquet`` and run on the given ``dask.distributed`` client (or Dask's
 default scheduler). Results equal :class:`ftracekit.Trace`'s: the calls are shuffled by
 function so that each function's rows meet in one partition, in call order, where the
 per-function statistics are computed with :func:`ftracekit.analysis.func_stats` itself
-(exact percentiles, no sketches). Needs ``dask[dataframe,distributed]``
+(exact percentiles, no sketches). ``slowest`` keeps each partition's ``n`` longest calls on
+the workers and ranks those few where they meet. Needs ``dask[dataframe,distributed]``
 (``pip install 'ftracekit[scale]'``).
 """
 
@@ -21,7 +22,7 @@ from .. import analysis as A
 from ..errors import InputError
 from .layout import need, read_manifest
 
-__all__ = ["top", "stats", "compare", "read_calls"]
+__all__ = ["top", "stats", "slowest", "compare", "read_calls"]
 
 _STATS_COLUMNS = ["call", "func", "duration_us", "self_us"]
 
@@ -105,6 +106,39 @@ def stats(dataset: str | os.PathLike[str], func: str, *, client: Any = None,
     if len(keys) and len(calls):
         out["tasks"] = int(calls.groupby(keys + ["pid"]).ngroups)
     return out
+
+
+def _longest(part: pd.DataFrame, n: int, keys: list[str]) -> pd.DataFrame:
+    """The ``n`` longest calls of one partition: by ``duration_us`` (longest first, calls
+    without a duration last), ties in (tags, call) order, as :meth:`Dataset.slowest`."""
+    order = ["duration_us"] + keys + ["call"]
+    return part.sort_values(order, ascending=[False] + [True] * (len(order) - 1),
+                            na_position="last", kind="stable").head(n)
+
+
+def slowest(dataset: str | os.PathLike[str], func: str | None = None, n: int = 10, *,
+            client: Any = None, **tags: str) -> pd.DataFrame:
+    """The ``n`` longest calls of ``func`` (exact, glob or base name; default: of the roots),
+    longest first: the rows and columns of :meth:`ftracekit.dataset.Dataset.slowest` (the
+    calls table's columns, index ``call``, plus the tag columns; ``duration_us`` in µs).
+    Each partition's ``n`` longest are found on the workers; only those travel."""
+    from .query import _as_calls
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise InputError(f"n must be a non-negative integer, not {n!r}")
+    ddf, keys = read_calls(dataset, None, **tags)
+    if func is None:
+        sel = ddf[ddf["parent"] < 0]
+    else:
+        names = _run(ddf["func"].dropna().unique(), client)
+        probe = pd.DataFrame({"func": pd.Categorical(sorted(map(str, names)))})
+        sel = ddf[ddf["func"].isin(A.match_funcs(probe, func))]
+    meta = sel._meta
+    heads = _run(sel.map_partitions(_longest, int(n), keys, meta=meta), client)
+    out = _longest(heads, int(n), keys).reset_index(drop=True)
+    for k in keys:             # (the dtype of tag columns in query results)
+        out[k] = pd.array(out[k].astype(object).to_numpy(), dtype=pd.StringDtype(na_value=np.nan))
+    return _as_calls(out, keys)
 
 
 def compare(dataset: str | os.PathLike[str], a: dict[str, str], b: dict[str, str],

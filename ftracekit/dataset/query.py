@@ -319,6 +319,21 @@ class Dataset:
             sides += [stats, names.set_index("base")["funcs"]]
         return A.compare_stats(*sides, n=n, by=by)
 
+    def packets(self, dev: str | None = None, dropped: bool | None = None,
+                start_s: float | None = None, end_s: float | None = None) -> pd.DataFrame:
+        """One row per skb generation of each selected input: the columns and rows of
+        :meth:`Trace.packets` plus the tag columns (see :mod:`.packets`: SQL picks the packet
+        steps and their calls' ancestors, the summary runs on those rows)."""
+        from .packets import dataset_packets
+
+        return dataset_packets(self, dev=dev, dropped=dropped, start_s=start_s, end_s=end_s)
+
+    def dumps(self) -> pd.DataFrame:
+        """Not available: a dataset does not store netlink messages (a clear error)."""
+        from .packets import dataset_dumps
+
+        return dataset_dumps(self)
+
     # -- back to memory ------------------------------------------------------------------------
     def trace(self, *, call: int | None = None, start_s: float | None = None,
               end_s: float | None = None, **tags: str) -> Trace:

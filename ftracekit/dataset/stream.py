@@ -16,6 +16,7 @@ cut, counted in :attr:`StreamStats.forced_cuts`: rows next to it may then differ
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -27,10 +28,13 @@ from ..errors import InputError, NotATraceError
 from ..read import K_SWITCH, PathOrFile, open_source, parse_block
 from .cut import safe_cut
 
-__all__ = ["stream_tables", "StreamStats", "DEFAULT_WINDOW_LINES"]
+__all__ = ["stream_tables", "StreamStats", "DEFAULT_WINDOW_LINES", "DEFAULT_WINDOW_EVENTS"]
 
 #: Lines linked at a time by default (~130 MB of working memory for kernel text, see README).
 DEFAULT_WINDOW_LINES = 1_000_000
+#: Events of a binary capture linked at a time by default (an event is about half a text
+#: line's call: a leaf is one line but two events; peak ~750 MB on fg_10m.dat, see README).
+DEFAULT_WINDOW_EVENTS = 500_000
 _READ = 8 << 20
 
 
@@ -115,30 +119,46 @@ def _line_at(data: bytes, k: int) -> bytes:
     return data[lo:hi + 1]
 
 
-def stream_tables(src: PathOrFile, *, window_lines: int = DEFAULT_WINDOW_LINES,
+def stream_tables(src: PathOrFile, *, window_lines: int | None = None,
                   max_window_lines: int | None = None, stats: StreamStats | None = None,
-                  on_progress: Callable[[int, int | None, int], None] | None = None
+                  on_progress: Callable[[int, int | None, int], None] | None = None,
+                  scratch: str | None = None
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    """Yield ``(calls, events)`` pieces of the trace text ``src`` in line order; concatenated,
+    """Yield ``(calls, events)`` pieces of the trace ``src`` in line order; concatenated,
     they are the tables :func:`ftracekit.load` gives (same columns, ids and values; the
     categorical columns have each piece's own categories).
 
-    ``window_lines``: new lines linked per window (≥ 16). ``max_window_lines``: the largest
-    window before a forced cut (default 8 × ``window_lines``). ``stats``: filled in as it
-    goes. ``on_progress(bytes_read, total_bytes, lines)`` after each window.
-    Raises :class:`~ftracekit.errors.InputError` for a binary capture (text only for now).
+    ``window_lines``: new lines linked per window (≥ 16; default
+    :data:`DEFAULT_WINDOW_LINES`, binary: :data:`DEFAULT_WINDOW_EVENTS`).
+    ``max_window_lines``: the largest window before a forced cut (default 8 ×
+    ``window_lines``). ``stats``: filled in as it goes. ``on_progress(bytes_read, total_bytes, lines)`` after each window.
+
+    A path to a trace-cmd ``trace.dat`` or a ``record --raw`` directory is decoded page by page
+    instead (:func:`ftracekit.dataset.binstream.stream_binary_tables`: ``lines`` are events;
+    ``scratch``: where a compressed ``.dat`` is unpacked). Raises
+    :class:`~ftracekit.errors.InputError` for unusable input.
     """
-    if window_lines < 16:
+    if window_lines is not None and window_lines < 16:
         raise InputError(f"window_lines must be at least 16, not {window_lines}")
+    if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-":
+        from .binsource import is_binary
+        if is_binary(src):
+            from .binstream import stream_binary_tables
+            yield from stream_binary_tables(src, window_lines=window_lines or
+                                            DEFAULT_WINDOW_EVENTS,
+                                            max_window_lines=max_window_lines, stats=stats,
+                                            on_progress=on_progress, scratch=scratch)
+            return
+    window_lines = window_lines or DEFAULT_WINDOW_LINES
     max_lines = max_window_lines or 8 * window_lines
     margin = max(window_lines // 8, 8)
     st = stats if stats is not None else StreamStats()
     source = open_source(src)
     st.name = source.name
     try:
-        if source.kind != "text":
-            raise InputError(f"{source.name}: a trace-cmd trace.dat; convert takes function_graph "
-                             "text for now (trace-cmd report > trace.txt)")
+        if source.kind != "text":       # (a trace.dat from a file object: paths go above)
+            raise InputError(f"{source.name}: a trace-cmd trace.dat from a stream; give its "
+                             "path (it is decoded from a file)")
         parts: list[bytes] = []
         n_pending = 0            # lines in parts (whole ones)
         first_line = 1           # line number of parts' first line
