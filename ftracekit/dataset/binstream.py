@@ -26,7 +26,7 @@ from ..read.records import LineRecords, concat_columns
 from .binsource import open_pages
 from .cut import safe_cut
 from .pagemerge import DEFAULT_CHUNK_EVENTS, MergeStats, merged_records
-from .stream import DEFAULT_WINDOW_EVENTS, StreamStats, _shift
+from .window import DEFAULT_WINDOW_EVENTS, StreamStats, shift_ids
 
 __all__ = ["stream_binary_tables"]
 
@@ -124,7 +124,7 @@ def stream_binary_tables(path: str | os.PathLike[str], *,
             e = int(np.searchsorted(events["line"].to_numpy(), cut)) if len(events) else 0
             out_c, out_e = calls.iloc[:k].copy(), events.iloc[:e].copy()
             del calls, events, info
-            _shift(out_c, out_e, call_base)
+            shift_ids(out_c, out_e, call_base)
             call_base += k
             st.calls += k
             st.events += e

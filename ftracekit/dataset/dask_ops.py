@@ -122,7 +122,7 @@ def slowest(dataset: str | os.PathLike[str], func: str | None = None, n: int = 1
     longest first: the rows and columns of :meth:`ftracekit.dataset.Dataset.slowest` (the
     calls table's columns, index ``call``, plus the tag columns; ``duration_us`` in µs).
     Each partition's ``n`` longest are found on the workers; only those travel."""
-    from .query import _as_calls
+    from .frames import as_calls
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise InputError(f"n must be a non-negative integer, not {n!r}")
@@ -138,7 +138,7 @@ def slowest(dataset: str | os.PathLike[str], func: str | None = None, n: int = 1
     out = _longest(heads, int(n), keys).reset_index(drop=True)
     for k in keys:             # (the dtype of tag columns in query results)
         out[k] = pd.array(out[k].astype(object).to_numpy(), dtype=pd.StringDtype(na_value=np.nan))
-    return _as_calls(out, keys)
+    return as_calls(out, keys)
 
 
 def compare(dataset: str | os.PathLike[str], a: dict[str, str], b: dict[str, str],

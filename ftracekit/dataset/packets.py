@@ -29,6 +29,7 @@ import pandas as pd
 from ..errors import FtracekitError
 from ..net.packets import PACKET_COLUMNS, NoPacketsError, packets
 from ..trace import Trace
+from .frames import as_calls, as_events
 
 if TYPE_CHECKING:  # pragma: no cover
     from .query import Dataset
@@ -58,15 +59,14 @@ _CALLS_SQL = f"""
 def packet_trace(part: "Dataset") -> Trace:
     """The rows of one input (``part`` selects exactly one) that its packet summary reads, as
     an in-memory :class:`~ftracekit.Trace` (call ids as in the input)."""
-    from .query import _as_calls, _as_events
 
     inp = part._inputs[0]
     keys = part.tag_keys
     ev = part.sql(_EVENTS_SQL)
     owners = sorted({int(c) for c in ev["call"].dropna().tolist() if int(c) >= 0}) \
         if len(ev) else []
-    calls = _as_calls(part.sql(_CALLS_SQL, [owners]), keys).drop(columns=keys)
-    events = _as_events(ev.drop(columns=[k for k in keys if k in ev]))
+    calls = as_calls(part.sql(_CALLS_SQL, [owners]), keys).drop(columns=keys)
+    events = as_events(ev.drop(columns=[k for k in keys if k in ev]))
     meta = dict(inp["meta"], source=inp["source"], tags=inp["tags"])
     return Trace(calls, events, meta)
 

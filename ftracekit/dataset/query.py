@@ -19,6 +19,7 @@ import pandas as pd
 from .. import analysis as A
 from ..errors import FtracekitError, InputError
 from ..trace import Trace
+from .frames import as_calls, as_events
 from .layout import CALL_SCHEMA, EVENT_SCHEMA, need, read_manifest
 
 __all__ = ["Dataset", "open_dataset", "func_stats_sql", "BASE_NAME_SQL"]
@@ -26,7 +27,6 @@ __all__ = ["Dataset", "open_dataset", "func_stats_sql", "BASE_NAME_SQL"]
 #: SQL for :func:`ftracekit.analysis.base_name` of ``func`` (GCC clone suffixes removed).
 BASE_NAME_SQL = (r"regexp_replace(func, '(\.(isra|constprop|part|cold|lto_priv|llvm)"
                  r"(\.[0-9]+)?)+$', '')")
-_CATEGORICAL = {"func", "module", "comm", "status", "args", "event", "lat_flags"}
 
 
 # ``stats`` percentiles exactly as pandas' ``Series.quantile`` computes them (through numpy:
@@ -228,7 +228,7 @@ class Dataset:
     def _calls_where(self, where: str, params: Any = None, order: str = "", limit: str = ""
                      ) -> pd.DataFrame:
         df = self.sql(f"SELECT * FROM calls WHERE {where} {order} {limit}", params)
-        return _as_calls(df, self.tag_keys)
+        return as_calls(df, self.tag_keys)
 
     def calls_of(self, func: str) -> pd.DataFrame:
         """All calls of ``func`` (exact, glob or base name, as :meth:`Trace.calls_of`), with
@@ -361,43 +361,13 @@ class Dataset:
                       [ids.tolist()]) if call is not None else \
             part.sql("SELECT * FROM events ORDER BY line")
         calls = calls.drop(columns=self.tag_keys)
-        events = _as_events(ev.drop(columns=[k for k in self.tag_keys if k in ev]))
+        events = as_events(ev.drop(columns=[k for k in self.tag_keys if k in ev]))
         meta = dict(inp["meta"], source=inp["source"], dataset=self.path, tags=inp["tags"])
         return Trace(calls, events, meta)
 
 
 _SQL_TYPES = {"int64": "BIGINT", "int32": "INTEGER", "int16": "SMALLINT", "float64": "DOUBLE",
               "string": "VARCHAR", "bool_": "BOOLEAN"}
-_NUMPY = {"int64": np.int64, "int32": np.int32, "int16": np.int16, "float64": np.float64,
-          "bool_": bool}
-
-
-def _typed(df: pd.DataFrame, schema: list[tuple[str, str]]) -> pd.DataFrame:
-    """Query results with the dtypes of :class:`Trace`'s tables."""
-    for name, typ in schema:
-        if name not in df:
-            continue
-        if name in _CATEGORICAL:
-            df[name] = pd.Categorical(df[name].astype(object).where(df[name].notna(), None))
-        elif name == "retval":
-            df[name] = pd.array(df[name], dtype="Int64")
-        elif name == "text":
-            df[name] = pd.array(df[name].astype(object), dtype=object)
-        else:
-            df[name] = df[name].to_numpy(dtype=_NUMPY[typ])
-    return df
-
-
-def _as_calls(df: pd.DataFrame, tag_keys: list[str]) -> pd.DataFrame:
-    df = _typed(df, CALL_SCHEMA)
-    df = df.set_index("call")
-    cols = [n for n, _ in CALL_SCHEMA if n != "call"] + [k for k in tag_keys if k in df]
-    return df[cols]
-
-
-def _as_events(df: pd.DataFrame) -> pd.DataFrame:
-    df = _typed(df, EVENT_SCHEMA)
-    return df[[n for n, _ in EVENT_SCHEMA]].reset_index(drop=True)
 
 
 def open_dataset(path: str | os.PathLike[str], *, threads: int | None = None) -> Dataset:

@@ -17,7 +17,6 @@ cut, counted in :attr:`StreamStats.forced_cuts`: rows next to it may then differ
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -27,33 +26,11 @@ from ..calltree import build_tables
 from ..errors import InputError, NotATraceError
 from ..read import K_SWITCH, PathOrFile, open_source, parse_block
 from .cut import safe_cut
+from .window import DEFAULT_WINDOW_EVENTS, DEFAULT_WINDOW_LINES, StreamStats, shift_ids
 
 __all__ = ["stream_tables", "StreamStats", "DEFAULT_WINDOW_LINES", "DEFAULT_WINDOW_EVENTS"]
 
-#: Lines linked at a time by default (~130 MB of working memory for kernel text, see README).
-DEFAULT_WINDOW_LINES = 1_000_000
-#: Events of a binary capture linked at a time by default (an event is about half a text
-#: line's call: a leaf is one line but two events; peak ~750 MB on fg_10m.dat, see README).
-DEFAULT_WINDOW_EVENTS = 500_000
 _READ = 8 << 20
-
-
-@dataclass
-class StreamStats:
-    """What a streaming pass saw: ``lines`` and ``bytes`` read, ``calls``/``events`` given
-    out, ``windows`` linked, ``forced_cuts`` (see the module docstring), ``max_window_lines``
-    (the largest window linked, carried lines included) and ``meta`` (the first window's
-    :attr:`ftracekit.Trace.meta`-like detection results: layout, tracer, options …)."""
-
-    name: str = ""
-    lines: int = 0
-    bytes: int = 0
-    calls: int = 0
-    events: int = 0
-    windows: int = 0
-    forced_cuts: int = 0
-    max_window_lines: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def _line_offset(data: bytes, k: int) -> int:
@@ -69,21 +46,6 @@ def _line_offset(data: bytes, k: int) -> int:
             return lo + int(nl[k - seen - 1]) + 1
         seen += len(nl)
     return len(data)
-
-
-def _shift(calls: pd.DataFrame, events: pd.DataFrame, base: int) -> None:
-    """Window-local call ids → the input's (in place)."""
-    if not base:
-        return
-    calls.index = calls.index + base
-    calls.index.name = "call"
-    p = calls["parent"].to_numpy(copy=True)
-    p[p >= 0] += base
-    calls["parent"] = p
-    calls["root"] = calls["root"].to_numpy() + base
-    c = events["call"].to_numpy(copy=True)
-    c[c >= 0] += base
-    events["call"] = c
 
 
 def _link_window(data: bytes, layout: Any, first_line: int, name: str
@@ -223,7 +185,7 @@ def stream_tables(src: PathOrFile, *, window_lines: int | None = None,
             e = int(np.searchsorted(events["line"].to_numpy(), cut)) if len(events) else 0
             out_c, out_e = calls.iloc[:k].copy(), events.iloc[:e].copy()
             del calls, events, exit_line
-            _shift(out_c, out_e, call_base)
+            shift_ids(out_c, out_e, call_base)
             call_base += k
             st.calls += k
             st.events += e

@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -63,8 +62,7 @@ def test_packets_calls_and_events_joined(tmp_path, tfs, unchanged, tbf_on_lo):
     if not args_ok:
         pytest.skip("funcgraph-args needs Linux 6.15+: this suite runs on such a kernel "
                     "(test_packet_suite_on_a_funcgraph_args_kernel)")
-    keep = os.environ.get("FTRACEKIT_LIVE_KEEP")        # a directory to keep the trace in
-    out = Path(keep) / f"packets-{os.uname().release}.txt" if keep else tmp_path / "p.txt"
+    out = tmp_path / f"packets-{os.uname().release}.txt"   # kept by conftest on failure
     with Recorder(FUNCS, packets=True, max_depth=3, output=out) as rec:
         received = _send()
     t = rec.trace
