@@ -28,9 +28,10 @@ import pandas as pd
 from .._memory import Prefaulter, release_memory
 from ..errors import InputError
 from ._formats import EventFormat, Renderer, find_format
+from ._pairs import adjacent_pairs, joinable_entries
 from ._pages import gather_field, gather_u32, walk_pages
 from ._symbols import Symbols
-from .records import DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, Interner, LineRecords
+from .records import DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, Interner, LineRecords
 
 __all__ = ["decode_records", "BLOCK_BYTES"]
 
@@ -287,13 +288,17 @@ class _Finals:
     guessed (after the first block) and faulted in on a helper thread while the pages are
     decoded: on this project's VM, memory touched for the first time costs ~2.7 ms per MB."""
 
-    DTYPES = {"ts": np.float64, "dur": np.float64, "pid": np.int32, "func": np.int32,
-              "cpu": np.int16, "depth": np.int16, "kind": np.int8}
+    DTYPES = {"ts": np.float64, "end_ts": np.float64, "dur": np.float64, "pid": np.int32,
+              "func": np.int32, "cpu": np.int16, "depth": np.int16, "kind": np.int8}
     # (line, comm: in the memory of the stream's time and pid columns once they are gathered)
 
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
         self._prefault: Prefaulter | None = None
+
+    @property
+    def started(self) -> bool:
+        return bool(self.arrays)
 
     def start(self, expected: int) -> None:
         if self.arrays or expected < _PREFAULT_MIN_ROWS or not Prefaulter.available():
@@ -327,6 +332,27 @@ def _gather(values: np.ndarray, order: np.ndarray, out: np.ndarray, scale: float
         else:
             np.take(values, o, out=out[lo:lo + _PIECE], mode="clip")   # (valid: unbuffered)
     return out
+
+
+def _joined_share(stream: "_Stream", lo: int) -> float:
+    """Share of the stream's events from ``lo`` on that are an entry followed by its exit."""
+    c = stream.cols
+    sl = slice(lo, stream.n)
+    if stream.n - lo < 2:
+        return 0.0
+    return float(adjacent_pairs(c["kind"][sl], c["pid"][sl], c["depth"][sl],
+                                c["func"][sl]).sum()) / (stream.n - lo)
+
+
+def _rows(order: np.ndarray, dropped: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The stream index of each record (the events but ``dropped``, in time order; int64) and
+    its time rank among all ``n`` events (int64)."""
+    if not len(dropped):
+        return order, np.arange(n, dtype=np.int64)
+    keep = np.ones(n, dtype=bool)
+    keep[dropped] = False
+    rank = np.flatnonzero(keep[order])
+    return order[rank], rank
 
 
 def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
@@ -370,13 +396,17 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
             dec.lost = []
             lo = dec.n
             for buf in _blocks(data, page_size):
+                at = dec.n
                 dec.block(buf, slot, page_size)
                 done += len(buf)
                 bar.update(done, dec.n)
                 # the events to expect, from the first block's density
                 expected = int(dec.n * 1.02 * n_bytes / max(done, 1))
                 dec.stream.prefault(expected)
-                finals.start(expected)
+                if not finals.started:
+                    # and the records: leaves are joined (most of the entries followed by
+                    # their exit in the stream are, see ._pairs)
+                    finals.start(int(expected * (1 - 0.97 * _joined_share(dec.stream, at))))
             bounds.append((lo, dec.n))
             for cnt in dec.lost:
                 if cnt < 0:
@@ -396,48 +426,71 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
     # then hold other record columns (memory already resident, see _Finals).
     ts = stream.take("ts")
     order = _time_order(ts)
+    # An entry event and its exit that follow each other in their task become one leaf
+    # record (see ._pairs): the records are the other events, in time order (``rows``: their
+    # stream indices; ``line``: their time rank + 1, as before the joining).
+    kind_s = stream.cols["kind"][:n_total]
+    joined = joinable_entries(order, kind_s, stream.cols["pid"][:n_total],
+                              stream.cols["depth"][:n_total], stream.cols["func"][:n_total], bounds)
+    n_entry = int(np.count_nonzero(kind_s == K_ENTRY))
+    n_exit = int(np.count_nonzero(kind_s == K_EXIT))
+    nxt = joined + 1
+    kind_s[joined] = K_LEAF
+    for key in ("dur", "retval"):
+        if key in stream.cols:
+            col = stream.cols[key]
+            col[joined] = col[nxt]
+    del joined
+    rows, line_rank = _rows(order, nxt, n_total)
+    del nxt
+    comments = _render_others(dec, order, formats, symbols)
+    del order
+    n_rows = len(rows)
     cols: dict[str, np.ndarray] = {}
-    cols["ts"] = _gather(ts, order, finals.get("ts", n_total), 1e9)
-    line = ts                                        # (int64, done with)
-    del ts
+    cols["ts"] = _gather(ts, rows, finals.get("ts", n_rows), 1e9)
     spare: dict[str, np.ndarray] = {}
     for key in ("dur", "kind", "depth", "pid", "func", "retval"):
         if key in stream.cols:
             spare[key] = stream.take(key)
-            cols[key] = _gather(spare[key], order,
-                                finals.get(key, n_total) if key != "retval"
-                                else np.empty(n_total, dtype=np.int64))
+            cols[key] = _gather(spare[key], rows,
+                                finals.get(key, n_rows) if key != "retval"
+                                else np.empty(n_rows, dtype=np.int64))
     glob = cols.pop("func")
     pid = cols["pid"]
     cpu_of = spare.pop("depth")                      # (int16: the CPU of each, stream order)
     for cpu, (lo, hi) in zip(cpus, bounds):
         cpu_of[lo:hi] = cpu
-    cols["cpu"] = _gather(cpu_of, order, finals.get("cpu", n_total))
+    cols["cpu"] = _gather(cpu_of, rows, finals.get("cpu", n_rows))
     del cpu_of
     if "retval" in cols:
-        cols["has_ret"] = cols["kind"] == K_EXIT
+        cols["has_ret"] = (cols["kind"] == K_EXIT) | (cols["kind"] == K_LEAF)
     else:
-        cols["retval"] = _constant("retval", n_total)
-        cols["has_ret"] = _constant("has_ret", n_total)
-    comments = _render_others(dec, order, formats, symbols)
-    del order
-    for lo in range(0, n_total, _PIECE):
-        hi = min(lo + _PIECE, n_total)
-        line[lo:hi] = np.arange(lo + 1, hi + 1, dtype=np.int64)
+        cols["retval"] = _constant("retval", n_rows)
+        cols["has_ret"] = _constant("has_ret", n_rows)
+    # the end of a leaf record: the time of its exit event (the next event in the stream)
+    end_ts = finals.get("end_ts", n_rows)
+    end_ts.fill(np.nan)
+    leaf = np.flatnonzero(cols["kind"] == K_LEAF)
+    end_ts[leaf] = ts[rows[leaf] + 1] / 1e9
+    cols["end_ts"] = end_ts
+    del rows, leaf
+    line = ts[:n_rows]                               # (int64, done with)
+    del ts
+    for lo in range(0, n_rows, _PIECE):
+        np.add(line_rank[lo:lo + _PIECE], 1, out=line[lo:lo + _PIECE])
+    del line_rank
     funcs, modules = Interner(), Interner()
     flut, mlut = _intern_functions(dec, symbols, funcs, modules)
-    cols["module"] = mlut[glob] if (mlut >= 0).any() else _constant("module", n_total)
+    cols["module"] = mlut[glob] if (mlut >= 0).any() else _constant("module", n_rows)
     cols["func"] = np.take(flut, glob, out=glob)
     del glob
     comms = Interner()
-    cols["comm"] = _comms(pid, cmdlines, comms, spare.pop("pid"))   # (int32, done with)
+    cols["comm"] = _comms(pid, cmdlines, comms, spare.pop("pid")[:n_rows])   # (int32, done with)
     del spare
     cols["line"] = line
     recs = LineRecords(cols=cols, funcs=funcs.names, modules=modules.names, comms=comms.names,
                        comments=comments)
     release_memory()       # (the blocks' and the stream's freed memory, as the text path does)
-    kinds = cols["kind"]
-    n_entry, n_exit = int((kinds == K_ENTRY).sum()), int((kinds == K_EXIT).sum())
     n_comment = n_total - n_entry - n_exit
     meta: dict[str, Any] = {
         "source": name,
