@@ -7,7 +7,9 @@ once to typed columns of its events in stream order: time, kind, pid, depth, dur
 code for the function address (each distinct address is looked up in kallsyms once, at the
 end). The pages themselves are never held whole. The CPUs' streams are then merged into time
 order (each CPU's stream is already in order: a merge of sorted runs, as a stable sort by time
-would give) and only the events that are not funcgraph entries/exits are rendered to text.
+would give) and only the events that are not funcgraph entries/exits are rendered to text. An
+entry event and its exit that follow each other in their task become one leaf record
+(:mod:`._pairs`): ~40 % fewer records to gather and to link, for the same calls table.
 
 On this project's VM, memory touched for the first time costs ~2.7 ms per MB (the host backs
 guest memory lazily), more than the decoding itself: the stream columns and the final record
