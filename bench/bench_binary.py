@@ -75,10 +75,11 @@ def child(mode: str, path: str, root: str) -> dict:
     t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
     if mode == "decode_dat":
         recs, meta = tracedat.load_tracedat(data, path)
-        res = {"events": len(recs)}
+        # (events, not records: entry/exit pairs become one leaf record since issue 13)
+        res = {"events": meta.get("events_decoded", len(recs))}
     elif mode == "decode_raw":
         recs, meta = rawtrace.load_capture(path)
-        res = {"events": len(recs)}
+        res = {"events": meta.get("events_decoded", len(recs))}
     else:
         t = ftracekit.load(path)
         res = {"events": t.meta["lines"], "calls": len(t.calls)}
