@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ftracekit.calltree import build_tables, link, task_keys
 from ftracekit.read import K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, LineRecords
+from ftracekit.read import _pairs
 from ftracekit.read._pairs import joinable_entries
 
 _EVENT = st.tuples(st.sampled_from([K_ENTRY, K_ENTRY, K_EXIT, K_EXIT, K_COMMENT]),
@@ -140,10 +141,11 @@ def _stream(events: list[tuple], n_cpus: int):
 @given(st.lists(st.tuples(st.sampled_from([K_ENTRY, K_EXIT, K_COMMENT]), st.integers(0, 2),
                           st.integers(0, 3), st.integers(0, 2), st.integers(0, 1),
                           st.integers(0, 6)), max_size=60),
-       st.integers(1, 3))
-def test_joinable_entries_equal_the_definition(events, n_cpus):
+       st.integers(1, 3), st.sampled_from([1 << 18, 2, 3, 7]))
+def test_joinable_entries_equal_the_definition(events, n_cpus, piece):
     """Against one task at a time in time order (ties: stream order), with timestamps that
-    tie and even go back within a CPU."""
+    tie and even go back within a CPU; the time order taken in small pieces too (a pair
+    across two pieces is not joined)."""
     if not events:
         return
     arr, segments = _stream(events, n_cpus)
@@ -153,18 +155,25 @@ def test_joinable_entries_equal_the_definition(events, n_cpus):
     func = np.where(kind == K_COMMENT, -1, arr[:, 3]).astype(np.int32)
     ts = arr[:, 4]
     order = np.argsort(ts, kind="stable")
-    got = joinable_entries(order, kind, pid, depth, func, segments)
+    old = _pairs._PIECE
+    _pairs._PIECE = piece
+    try:
+        got = joinable_entries(order, kind, pid, depth, func, segments)
+    finally:
+        _pairs._PIECE = old
     cpu = np.zeros(len(kind), dtype=np.int16)
     for slot, (lo, hi) in enumerate(segments):
         cpu[lo:hi] = slot
     task = task_keys(pid, cpu)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
     want = []
     prev: dict[int, int] = {}
     for s in order.tolist():
         p = prev.get(int(task[s]))
         if (p is not None and s == p + 1 and cpu[p] == cpu[s] and kind[p] == K_ENTRY
                 and kind[s] == K_EXIT and depth[p] == depth[s] and func[p] == func[s]
-                and pid[p] == pid[s]):
+                and pid[p] == pid[s] and rank[p] // piece == rank[s] // piece):
             want.append(p)
         prev[int(task[s])] = s
     assert got.tolist() == sorted(want)

@@ -146,7 +146,7 @@ JOINED = {
     "rtnl_v7_zstd.dat": "d22bed2431b4dc9e",
     "rtnl_v6_events.dat.xz": "13f8b64e7d482899",
     "rtnl_capture": "6fa298d2e5a9bb73",
-    "fg_1m.dat": "89d9d98fee356f2b",
+    "fg_1m.dat": "93d733e7d6374b58",
 }
 
 

@@ -23,6 +23,7 @@ from .records import K_ENTRY, K_EXIT
 
 __all__ = ["joinable_entries", "adjacent_pairs"]
 
+#: Events of the time order grouped by task at a time (see :func:`joinable_entries`).
 _PIECE = 1 << 18
 
 
@@ -50,6 +51,12 @@ def joinable_entries(order: np.ndarray, kind: np.ndarray, pid: np.ndarray, depth
     ``order``: the stream index of each event in time order (a stable sort by time); ``kind``
     (int8 ``K_*``), ``pid`` (int32), ``depth`` (int16) and ``func`` (int32 address code) are
     per event in stream order; ``segments``: the ``[lo, hi)`` stream range of each CPU.
+
+    The time order is taken in pieces of :data:`_PIECE` events, each grouped by task (a radix
+    sort of dense task ids): a pair inside a piece is next to each other in its task there
+    exactly when it is in the whole trace (what lies between them in time lies in the piece
+    too). A pair across two pieces is not joined (it links alike either way): no temporary is
+    as long as the trace, which on this project's VM is what costs (fresh memory).
     """
     n = len(kind)
     cand = adjacent_pairs(kind, pid, depth, func)
@@ -58,11 +65,11 @@ def joinable_entries(order: np.ndarray, kind: np.ndarray, pid: np.ndarray, depth
             cand[hi - 1] = False
     if not cand.any():
         return np.zeros(0, dtype=np.int64)
-    # The events of each task in time order (dense task ids: uint16 sorts by radix).
-    by_task = np.argsort(_task_ids(pid, segments)[order], kind="stable")
+    tid = _task_ids(pid, segments)
     ok = np.zeros(n, dtype=bool)
-    for lo in range(0, n - 1, _PIECE):     # (in pieces: no more full-size temporaries)
-        ev = order[by_task[lo:lo + _PIECE + 1]]
+    for lo in range(0, n, _PIECE):
+        sub = order[lo:lo + _PIECE]
+        ev = sub[np.argsort(tid[sub], kind="stable")]    # by task, in time order within one
         a = ev[:-1]
         hit = cand[a]
         hit &= ev[1:] == a + 1          # e + 1 comes next in its task
@@ -71,23 +78,29 @@ def joinable_entries(order: np.ndarray, kind: np.ndarray, pid: np.ndarray, depth
 
 
 def _task_ids(pid: np.ndarray, segments: list[tuple[int, int]]) -> np.ndarray:
-    """A dense task id per event (uint16 when there are fewer than 65536 tasks: their stable
-    argsort is a radix sort), equal for events of the same task."""
-    key = pid.astype(np.int64 if len(segments) >= 1 << 29 else np.int32)
-    for slot, (lo, hi) in enumerate(segments):
-        seg = key[lo:hi]
-        own = pid[lo:hi]
-        seg[own == 0] = -(2 * slot + 1)        # (pid 0, and pid < 0: one task each per CPU)
-        seg[own < 0] = -(2 * slot + 2)
-    lo_k, hi_k = int(key.min()), int(key.max())
-    if hi_k - lo_k < 1 << 23:
-        key -= lo_k
-        seen = np.zeros(hi_k - lo_k + 1, dtype=bool)
-        seen[key] = True
-        distinct = np.flatnonzero(seen)
-        del seen
-        if len(distinct) < 1 << 16:
-            table = np.zeros(hi_k - lo_k + 1, dtype=np.uint16)
-            table[distinct] = np.arange(len(distinct), dtype=np.uint16)
-            return table[key]
-    return key
+    """A dense task id per event, equal for the events of one task: the pid, or the CPU for
+    pid 0 and for negative pids (uint16 when there are fewer than 65536 tasks: a stable
+    argsort of them is a radix sort)."""
+    n_seg = len(segments)
+    lo_p, hi_p = (int(pid.min()), int(pid.max())) if len(pid) else (0, 0)
+    if lo_p < 0 or hi_p >= 1 << 23:        # (not from a kernel: pid_max ≤ 2^22)
+        key = pid.astype(np.int64)
+        for slot, (lo, hi) in enumerate(segments):
+            seg, own = key[lo:hi], pid[lo:hi]
+            seg[own == 0] = -(2 * slot + 1)
+            seg[own < 0] = -(2 * slot + 2)
+        return np.unique(key, return_inverse=True)[1].reshape(-1)
+    seen = np.zeros(hi_p + 1, dtype=bool)
+    seen[pid] = True
+    seen[0] = False
+    distinct = np.flatnonzero(seen)
+    del seen
+    n_ids = len(distinct) + n_seg
+    dt = np.uint16 if n_ids < 1 << 16 else np.int64
+    table = np.zeros(hi_p + 1, dtype=dt)
+    table[distinct] = np.arange(len(distinct), dtype=dt)
+    tid = table[pid]
+    for slot, (lo, hi) in enumerate(segments):     # pid 0: one task per CPU
+        seg = tid[lo:hi]
+        seg[pid[lo:hi] == 0] = len(distinct) + slot
+    return tid
