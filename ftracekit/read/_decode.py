@@ -346,15 +346,40 @@ def _joined_share(stream: "_Stream", lo: int) -> float:
                                 c["func"][sl]).sum()) / (stream.n - lo)
 
 
-def _rows(order: np.ndarray, dropped: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The stream index of each record (the events but ``dropped``, in time order; int64) and
-    its time rank among all ``n`` events (int64)."""
+def _kept(order: np.ndarray, dropped: np.ndarray, n: int) -> np.ndarray | None:
+    """Per time rank (bool): whether that event is a record (not one of the ``dropped``
+    stream indices); None when all are."""
     if not len(dropped):
-        return order, np.arange(n, dtype=np.int64)
+        return None
     keep = np.ones(n, dtype=bool)
     keep[dropped] = False
-    rank = np.flatnonzero(keep[order])
-    return order[rank], rank
+    return keep[order]
+
+
+def _compact(order: np.ndarray, kept: np.ndarray | None) -> np.ndarray:
+    """``order[kept]`` (the stream index of each record), written over ``order`` itself in
+    pieces: no fresh memory as long as the trace (costly on this project's VM)."""
+    if kept is None:
+        return order
+    at = 0
+    for lo in range(0, len(order), _PIECE):
+        sel = order[lo:lo + _PIECE][kept[lo:lo + _PIECE]]
+        order[at:at + len(sel)] = sel          # (at ≤ lo: only what was read is written)
+        at += len(sel)
+    return order[:at]
+
+
+def _line_numbers(kept: np.ndarray | None, out: np.ndarray) -> None:
+    """``out[i]``: the time rank + 1 of record ``i`` (its line number), in pieces."""
+    at = 0
+    for lo in range(0, len(out) if kept is None else len(kept), _PIECE):
+        if kept is None:
+            idx = np.arange(lo + 1, min(lo + _PIECE, len(out)) + 1, dtype=np.int64)
+        else:
+            idx = np.flatnonzero(kept[lo:lo + _PIECE])
+            idx += lo + 1
+        out[at:at + len(idx)] = idx
+        at += len(idx)
 
 
 def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
@@ -443,9 +468,10 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
             col = stream.cols[key]
             col[joined] = col[nxt]
     del joined
-    rows, line_rank = _rows(order, nxt, n_total)
-    del nxt
     comments = _render_others(dec, order, formats, symbols)
+    kept = _kept(order, nxt, n_total)
+    del nxt
+    rows = _compact(order, kept)                     # (in the memory of ``order``)
     del order
     n_rows = len(rows)
     cols: dict[str, np.ndarray] = {}
@@ -478,9 +504,8 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
     del rows, leaf
     line = ts[:n_rows]                               # (int64, done with)
     del ts
-    for lo in range(0, n_rows, _PIECE):
-        np.add(line_rank[lo:lo + _PIECE], 1, out=line[lo:lo + _PIECE])
-    del line_rank
+    _line_numbers(kept, line)
+    del kept
     funcs, modules = Interner(), Interner()
     flut, mlut = _intern_functions(dec, symbols, funcs, modules)
     cols["module"] = mlut[glob] if (mlut >= 0).any() else _constant("module", n_rows)
