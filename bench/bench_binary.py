@@ -75,10 +75,11 @@ def child(mode: str, path: str, root: str) -> dict:
     t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
     if mode == "decode_dat":
         recs, meta = tracedat.load_tracedat(data, path)
-        res = {"events": len(recs)}
+        # (events, not records: entry/exit pairs become one leaf record since issue 13)
+        res = {"events": meta.get("events_decoded", len(recs))}
     elif mode == "decode_raw":
         recs, meta = rawtrace.load_capture(path)
-        res = {"events": len(recs)}
+        res = {"events": meta.get("events_decoded", len(recs))}
     else:
         t = ftracekit.load(path)
         res = {"events": t.meta["lines"], "calls": len(t.calls)}
@@ -154,8 +155,8 @@ def main() -> None:
                     help="where the decompressed text and the synthesised capture go")
     ap.add_argument("--out", default=str(HERE / "results_binary.md"))
     ap.add_argument("--before", metavar="REV",
-                    help="also measure the .dat decode and load of this git revision's ftracekit "
-                         "in the same rounds (e.g. the commit before the new decoder)")
+                    help="also measure the .dat decode and the .dat and raw loads of this git "
+                         "revision's ftracekit in the same rounds (e.g. the commit before a change)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -188,7 +189,8 @@ def main() -> None:
     started = _dt.datetime.now(_dt.timezone.utc)
     load_before = os.getloadavg()
     runs: dict[str, list[dict]] = {m: [] for m in MODES}
-    old: dict[str, list[dict]] = {m: [] for m in ("decode_dat", "load_dat")} if before else {}
+    old: dict[str, list[dict]] = ({m: [] for m in ("decode_dat", "load_dat", "load_raw")}
+                                  if before else {})
     tc: list[float] = []
     for rnd in range(args.repeat):
         for m in MODES:
@@ -269,7 +271,7 @@ def write_report(out: Path, runs: dict[str, list[dict]], tc: list[float], report
             f"{b['wall'] / b['events'] * 1e9:.0f} | {b['cpu']:.3f} s ({_main_cpu(v):.3f} s) | "
             f"{b['peak_rss'] / 1e6:.1f} MB |")
     if old:
-        out_lines += ["", "Speed-up over the decoder before (same rounds): " + ", ".join(
+        out_lines += ["", f"Speed-up over `{before}` (same rounds): " + ", ".join(
             f"{names[k]} ×{min(r['wall'] for r in v) / best[k]['wall']:.1f} "
             f"(CPU ×{min(r['cpu'] for r in v) / best[k]['cpu']:.1f}, main thread "
             f"×{_main_cpu(v) / max(_main_cpu(runs[k]), 1e-9):.2f}, peak memory "

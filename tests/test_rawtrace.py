@@ -188,15 +188,18 @@ def test_garbage_pages_with_graph_event_ids_do_not_crash():
                                 symbols=rawtrace._read_symbols(CAP), cmdlines={})
 
 
-def test_retval_field_is_decoded_as_before(tmp_path):
+def test_retval_field_is_decoded_as_before(tmp_path, monkeypatch):
     """With funcgraph-retval on, the exits' retval field goes into the records (here a
-    declared ``retval`` overlaying ``rettime``, as the capture has none): the digests of all
-    record columns are those of the decoder before issue 13's rewrite of the block step."""
+    declared ``retval`` overlaying ``rettime``, as the capture has none): without joining
+    entry/exit pairs into leaves, the digests of all record columns are those of the decoder
+    before issue 13's rewrite of the block step; joined leaves carry their exit's value."""
     import hashlib
     import json
     import shutil
 
-    from ftracekit.read import K_EXIT
+    from ftracekit.calltree import build_tables
+    from ftracekit.read import K_EXIT, K_LEAF
+    from ftracekit.read import _decode as dec_mod
 
     cap = tmp_path / "cap"
     shutil.copytree(CAP, cap)
@@ -207,10 +210,18 @@ def test_retval_field_is_decoded_as_before(tmp_path):
     info = json.loads((cap / "capture.json").read_text())
     info["options"] = {"funcgraph-retval": True}
     (cap / "capture.json").write_text(json.dumps(info))
-    recs, _ = load_capture(cap)
+    joined, _ = load_capture(cap)
+    with monkeypatch.context() as m:
+        m.setattr(dec_mod, "joinable_entries", lambda *a: np.zeros(0, dtype=np.int64))
+        recs, _ = load_capture(cap)
     got = {k: hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest()[:10]
            for k, v in recs.cols.items() if k in ("retval", "has_ret", "dur", "kind", "func")}
     assert got == {"retval": "997a397155", "has_ret": "9194562b29", "dur": "722db39378",
                    "kind": "0da3c7c8b9", "func": "62f6841568"}
     exits = recs.cols["kind"] == K_EXIT
     assert (recs.cols["retval"][~exits] == 0).all() and recs.cols["retval"][exits].any()
+    ret = np.isin(joined.cols["kind"], [K_EXIT, K_LEAF])
+    assert np.array_equal(joined.cols["has_ret"], ret)
+    assert (joined.cols["retval"][~ret] == 0).all() and joined.cols["retval"][ret].any()
+    a, b = build_tables(joined)[0], build_tables(recs)[0]
+    assert a["retval"].equals(b["retval"]) and a["retval"].notna().any()

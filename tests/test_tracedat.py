@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import ftracekit
+from ftracekit.read import K_ENTRY, K_EXIT, K_LEAF
 
 DATA = Path(__file__).parent / "data" / "tracecmd-6.17"
 
@@ -97,16 +98,31 @@ def _digest(recs, calls, events) -> tuple[str, str, str]:
     return tuple(out)
 
 
-def _decode(path: Path):
+def _decode(path: Path, join: bool = True):
+    """Records and digests of a capture; ``join=False``: without joining entry/exit event
+    pairs into leaf records (the records the decoder gave before that, see read._pairs)."""
+    from unittest import mock
+
     from ftracekit.calltree import build_tables
+    from ftracekit.read import _decode as dec_mod
     from ftracekit.read import rawtrace, tracedat
 
-    if path.is_dir():
-        recs, _ = rawtrace.load_capture(path)
-    else:
-        data = path.read_bytes()
-        recs, _ = tracedat.load_tracedat(lzma.decompress(data) if path.suffix == ".xz" else data,
-                                         str(path))
+    with mock.patch.object(dec_mod, "joinable_entries",
+                           dec_mod.joinable_entries if join
+                           else (lambda *a: np.zeros(0, dtype=np.int64))):
+        if path.is_dir():
+            recs, _ = rawtrace.load_capture(path)
+        else:
+            data = path.read_bytes()
+            recs, _ = tracedat.load_tracedat(
+                lzma.decompress(data) if path.suffix == ".xz" else data, str(path))
+    if not join:
+        # (the column joined leaves end with: all NaN here, and not in the records before)
+        assert np.isnan(recs.cols["end_ts"]).all()
+        ends = recs.cols.pop("end_ts")
+        digest = _digest(recs, *build_tables(recs)[:2])
+        recs.cols["end_ts"] = ends
+        return recs, digest
     digest = _digest(recs, *build_tables(recs)[:2])
     return recs, digest
 
@@ -124,14 +140,54 @@ RAW = Path(__file__).parent / "data" / "raw-6.17" / "rtnl_capture"
 BENCH_DAT = Path(__file__).parent.parent / "bench" / "data" / "fg_1m.dat"
 
 
+# Digests of the records with entry/exit pairs joined into leaf records (the calls and events
+# tables stay those of BEFORE).
+JOINED = {
+    "rtnl_v7_zstd.dat": "d22bed2431b4dc9e",
+    "rtnl_v6_events.dat.xz": "13f8b64e7d482899",
+    "rtnl_capture": "6fa298d2e5a9bb73",
+    "fg_1m.dat": "93d733e7d6374b58",
+}
+
+
 @pytest.mark.parametrize("path", [DATA / "rtnl_v7_zstd.dat", DATA / "rtnl_v6_events.dat.xz",
                                   RAW, BENCH_DAT], ids=lambda p: p.name)
 def test_same_records_and_tables_as_before(path):
+    """Without joining, the records of before; with it, fewer records and the same tables."""
     if path.name == "rtnl_v7_zstd.dat":
         pytest.importorskip("zstandard")
     if not path.exists():
         pytest.skip(f"{path} missing")
-    assert _decode(path)[1] == BEFORE[path.name]
+    plain, before = _decode(path, join=False)
+    assert before == BEFORE[path.name]
+    recs, joined = _decode(path)
+    assert joined == (JOINED[path.name],) + BEFORE[path.name][1:]
+    # one record fewer per joined pair: its exit event's; the other lines keep their numbers
+    n_leaf = int((recs["kind"] == K_LEAF).sum())
+    assert n_leaf > 0 and len(recs) == len(plain) - n_leaf
+    assert not (plain["kind"] == K_LEAF).any()
+    dropped = ~np.isin(plain["line"], recs["line"])
+    assert int(dropped.sum()) == n_leaf and (plain["kind"][dropped] == K_EXIT).all()
+
+
+def test_joined_leaves_end_at_their_exit_event():
+    """A leaf record joined from two events keeps the exit event's time, duration and CPU."""
+    pytest.importorskip("zstandard")
+    path = DATA / "rtnl_v7_zstd.dat"
+    plain, _ = _decode(path, join=False)
+    recs, _ = _decode(path)
+    leaf = recs["kind"] == K_LEAF
+    assert np.isnan(recs["end_ts"][~leaf]).all() and not np.isnan(recs["end_ts"][leaf]).any()
+    at = {ln: i for i, ln in enumerate(plain["line"].tolist())}
+    entries = np.array([at[ln] for ln in recs["line"][leaf].tolist()])
+    exits = entries + 1           # (in this capture the exit event is the next one in time)
+    assert (plain["kind"][entries] == K_ENTRY).all() and (plain["kind"][exits] == K_EXIT).all()
+    assert np.array_equal(recs["end_ts"][leaf], plain["ts"][exits])
+    assert np.array_equal(recs["dur"][leaf], plain["dur"][exits])
+    assert np.array_equal(recs["ts"][leaf], plain["ts"][entries])
+    assert np.array_equal(recs["depth"][leaf], plain["depth"][entries])
+    assert np.array_equal(recs["func"][leaf], plain["func"][exits])
+    assert (recs["end_ts"][leaf] >= recs["ts"][leaf]).all()
 
 
 def test_small_blocks_give_the_same_records(monkeypatch):
@@ -143,7 +199,7 @@ def test_small_blocks_give_the_same_records(monkeypatch):
     monkeypatch.setattr(dec_mod, "BLOCK_BYTES", 3 * 4096)
     monkeypatch.setattr(tracedat, "BLOCK_BYTES", 3 * 4096)
     for path in (DATA / "rtnl_v7_zstd.dat", DATA / "rtnl_v6_events.dat.xz", RAW):
-        assert _decode(path)[1] == BEFORE[path.name], path.name
+        assert _decode(path)[1] == (JOINED[path.name],) + BEFORE[path.name][1:], path.name
 
 
 def test_raw_capture_of_the_dat_pages_decodes_alike(tmp_path):
@@ -170,7 +226,7 @@ def test_raw_capture_of_the_dat_pages_decodes_alike(tmp_path):
     (tmp_path / "kallsyms.gz").write_bytes(gzip.compress(dat.kallsyms))
     (tmp_path / "saved_cmdlines").write_text(dat.cmdlines)
     (tmp_path / "capture.json").write_text(json.dumps({"page_size": dat.page_size}))
-    assert _decode(tmp_path)[1][:2] == BEFORE[path.name][:2]
+    assert _decode(tmp_path)[1][:2] == (JOINED[path.name], BEFORE[path.name][1])
 
 
 def test_progress_line(capsys):

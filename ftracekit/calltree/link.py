@@ -59,15 +59,18 @@ _CHUNK = 1 << 18
 
 def link_records(kind: np.ndarray, depth: np.ndarray, func: np.ndarray, module: np.ndarray,
                  task: np.ndarray, *, force_sequential: bool = False,
-                 dur: np.ndarray | None = None) -> Links:
+                 dur: np.ndarray | None = None, joined: np.ndarray | None = None) -> Links:
     """Link records into calls (see module docstring). Arrays are per record, in line order.
 
     The stack algorithm (vectorised, or sequential with ``force_sequential``), then the
-    pairing of late exit lines (:func:`_pair_late_exits`), shared by both.
+    pairing of late exit lines (:func:`_pair_late_exits`), shared by both. ``joined`` (bool
+    per record, binary input): the leaf records that stand for an entry event and its exit
+    event (:mod:`ftracekit.read._pairs`); they link as the two records would, and count as
+    two in the late-exit search window.
     """
     out = _link_stacks(kind, depth, func, module, task, force_sequential=force_sequential,
                        dur=dur)
-    _pair_late_exits(out, kind, depth, func, module, task, dur)
+    _pair_late_exits(out, kind, depth, func, module, task, dur, joined)
     out.by_task = None
     return out
 
@@ -77,7 +80,8 @@ _LATE_EXIT_SCAN = 10000
 
 
 def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.ndarray,
-                     module: np.ndarray, task: np.ndarray, dur: np.ndarray | None = None) -> None:
+                     module: np.ndarray, task: np.ndarray, dur: np.ndarray | None = None,
+                     joined: np.ndarray | None = None) -> None:
     """Exit lines printed late: an interrupt that hit after a function returned but before its
     exit event was recorded prints its calls at the function's own depth, right after the
     entry line; the stack algorithm then closes the function without an exit when the
@@ -107,12 +111,22 @@ def _pair_late_exits(out: Links, kind: np.ndarray, depth: np.ndarray, func: np.n
     pos[order] = np.arange(len(order), dtype=pos.dtype)
     pos_x = pos[X]
     del pos
+    # The window is _LATE_EXIT_SCAN records back; a joined leaf counts as the two records it
+    # stands for (``first``: the position of each record's first one among them).
+    first = None
+    if joined is not None and joined.any():
+        w = joined[order].astype(np.int64)
+        w += 1
+        first = np.cumsum(w)
+        first -= w
+        del w
     pairs: list[tuple[int, int, np.ndarray]] = []
     paired = set()
     for x, i in zip(X.tolist(), pos_x.tolist()):
         d = int(depth[x])
         t = task[x]
-        lo = max(0, i - _LATE_EXIT_SCAN + 1)
+        lo = max(0, i - _LATE_EXIT_SCAN + 1) if first is None else \
+            int(np.searchsorted(first, first[i] - _LATE_EXIT_SCAN + 1))
         # Walk back from i - 1 (in growing windows: scans usually stop at once) while in the
         # same task at depth ≥ d; the first record at depth d that is an open entry or an
         # exit without entry decides; entries/leaves at d before it are the interrupt.

@@ -193,9 +193,11 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     if consume:
         cols.pop("pid")
         cols.pop("comm")
+    ends = cols.get("end_ts")          # (binary input: entry/exit pairs joined into leaves)
     links = link_records(kind, cols["depth"], cols["func"], cols["module"],
                          task_keys(pid, cols["cpu"]), force_sequential=force_sequential,
-                         dur=cols["dur"])
+                         dur=cols["dur"], joined=None if ends is None else ~np.isnan(ends))
+    del ends
     # (no malloc_trim between the phases: the freed pages are reused at once by the next
     # phase, and giving them back only makes it fault them in again; measured no higher peak)
 
@@ -304,6 +306,15 @@ def build_tables(recs: LineRecords, *, force_sequential: bool = False, consume: 
     np.subtract(start_s, d6, out=start_s, where=is_exit)
     end_s[~has_exit] = np.nan
     is_leaf = k_s == K_LEAF
+    ends = take("end_ts", None)
+    if ends is not None:
+        # A leaf joined from an entry and an exit event (binary input) ends at its exit
+        # event, as the pair did; a leaf line ends after its duration.
+        ends = ends[S]
+        joined = ~np.isnan(ends)
+        end_s[joined] = ends[joined]
+        is_leaf &= ~joined
+        del ends, joined
     np.add(end_s, d6, out=end_s, where=is_leaf)
     del ts, k_s, is_exit
     # The exit line of a complete call may lack a timestamp the entry had (mixed layouts).

@@ -19,8 +19,10 @@ The decoding itself is in :mod:`._decode` (pages in :mod:`._pages`, event format
 
 The records have the same meaning as parsed text (entries, exits, comments for other events),
 so :func:`ftracekit.calltree.build_tables` turns them into the same calls table. ``line`` is
-the event's 1-based position in time order (there are no lines); a text leaf ``f();`` is an
-entry and an exit here, linked into one complete call.
+the event's 1-based position in time order (there are no lines). A function that called
+nothing traced is an entry and an exit event here; when they follow each other in their task
+they become one leaf record, as ``trace-cmd report`` prints them (:mod:`._pairs`), that ends at
+the exit event's time (the record column ``end_ts``).
 """
 
 from __future__ import annotations

@@ -22,6 +22,11 @@ retval   int64   return value (funcgraph-retval), two's complement of the 64-bit
 has_ret  bool    whether ``retval`` was printed on this line
 ======== ======= ==============================================================================
 
+Binary captures (:mod:`ftracekit.read._decode`) add one column: ``end_ts`` (float64, seconds)
+— for a leaf record joined from an entry event and its exit event (:mod:`ftracekit.read._pairs`)
+the time of the exit event, where the call ends; NaN for every other record. A text leaf line
+has no such column: it ends ``dur`` after ``ts``.
+
 Details of rare kinds are kept in dicts keyed by line number: ``comments`` (text of
 ``/* ... */`` lines), ``switches`` (``(from_comm, from_pid, to_comm, to_pid)``), ``lost``
 (count or -1 when the kernel did not say), ``overruns``, ``args`` (funcgraph-args text),
