@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -103,11 +104,16 @@ def small_blocks(monkeypatch):
 
 
 @pytest.mark.parametrize("path", BINARY, ids=lambda p: p.name)
-def test_binary_pages_merge_into_the_records_load_decodes(path, small_blocks):
+def test_binary_pages_merge_into_the_records_load_decodes(path, small_blocks, monkeypatch):
+    """The merged pages are the records of a whole load before its leaves are joined
+    (an entry and its exit in one record, see read._pairs); the tables are compared in
+    the next test."""
+    import ftracekit.read._decode as dec
     from ftracekit.dataset.binsource import open_pages
     from ftracekit.dataset.pagemerge import MergeStats, merged_records
     from ftracekit.read import load_capture, load_tracedat, open_source
 
+    monkeypatch.setattr(dec, "joinable_entries", lambda *a, **k: np.empty(0, dtype=np.int64))
     if path.is_dir():
         recs, _ = load_capture(path)
     else:
@@ -123,6 +129,9 @@ def test_binary_pages_merge_into_the_records_load_decodes(path, small_blocks):
     assert st.blocks > 2 and len(chunks) > 2 and st.late_events == 0
     names = {"func": "funcs", "module": "modules", "comm": "comms"}
     for col, want in recs.cols.items():
+        if col == "end_ts":                 # (the exit times of joined leaves: none here)
+            assert np.isnan(want).all()
+            continue
         got = pd.concat([pd.Series(c.cols[col]) for c in chunks], ignore_index=True)
         want = pd.Series(want)
         if col in names:
