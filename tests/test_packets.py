@@ -484,3 +484,59 @@ def test_skb_arguments_read_column_wise_equal_the_regex(texts):
         assert f == (m is not None), t
         if m:
             assert int(k) == int(m.group(1), 16), t
+
+
+# -- event fields against their per-row definition ---------------------------------------------
+
+_KEYS = ["dev", "len", "skbaddr", "proto", "name", "loc"]
+_VALUE = st.one_of(
+    st.integers(-2**63, 2**64 - 1).map(str),                     # decimal (wide: wraps)
+    st.integers(0, 2**64 - 1).map(lambda v: f"0x{v:x}"),         # 0x hex
+    st.integers(0, 2**64 - 1).map(lambda v: f"{v:016x}"),        # %p
+    st.text("abcxyz_.", min_size=0, max_size=6),                 # words (or empty)
+    st.lists(st.text("abc", min_size=1, max_size=3), min_size=2, max_size=3).map(" ".join),
+)
+
+
+def _expected_column(values: list) -> list:
+    """The definition of :func:`typed_column` on one column, value by value."""
+    import re as _re
+    present = [v for v in values if v is not None]
+    if present and all(_re.fullmatch(r"[0-9a-fA-F]{16}", v) for v in present):
+        return [None if v is None else int(v, 16) for v in values]
+
+    def dec(v):
+        n = int(v)
+        return n - 2**64 if n >= 2**63 else n
+    if all(_re.fullmatch(r"-?[0-9]{1,20}", v) for v in present):
+        return [None if v is None else dec(v) for v in values]
+    if all(_re.fullmatch(r"-?[0-9]{1,20}|\??0[xX][0-9a-fA-F]{1,16}", v) for v in present):
+        return [None if v is None else (int(v.lstrip("?"), 16) if "x" in v.lower()
+                                        else dec(v) % 2**64) for v in values]
+    return values
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from(_KEYS), _VALUE), min_size=1, max_size=4,
+                         unique_by=lambda kv: kv[0]), min_size=1, max_size=3),
+       st.lists(st.integers(0, 2), min_size=1, max_size=40))
+def test_event_fields_equal_their_per_row_definition(templates, picks):
+    """Rows of a few templates (fields in varying order, some missing, values of every kind,
+    some with spaces): each field of each row is its text's value, typed per column."""
+    rows = [templates[p % len(templates)] for p in picks]
+    lines = ["# tracer: nop", "#"]
+    for i, fields in enumerate(rows):
+        body = " ".join(f"{k}={v}" for k, v in fields)
+        lines.append(f"  p-1 [000] ..... {1 + i / 1e6:.6f}: ev_x: {body}")
+    t = ftracekit.parse("\n".join(lines) + "\n")
+    f = t.event_fields("ev_x")
+    assert len(f) == len(rows)
+    for key in {k for fields in rows for k, _v in fields}:
+        col = "field_" + key if key in ("comm", "pid") else key
+        texts = [dict(fields).get(key) for fields in rows]
+        spaced = any(v is not None and " " in v for fields in rows for _k, v in fields)
+        if spaced and any(v is not None and v == "" for v in texts):
+            continue            # (an empty value before a spaced one: the lazy regex decides)
+        got = [None if pd.isna(v) else (v if isinstance(v, str) else int(v))
+               for v in f[col].tolist()]
+        assert got == _expected_column(texts), key

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FtracekitError, _suggest
-from .values import rx_extract, rx_replace, to_arrow, typed_column
+from .values import rx_extract, to_arrow, typed_column
 
 __all__ = ["event_fields", "UnknownEventError", "EVENT_BASE_COLUMNS"]
 
@@ -57,50 +57,75 @@ def _template_regex(keys: tuple[tuple[str, str], ...]) -> str:
     return "^" + "".join(parts) + "$"
 
 
-def _fields_of(body: pd.Series) -> pd.DataFrame:
-    """Field text columns (str, NA where a row lacks the field) of event bodies."""
+def _fields_of(body, n: int) -> dict[str, pd.Series]:
+    """Field text columns (str, NA where a row lacks the field) of ``n`` event bodies: a pyarrow
+    string array (a field that one template gives for every row stays in Arrow, no Python
+    string per value), or an object Series where pyarrow is missing (regexes only)."""
+    arrow = not isinstance(body, pd.Series)
     # the template of each row: its text with the values removed (first pass: values without
     # spaces; a value with spaces leaves words behind, which name no key and are ignored)
-    sig = rx_replace(rx_replace(body, r"=\S*", "="), r"(^| )(\w+): \S*", "\\1\\2:")
-    if body.isna().any():
-        sig = sig.where(body.notna(), "")
-    sig_arr = sig.to_numpy(dtype=object, na_value="")
-    inv, uniq = pd.factorize(sig_arr)                  # (hashing: no sort of the texts)
-    keys_of = [tuple((m.group(1), m.group(2)) for m in _RX_KEYS.finditer(str(u))) for u in uniq]
+    if arrow:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        sig = pc.replace_substring_regex(body, r"=\S*", "=")
+        if pc.any(pc.match_substring(sig, ": ")).as_py():   # (a "key: VALUE" field)
+            sig = pc.replace_substring_regex(sig, r"(^| )(\w+): \S*", "\\1\\2:")
+        enc = pc.fill_null(sig, "").dictionary_encode()
+        inv = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        uniq = enc.dictionary.to_pylist()
+    else:                                       # pragma: no cover - without pyarrow
+        sig = body.str.replace(r"=\S*", "=", regex=True).str.replace(
+            r"(^| )(\w+): \S*", "\\1\\2:", regex=True)
+        inv, uniq = pd.factorize(sig.fillna("").to_numpy(dtype=object))
+        uniq = [str(u) for u in uniq]
+    keys_of = [tuple((m.group(1), m.group(2)) for m in _RX_KEYS.finditer(u)) for u in uniq]
     tpl_ids: dict[tuple, int] = {}
     tpl_of_sig = np.array([tpl_ids.setdefault(k, len(tpl_ids)) for k in keys_of], dtype=np.int64)
     tpl = tpl_of_sig[inv] if len(inv) else np.zeros(0, dtype=np.int64)
     order = sorted(tpl_ids.items(), key=lambda kv: -int((tpl == kv[1]).sum()))
-    out: dict[str, np.ndarray] = {}
-    arr = to_arrow(body)
-    canon = {u: " ".join(k + sep for k, sep in keys_of[i]) == str(u) for i, u in enumerate(uniq)}
-    clean_sig = np.array([canon[u] for u in uniq], dtype=bool)
+    clean_sig = np.array([" ".join(k + sep for k, sep in keys_of[i]) == u
+                          for i, u in enumerate(uniq)], dtype=bool)
     clean = clean_sig[inv] if len(inv) else np.zeros(0, dtype=bool)
+    pieces: dict[str, list[tuple[np.ndarray, object]]] = {}
     for n_t, (keys, t_id) in enumerate(order):
         if n_t >= _MAX_TEMPLATES or not keys:
             continue
         for k, _sep in keys:
-            if k not in out:
-                out[k] = np.full(len(body), None, dtype=object)
+            pieces.setdefault(k, [])
         rows = tpl == t_id
-        fast = rows & clean if arr is not None else np.zeros(len(rows), dtype=bool)
+        fast = rows & clean if arrow else np.zeros(len(rows), dtype=bool)
         if fast.any():
             # values without spaces: split on spaces, the tokens are in template order
-            _split_fields(arr.filter(fast), keys, np.flatnonzero(fast), out)
+            _split_fields(body.filter(fast), keys, np.flatnonzero(fast), pieces)
         slow = rows & ~fast
         if slow.any():
-            got = rx_extract(body[slow], _template_regex(keys), expand=True,
-                             arrow=arr.filter(slow) if arr is not None else None)
+            got = rx_extract(None if arrow else body[slow], _template_regex(keys), expand=True,
+                             arrow=body.filter(slow) if arrow else None)
+            where = np.flatnonzero(slow)
             for i, (k, _sep) in enumerate(keys):
                 col = got[i]
-                out[k][slow] = (col.str.strip() if k == "reason" else col).to_numpy(dtype=object)
-    return pd.DataFrame(out, index=body.index)
+                pieces[k].append((where, (col.str.strip() if k == "reason" else col)
+                                  .to_numpy(dtype=object)))
+    out: dict[str, pd.Series] = {}
+    for k, parts in pieces.items():
+        if arrow and len(parts) == 1 and len(parts[0][0]) == n \
+                and isinstance(parts[0][1], pa.Array):
+            out[k] = pd.Series(pd.arrays.ArrowStringArray(parts[0][1].cast(pa.large_string())))
+            continue
+        col = np.full(n, None, dtype=object)
+        for where, vals in parts:
+            col[where] = vals if isinstance(vals, np.ndarray) else \
+                vals.to_numpy(zero_copy_only=False)
+        out[k] = pd.Series(col, dtype=object)
+    return out
 
 
 def _split_fields(arr, keys: tuple[tuple[str, str], ...], where: np.ndarray,
-                  out: dict[str, np.ndarray]) -> None:
+                  pieces: dict[str, list[tuple[np.ndarray, object]]]) -> None:
     """Field values of rows whose values hold no spaces (pyarrow kernels: split on spaces,
-    take every n-th token, cut the ``key=`` prefix) into ``out[key][where]``."""
+    take every n-th token, cut the ``key=`` prefix) as ``(where, values)`` into
+    ``pieces[key]`` (pyarrow arrays)."""
     import pyarrow.compute as pc
 
     ntok = sum(2 if sep == ":" else 1 for _k, sep in keys)
@@ -117,7 +142,17 @@ def _split_fields(arr, keys: tuple[tuple[str, str], ...], where: np.ndarray,
         else:
             col = pc.utf8_slice_codeunits(flat.take(np.arange(j, n * ntok, ntok)), len(k) + 1)
             j += 1
-        out[k][where] = col.to_numpy(zero_copy_only=False)
+        pieces[k].append((where, col))
+
+
+def _rows_of(names: pd.Series, event: str) -> np.ndarray:
+    """Where the event column is ``event`` (on the categorical's codes: no string per row)."""
+    if isinstance(names.dtype, pd.CategoricalDtype):
+        at = names.cat.categories.get_indexer([event])[0]
+        if at < 0:
+            return np.zeros(len(names), dtype=bool)
+        return names.cat.codes.to_numpy() == at
+    return (names.astype(object) == event).to_numpy(dtype=bool)
 
 
 def event_fields(events: pd.DataFrame, event: str) -> pd.DataFrame:
@@ -131,15 +166,23 @@ def event_fields(events: pd.DataFrame, event: str) -> pd.DataFrame:
     (``comm``, ``pid`` of ``sched_wakeup``) is ``field_comm``, ``field_pid``. Works for any
     event.
     """
-    names = events["event"].astype(str)
-    sel = events[(names == event).to_numpy()]
-    if not len(sel):
-        raise UnknownEventError(event, sorted(set(names.unique()) - {"marker"}))
-    body = pd.Series(sel["text"].astype(object).str.slice(len(event) + 2), index=sel.index)
-    fields = _fields_of(body)
+    hit = _rows_of(events["event"], event)
+    if not hit.any():
+        present = events["event"].dropna().astype(str).unique()
+        raise UnknownEventError(event, sorted(set(present) - {"marker"}))
+    sel = events[hit]
+    arr = to_arrow(sel["text"])
+    if arr is not None:
+        import pyarrow.compute as pc
+
+        body = pc.utf8_slice_codeunits(arr, len(event) + 2)
+    else:                                       # pragma: no cover - without pyarrow
+        body = pd.Series(sel["text"].astype(object).str.slice(len(event) + 2).to_numpy(),
+                         dtype=object)
+    fields = _fields_of(body, len(sel))
     out = sel[EVENT_BASE_COLUMNS].copy()
-    for name in fields.columns:
-        col = fields[name]
+    for name, col in fields.items():
+        col.index = sel.index
         k = f"field_{name}" if name in out.columns else name
         out[k] = typed_column(col).array
         if not out[k].dtype == "string" or not col.astype(str).str.contains("+0x", regex=False).any():

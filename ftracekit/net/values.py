@@ -402,6 +402,20 @@ def dec_to_i64(sign: pd.Series, digits: pd.Series) -> np.ndarray:
     return out.view(np.int64)
 
 
+def _hex16(arr, present: np.ndarray) -> np.ndarray:
+    """uint64 of the strings of ``arr`` that are ``present`` (each exactly 16 hex digits),
+    read as two 8-byte words from Arrow's byte buffer; 0 elsewhere."""
+    _arr, offsets, data = _arrow_bytes(arr)
+    out = np.zeros(len(present), dtype=np.uint64)
+    at = offsets[:-1][present]
+    if len(at):
+        words = _words_of(data)
+        hi, _ = _hex8(words[at])
+        lo, _ = _hex8(words[at + 8])
+        out[present] = (hi << np.uint64(32)) | lo
+    return out
+
+
 def typed_column(text: pd.Series, *, bare_hex: bool = True) -> pd.Series:
     """Values as printed → the narrowest fitting type for the whole column.
 
@@ -418,6 +432,7 @@ def typed_column(text: pd.Series, *, bare_hex: bool = True) -> pd.Series:
     arr = to_arrow(s)
     if arr is None:                            # pragma: no cover - without pyarrow
         return _typed_pandas(s, present, bare_hex)
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     def match(rx: str) -> np.ndarray:
@@ -430,12 +445,15 @@ def typed_column(text: pd.Series, *, bare_hex: bool = True) -> pd.Series:
         is_bare = match(_RX_BARE_HEX)
         if (is_bare | ~present).all():
             # a %p column: 16 hex digits throughout (even a hash that happens to be all digits)
-            return pd.Series(pd.arrays.IntegerArray(hex_to_u64(obj(arr)), ~present),
+            return pd.Series(pd.arrays.IntegerArray(_hex16(arr, present), ~present),
                              index=text.index)
     is_dec = match(_RX_DEC)
     if (is_dec | ~present).all():
-        neg = pd.Series(np.where(match(r"^-"), "-", ""), dtype=object)
-        v = dec_to_i64(neg, obj(pc.replace_substring_regex(arr, r"^-", "")))
+        try:                                   # (Arrow's own parser: int64 range)
+            v = pc.fill_null(pc.cast(arr, pa.int64()), 0).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            neg = pd.Series(np.where(match(r"^-"), "-", ""), dtype=object)
+            v = dec_to_i64(neg, obj(pc.replace_substring_regex(arr, r"^-", "")))
         return pd.Series(pd.arrays.IntegerArray(v, ~is_dec), index=text.index)
     is_hex = match(_RX_HEX)
     if (is_dec | is_hex | ~present).all():
