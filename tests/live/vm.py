@@ -252,9 +252,13 @@ def run_in_vm(
         f": > {_shq(str(marker))}\n"
         f"{script}\n"
     )
+    # the guest mounts fresh tmpfs on /tmp and /var/tmp: a checkout there is shared by name
+    repo = REPO_ROOT.resolve()
+    share = ["--rodir", str(repo)] if any(
+        repo == Path(d) or Path(d) in repo.parents for d in ("/tmp", "/var/tmp")) else []
     cmd = [
         vng, "--run", str(image), "--force-9p", "--disable-kvm",
-        "--cpus", str(cpus), "--memory", str(memory), "--rwdir", str(rw),
+        "--cpus", str(cpus), "--memory", str(memory), "--rwdir", str(rw), *share,
         *(["--qemu-opts=-accel tcg,thread=single"] if single_thread_tcg else []),
         *extra_args,
         "--", f"sh {_shq(str(script_file))}",
