@@ -152,16 +152,7 @@ if __name__ == "__main__":
         print(json.dumps(out))
 """
 
-CONVERT_DAT = """
-import json, sys, ftracekit
-r = ftracekit.convert(sys.argv[1], sys.argv[2], tags={"host": "h00"}, progress=False)
-i = r["inputs"][0]
-import resource
-out = {k: i[k] for k in ("lines", "calls", "events", "windows", "forced_cuts",
-                         "max_window_lines", "seconds")}
-out["self_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-print(json.dumps(out))
-"""
+CONVERT_DAT = CONVERT             # (the same script: convert takes .dat files too)
 
 
 def _same(a: str, b: str) -> dict:

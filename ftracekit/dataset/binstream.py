@@ -26,7 +26,7 @@ from ..read.records import LineRecords, concat_columns
 from .binsource import open_pages
 from .cut import safe_cut
 from .pagemerge import DEFAULT_CHUNK_EVENTS, MergeStats, merged_records
-from .window import DEFAULT_WINDOW_EVENTS, StreamStats, shift_ids
+from .window import DEFAULT_WINDOW_EVENTS, StreamStats, take_before
 
 __all__ = ["stream_binary_tables"]
 
@@ -120,14 +120,9 @@ def stream_binary_tables(path: str | os.PathLike[str], *,
                         continue
                     cut = end_line - margin
                     st.forced_cuts += 1
-            k = int(np.searchsorted(calls["line"].to_numpy(), cut)) if len(calls) else 0
-            e = int(np.searchsorted(events["line"].to_numpy(), cut)) if len(events) else 0
-            out_c, out_e = calls.iloc[:k].copy(), events.iloc[:e].copy()
+            out_c, out_e = take_before(calls, events, cut, call_base, st)
             del calls, events, info
-            shift_ids(out_c, out_e, call_base)
-            call_base += k
-            st.calls += k
-            st.events += e
+            call_base += len(out_c)
             carry = _tail(recs, cut - first_line) if not exhausted else None
             del recs
             first_line = cut

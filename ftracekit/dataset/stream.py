@@ -26,7 +26,7 @@ from ..calltree import build_tables
 from ..errors import InputError, NotATraceError
 from ..read import K_SWITCH, PathOrFile, open_source, parse_block
 from .cut import safe_cut
-from .window import DEFAULT_WINDOW_EVENTS, DEFAULT_WINDOW_LINES, StreamStats, shift_ids
+from .window import DEFAULT_WINDOW_EVENTS, DEFAULT_WINDOW_LINES, StreamStats, take_before
 
 __all__ = ["stream_tables", "StreamStats", "DEFAULT_WINDOW_LINES", "DEFAULT_WINDOW_EVENTS"]
 
@@ -181,14 +181,9 @@ def stream_tables(src: PathOrFile, *, window_lines: int | None = None,
                         continue
                     cut = end_line - margin
                     st.forced_cuts += 1
-            k = int(np.searchsorted(calls["line"].to_numpy(), cut)) if len(calls) else 0
-            e = int(np.searchsorted(events["line"].to_numpy(), cut)) if len(events) else 0
-            out_c, out_e = calls.iloc[:k].copy(), events.iloc[:e].copy()
+            out_c, out_e = take_before(calls, events, cut, call_base, st)
             del calls, events, exit_line
-            shift_ids(out_c, out_e, call_base)
-            call_base += k
-            st.calls += k
-            st.events += e
+            call_base += len(out_c)
             for cpu, ln in zip(sw_cpu.tolist(), sw_line.tolist()):   # (in line order)
                 if first_line <= ln < cut:
                     switch_text[cpu] = _line_at(block, ln - first_line)

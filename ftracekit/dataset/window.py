@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["DEFAULT_WINDOW_LINES", "DEFAULT_WINDOW_EVENTS", "StreamStats", "shift_ids"]
+__all__ = ["DEFAULT_WINDOW_LINES", "DEFAULT_WINDOW_EVENTS", "StreamStats", "shift_ids",
+           "take_before"]
 
 #: Lines linked at a time by default (~130 MB of working memory for kernel text, see README).
 DEFAULT_WINDOW_LINES = 1_000_000
@@ -48,3 +50,16 @@ def shift_ids(calls: pd.DataFrame, events: pd.DataFrame, base: int) -> None:
     c = events["call"].to_numpy(copy=True)
     c[c >= 0] += base
     events["call"] = c
+
+
+def take_before(calls: pd.DataFrame, events: pd.DataFrame, cut: int, call_base: int,
+                st: StreamStats) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The calls and events of a linked window that start before line ``cut`` (copies), with
+    the input's call ids (window ids + ``call_base``); counted in ``st``."""
+    k = int(np.searchsorted(calls["line"].to_numpy(), cut)) if len(calls) else 0
+    e = int(np.searchsorted(events["line"].to_numpy(), cut)) if len(events) else 0
+    out_c, out_e = calls.iloc[:k].copy(), events.iloc[:e].copy()
+    shift_ids(out_c, out_e, call_base)
+    st.calls += k
+    st.events += e
+    return out_c, out_e
