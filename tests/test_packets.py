@@ -540,3 +540,17 @@ def test_event_fields_equal_their_per_row_definition(templates, picks):
         got = [None if pd.isna(v) else (v if isinstance(v, str) else int(v))
                for v in f[col].tolist()]
         assert got == _expected_column(texts), key
+
+
+def test_event_fields_without_pyarrow_equal_the_arrow_path(raw, monkeypatch):
+    """pyarrow is an optional extra: the regex fallback gives the same typed tables."""
+    import ftracekit.net.events as events_mod
+    import ftracekit.net.values as values_mod
+
+    names = ["kfree_skb", "net_dev_start_xmit", "net_dev_queue", "consume_skb"]
+    want = {n: raw.event_fields(n) for n in names}
+    for mod, attr in ((events_mod, "to_arrow"), (values_mod, "to_arrow"),
+                      (values_mod, "_arrow_strings")):
+        monkeypatch.setattr(mod, attr, lambda s: None)
+    for n in names:
+        pd.testing.assert_frame_equal(raw.event_fields(n), want[n], check_dtype=False)
