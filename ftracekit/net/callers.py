@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FtracekitError, UnknownFunctionError
-from .events import UnknownEventError
+from .events import events_named
 
 __all__ = ["callers", "CALLER_COLUMNS", "SEP"]
 
@@ -63,10 +63,7 @@ def callers(calls: pd.DataFrame, events: pd.DataFrame, func: str | None = None,
         if not len(ids):
             raise UnknownFunctionError(func, [str(f) for f in calls["func"].cat.categories])
     else:
-        evn = events["event"].astype(str)
-        sel = events[(evn == event).to_numpy()]
-        if not len(sel):
-            raise UnknownEventError(str(event), sorted(set(evn.unique()) - {"marker"}))
+        sel = events_named(events, str(event))
         ids = sel["call"].to_numpy()
         tail = str(event)
     pos = calls.index.get_indexer(ids) if len(calls) else np.full(len(ids), -1)

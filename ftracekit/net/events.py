@@ -21,7 +21,7 @@ import pandas as pd
 from ..errors import FtracekitError, _suggest
 from .values import rx_extract, to_arrow, typed_column
 
-__all__ = ["event_fields", "UnknownEventError", "EVENT_BASE_COLUMNS"]
+__all__ = ["event_fields", "events_named", "UnknownEventError", "EVENT_BASE_COLUMNS"]
 
 #: Columns every :func:`event_fields` table starts with (from the events table).
 EVENT_BASE_COLUMNS = ["line", "ts_s", "cpu", "pid", "comm", "call"]
@@ -145,14 +145,19 @@ def _split_fields(arr, keys: tuple[tuple[str, str], ...], where: np.ndarray,
         pieces[k].append((where, col))
 
 
-def _rows_of(names: pd.Series, event: str) -> np.ndarray:
-    """Where the event column is ``event`` (on the categorical's codes: no string per row)."""
+def events_named(events: pd.DataFrame, event: str) -> pd.DataFrame:
+    """The rows of the events table named ``event`` (selected on the categorical's codes: no
+    string per row); raises :class:`UnknownEventError` with close names when there are none."""
+    names = events["event"]
     if isinstance(names.dtype, pd.CategoricalDtype):
         at = names.cat.categories.get_indexer([event])[0]
-        if at < 0:
-            return np.zeros(len(names), dtype=bool)
-        return names.cat.codes.to_numpy() == at
-    return (names.astype(object) == event).to_numpy(dtype=bool)
+        hit = names.cat.codes.to_numpy() == at if at >= 0 else np.zeros(len(names), dtype=bool)
+    else:
+        hit = (names.astype(object) == event).to_numpy(dtype=bool)
+    if not hit.any():
+        present = names.dropna().astype(str).unique()
+        raise UnknownEventError(event, sorted(set(present) - {"marker"}))
+    return events[hit]
 
 
 def event_fields(events: pd.DataFrame, event: str) -> pd.DataFrame:
@@ -166,11 +171,7 @@ def event_fields(events: pd.DataFrame, event: str) -> pd.DataFrame:
     (``comm``, ``pid`` of ``sched_wakeup``) is ``field_comm``, ``field_pid``. Works for any
     event.
     """
-    hit = _rows_of(events["event"], event)
-    if not hit.any():
-        present = events["event"].dropna().astype(str).unique()
-        raise UnknownEventError(event, sorted(set(present) - {"marker"}))
-    sel = events[hit]
+    sel = events_named(events, event)
     arr = to_arrow(sel["text"])
     if arr is not None:
         import pyarrow.compute as pc
