@@ -402,20 +402,6 @@ def dec_to_i64(sign: pd.Series, digits: pd.Series) -> np.ndarray:
     return out.view(np.int64)
 
 
-def _hex16(arr, present: np.ndarray) -> np.ndarray:
-    """uint64 of the strings of ``arr`` that are ``present`` (each exactly 16 hex digits),
-    read as two 8-byte words from Arrow's byte buffer; 0 elsewhere."""
-    _arr, offsets, data = _arrow_bytes(arr)
-    out = np.zeros(len(present), dtype=np.uint64)
-    at = offsets[:-1][present]
-    if len(at):
-        words = _words_of(data)
-        hi, _ = _hex8(words[at])
-        lo, _ = _hex8(words[at + 8])
-        out[present] = (hi << np.uint64(32)) | lo
-    return out
-
-
 def typed_column(text: pd.Series, *, bare_hex: bool = True) -> pd.Series:
     """Values as printed → the narrowest fitting type for the whole column.
 
@@ -445,7 +431,8 @@ def typed_column(text: pd.Series, *, bare_hex: bool = True) -> pd.Series:
         is_bare = match(_RX_BARE_HEX)
         if (is_bare | ~present).all():
             # a %p column: 16 hex digits throughout (even a hash that happens to be all digits)
-            return pd.Series(pd.arrays.IntegerArray(_hex16(arr, present), ~present),
+            # (read as words from the byte buffer: fixed_hex_after with no marker)
+            return pd.Series(pd.arrays.IntegerArray(fixed_hex_after(arr, "")[0], ~present),
                              index=text.index)
     is_dec = match(_RX_DEC)
     if (is_dec | ~present).all():
