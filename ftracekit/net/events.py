@@ -57,11 +57,12 @@ def _template_regex(keys: tuple[tuple[str, str], ...]) -> str:
     return "^" + "".join(parts) + "$"
 
 
-def _fields_of(body, n: int) -> dict[str, pd.Series]:
-    """Field text columns (str, NA where a row lacks the field) of ``n`` event bodies: a pyarrow
+def _fields_of(body) -> dict[str, pd.Series]:
+    """Field text columns (str, NA where a row lacks the field) of event bodies: a pyarrow
     string array (a field that one template gives for every row stays in Arrow, no Python
     string per value), or an object Series where pyarrow is missing (regexes only)."""
     arrow = not isinstance(body, pd.Series)
+    n = len(body)
     # the template of each row: its text with the values removed (first pass: values without
     # spaces; a value with spaces leaves words behind, which name no key and are ignored)
     if arrow:
@@ -180,7 +181,7 @@ def event_fields(events: pd.DataFrame, event: str) -> pd.DataFrame:
     else:                                       # pragma: no cover - without pyarrow
         body = pd.Series(sel["text"].astype(object).str.slice(len(event) + 2).to_numpy(),
                          dtype=object)
-    fields = _fields_of(body, len(sel))
+    fields = _fields_of(body)
     out = sel[EVENT_BASE_COLUMNS].copy()
     for name, col in fields.items():
         col.index = sel.index
