@@ -394,6 +394,8 @@ class Trace:
         freeing call), ``max_gap_us`` (largest time between consecutive steps), ``gap_after``/
         ``gap_before`` (the steps around it), ``clone_of`` (source skb of an ``skb_clone``).
         Filters: ``dev``, ``dropped``, ``start_s``/``end_s`` (packets overlapping the window).
+        The columns of names (``first`` … ``tasks``, ``gap_after``, ``gap_before``) are
+        categoricals, as ``func`` and ``comm`` of the calls table are.
         """
         from .net.packets import packets
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import ftracekit
 from ftracekit.errors import FtracekitError
 from ftracekit.net.packets import (
-    NoPacketsError, UnknownPacketError, generations, generations_sequential,
+    NoPacketsError, UnknownPacketError, generations, generations_sequential, steps,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -334,7 +334,7 @@ def test_generations_vectorised_equals_sequential(seed):
 
 def test_generations_agree_on_real_captures(raw, args_udp):
     for t in (raw, args_udp, ftracekit.load(K617 / "kfree_skb_events.txt")):
-        st = t.packets() is not None and t._packet_steps
+        st = steps(t)
         args = (st["key"].to_numpy(), st["ts_s"].to_numpy(), st["pid"].to_numpy(),
                 st["is_free"].to_numpy(), st["free_end"].to_numpy())
         assert generations(*args).tolist() == generations_sequential(*args).tolist()
@@ -476,7 +476,7 @@ def test_skb_arguments_read_column_wise_equal_the_regex(texts):
     """The column-wise read of ``skb=0x…`` agrees with the regex that defines it."""
     import re as _re
 
-    from ftracekit.net.steps import _SKB_ARG, _arg_skb_keys
+    from ftracekit.net._scan import _SKB_ARG, _arg_skb_keys
 
     key, found = _arg_skb_keys(pd.Index(texts, dtype=object))
     for t, k, f in zip(texts, key, found):

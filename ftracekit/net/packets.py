@@ -35,10 +35,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FtracekitError, _suggest
-from ._columns import STR, codes_cats, combine, obj, str_column, values
+from ._columns import STR, cat, combine, obj, values
 from .steps import (DROP_EVENTS, DROP_FUNCS, FREE_EVENTS, FREE_FUNCS, RX_SOFTIRQ_FUNCS,
-                    SOFTIRQ_FUNCS, NoPacketsError, _HASH_MAX, generations, generations_sequential,
-                    steps)
+                    SOFTIRQ_FUNCS, NoPacketsError, StepIndex, _HASH_MAX, generations,
+                    generations_sequential, step_index, step_rows, steps)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace
@@ -97,14 +97,31 @@ def parse_skb(skb: str | int) -> int:
                              "0xffff… or the 16 digits of skbaddr=)") from None
 
 
-_HEXDIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
+_M16 = np.uint64(0x0000FFFF0000FFFF)
+_M8 = np.uint64(0x00FF00FF00FF00FF)
+_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+_B01 = np.uint64(0x0101010101010101)
+
+
+def _hex_word(x: np.ndarray) -> np.ndarray:
+    """The 8 lowercase hex digits of the low 32 bits of each uint64, as the bytes of a word
+    (first digit in the low byte): the nibbles spread one per byte (SWAR), then made
+    characters — no per-digit matrix."""
+    x = x & np.uint64(0xFFFFFFFF)
+    x = (x | (x << np.uint64(16))) & _M16
+    x = (x | (x << np.uint64(8))) & _M8
+    x = (x | (x << np.uint64(4))) & _M4                # byte i: nibble i (the lowest first)
+    letter = ((x + _B01 * np.uint64(6)) >> np.uint64(4)) & _B01        # 1 where nibble ≥ 10
+    return (x + _B01 * np.uint64(0x30) + letter * np.uint64(39)).byteswap()
 
 
 def _hex_chars(keys: np.ndarray) -> np.ndarray:
     """(n, 16) uint8: the 16 lowercase hex digits of each 64-bit key."""
     keys = np.asarray(keys, dtype=np.uint64)
-    return _HEXDIGITS[((keys[:, None] >> _NIBBLE_SHIFTS[None, :]) & np.uint64(15)).astype(np.intp)]
+    out = np.empty((len(keys), 2), dtype=np.uint64)
+    out[:, 0] = _hex_word(keys >> np.uint64(32))
+    out[:, 1] = _hex_word(keys)
+    return out.view(np.uint8).reshape(len(keys), 16)
 
 
 def skb_text(keys: np.ndarray) -> np.ndarray:
@@ -130,9 +147,14 @@ def _skb_column(keys: np.ndarray) -> Any:
     chars = np.empty((n, 18), dtype=np.uint8)
     chars[:, 0], chars[:, 1] = ord("0"), ord("x")
     chars[:, 2:] = _hex_chars(keys)
-    keep = np.ones((n, 18), dtype=bool)
-    keep[~raw, :2] = False
-    data = chars[keep]
+    if raw.all():
+        data = chars.reshape(-1)
+    elif not raw.any():
+        data = np.ascontiguousarray(chars[:, 2:]).reshape(-1)
+    else:
+        keep = np.ones((n, 18), dtype=bool)
+        keep[~raw, :2] = False
+        data = chars[keep]
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.where(raw, 18, 16), out=offsets[1:])
     arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
@@ -154,78 +176,131 @@ def _lookup(calls: pd.DataFrame, ids: np.ndarray, column: str, default: object) 
 # ---------------------------------------------------------------------------------------------
 # Packets and journeys
 
-def _joined(gid: np.ndarray, firsts: np.ndarray, codes: np.ndarray, names: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Per group (the runs starting at ``firsts``; ``gid`` each step's group): its distinct
-    values joined with ``,`` in the order of ``names`` (sorted), as a categorical
-    ``(codes, texts)`` — ``names[codes]`` are the values, code −1 skipped; a group without
-    values gets ``""``.
+class _Sets:
+    """The distinct values of a coded column per packet (devices, CPUs, tasks), gathered chunk
+    by chunk: while every code is below 64 as one bit mask per packet (OR-reduced over its
+    run of steps), else as distinct (packet, code) pairs. :meth:`result` joins each distinct set
+    once (a handful: the same few tasks, devices and CPUs recur)."""
 
-    Column-wise: with at most 63 distinct values each group's set is a bit mask OR-reduced over
-    its run; else the distinct (group, code) pairs become rows of codes. The distinct sets (a
-    handful: the same few tasks, devices and CPUs recur) are joined once each.
-    """
-    ng = len(firsts)
-    names = np.array([str(x) for x in names], dtype=object)
-    nc = len(names)
-    if not len(gid) or not (codes >= 0).any():
-        return np.zeros(ng, dtype=np.int64), np.array([""], dtype=object)
-    if nc <= 63:
-        bits = np.where(codes >= 0, np.left_shift(np.uint64(1), np.maximum(codes, 0).astype(
-            np.uint64)), np.uint64(0))
-        mask = np.bitwise_or.reduceat(bits, firsts)
-        inv, sets = pd.factorize(mask)
-        texts = np.array([",".join(names[[(int(m) >> i) & 1 == 1 for i in range(nc)]])
-                          for m in sets], dtype=object)
-        return inv.astype(np.int64), texts
-    ok = codes >= 0
-    pair = pd.unique(gid[ok].astype(np.int64) * nc + codes[ok].astype(np.int64))
-    pair.sort()
-    g, c = pair // nc, pair % nc                 # sorted by group, then by code
-    first = np.r_[True, g[1:] != g[:-1]]
-    start = np.flatnonzero(first)
-    pos = np.arange(len(g)) - np.repeat(start, np.diff(np.r_[start, len(g)]))
-    width = int(pos.max()) + 1
-    mat = np.full((len(start), width), -1, dtype=np.int64)
-    mat[np.cumsum(first) - 1, pos] = c
-    inv = combine(*mat.T)
-    _u, one = np.unique(inv, return_index=True)
-    texts = np.array([",".join(names[r[r >= 0]]) for r in mat[one]] + [""], dtype=object)
-    out = np.full(ng, len(texts) - 1, dtype=np.int64)
-    out[g[first]] = inv
-    return out, texts
+    def __init__(self) -> None:
+        self.masks: list[np.ndarray] = []
+        self.pairs: list[np.ndarray] = []
+        self.ng = 0
+
+    def add(self, gid: np.ndarray, firsts: np.ndarray, codes: np.ndarray) -> None:
+        """One chunk: ``gid`` each step's packet (0… in the chunk), ``firsts`` the packets'
+        first steps, ``codes`` each step's value (−1: none)."""
+        ng = len(firsts)
+        codes = np.asarray(codes, dtype=np.int64)
+        if not self.pairs and (not len(codes) or int(codes.max()) < 64):
+            bits = np.where(codes >= 0, np.left_shift(np.uint64(1), np.maximum(codes, 0).astype(
+                np.uint64)), np.uint64(0))
+            self.masks.append(np.bitwise_or.reduceat(bits, firsts) if len(codes) else
+                              np.zeros(ng, dtype=np.uint64))
+        else:
+            if self.masks:                   # (from now on as pairs: the masks' bits too)
+                m = np.concatenate(self.masks)
+                self.masks = []
+                bits = np.unpackbits(m.view(np.uint8).reshape(-1, 8), axis=1,
+                                     bitorder="little")
+                g, c = np.nonzero(bits)
+                self.pairs.append((g.astype(np.int64) << 32) | c.astype(np.int64))
+            ok = codes >= 0
+            g = gid[ok].astype(np.int64) + self.ng
+            c = codes[ok]
+            keep = np.r_[True, (g[1:] != g[:-1]) | (c[1:] != c[:-1])] if len(g) else \
+                np.zeros(0, dtype=bool)
+            self.pairs.append(pd.unique((g[keep] << 32) | c[keep]))
+        self.ng += ng
+
+    def result(self, names: np.ndarray, rank: np.ndarray) -> Any:
+        """A string column over the packets: each one's values joined with ``,`` in ``rank``
+        order (``rank[code]``; −1: left out), ``""`` where it has none; ``names[code]`` are the
+        values."""
+        names = np.array([str(x) for x in names], dtype=object)
+        rank = np.asarray(rank, dtype=np.int64)
+        if self.masks or not self.pairs:
+            mask = np.concatenate(self.masks) if self.masks else np.zeros(self.ng, np.uint64)
+            inv, sets = pd.factorize(mask)
+            texts = []
+            for m in sets:
+                m = int(m)
+                cs = [c for c in range(64) if (m >> c) & 1 and c < len(rank) and rank[c] >= 0]
+                texts.append(",".join(names[sorted(cs, key=lambda c: rank[c])]))
+            return _used_cat(inv, texts)
+        pairs = np.concatenate(self.pairs)
+        g, c = pairs >> 32, rank[pairs & 0xFFFFFFFF]
+        ok = c >= 0
+        nr = int(rank.max()) + 1 if len(rank) else 1
+        pair = np.unique(g[ok] * nr + c[ok])          # sorted by packet, then by rank
+        g, r = pair // nr, pair % nr
+        by_rank = np.empty(max(nr, 1), dtype=object)
+        by_rank[rank[rank >= 0]] = names[np.flatnonzero(rank >= 0)]
+        first = np.r_[True, g[1:] != g[:-1]] if len(g) else np.zeros(0, dtype=bool)
+        start = np.flatnonzero(first)
+        out = np.full(self.ng, 0, dtype=np.int64)
+        texts: list[str] = [""]
+        if len(start):
+            pos = np.arange(len(g)) - np.repeat(start, np.diff(np.r_[start, len(g)]))
+            mat = np.full((len(start), int(pos.max()) + 1), -1, dtype=np.int64)
+            mat[np.cumsum(first) - 1, pos] = r
+            inv = combine(*mat.T)
+            _u, one = np.unique(inv, return_index=True)
+            texts += [",".join(by_rank[row[row >= 0]]) for row in mat[one]]
+            out[g[first]] = inv + 1
+        return _used_cat(out, texts)
 
 
-def _sorted_codes(col: Any, keep: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """A categorical column's codes renumbered so that code order is the categories' sorted
-    order, and the sorted categories; ``keep(categories)`` drops some (code −1)."""
-    codes, cats = codes_cats(col)
-    order = np.argsort(cats.astype(str), kind="stable")
-    rank = np.empty(len(cats) + 1, dtype=np.int64)
-    rank[order] = np.arange(len(cats))
-    rank[-1] = -1                                  # (code −1 → the last)
+def _used_cat(codes: np.ndarray, cats: Any) -> pd.Categorical:
+    """A categorical of ``cats`` at ``codes`` (−1: missing) with only the categories used,
+    sorted; categories that read alike are merged."""
+    codes = np.asarray(codes, dtype=np.int64)
+    cats = np.asarray(cats, dtype=object)
+    used = np.zeros(len(cats) + 1, dtype=bool)
+    used[codes] = True                                   # (code −1 → the last)
+    keep = np.flatnonzero(used[:-1])
+    new_codes, uniq = pd.factorize(pd.Series(cats[keep], dtype=object), sort=True)
+    remap = np.full(len(cats) + 1, -1, dtype=np.int64)
+    remap[keep] = new_codes
+    return cat(remap[codes], np.asarray(uniq, dtype=object))
+
+
+def _rank(names: np.ndarray, keep: Any = None) -> np.ndarray:
+    """Each name's position in the sorted names (−1 where ``keep`` says no)."""
+    order = np.argsort(np.asarray([str(x) for x in names], dtype=object), kind="stable")
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
     if keep is not None:
-        rank[:-1][~keep(cats)] = -1
-    return rank[codes], cats[order]
+        rank[~np.asarray([bool(keep(x)) for x in names], dtype=bool)] = -1
+    return rank
 
 
-def _clone_links(trace: "Trace", st: pd.DataFrame, pk: pd.DataFrame) -> np.ndarray:
-    """``clone_of`` of each packet: the skb (as printed) whose clone call returned its address
-    just before its first step; empty where none."""
-    out = np.full(len(pk), "", dtype=object)
-    c = st[st["is_call"].to_numpy() & st["name"].isin(CLONE_FUNCS).to_numpy()]
-    if not len(c):
+def _clone_links(trace: "Trace", idx: StepIndex, key: np.ndarray, first_s: np.ndarray
+                 ) -> np.ndarray:
+    """``clone_of`` of each packet (its ``key`` and ``first_s``): the skb (as printed) whose
+    clone call returned its address just before its first step; empty where none."""
+    out = np.full(len(key), "", dtype=object)
+    src, ts, ids = [], [], []
+    for p in idx.parts:
+        if not p.is_call:
+            continue
+        is_clone = np.append(pd.Index(p.name_cats, dtype=object).isin(CLONE_FUNCS), False)
+        at = np.flatnonzero(is_clone[p.name_codes])
+        src.append(p.key[at])
+        ts.append(p.ts[p.rows[at]])
+        ids.append(p.call[p.rows[at]])
+    if not src or not sum(len(x) for x in src):
         return out
-    pos = trace.calls.index.get_indexer(c["call"].to_numpy())
+    src_k, ts_c, ids_c = np.concatenate(src), np.concatenate(ts), np.concatenate(ids)
+    pos = trace.calls.index.get_indexer(ids_c)
     ret = trace.calls["retval"].to_numpy(dtype=object, na_value=None)[pos]
     have = np.array([r is not None for r in ret], dtype=bool)
     if not have.any():
         return out
     new = np.array([int(r) & 0xFFFFFFFFFFFFFFFF for r in ret[have]], dtype=np.uint64)
-    links = pd.DataFrame({"key": new, "ts": c["ts_s"].to_numpy()[have],
-                          "src": skb_text(c["key"].to_numpy()[have])}).sort_values("ts")
-    left = pd.DataFrame({"key": pk["_key"].to_numpy(), "ts": pk["first_s"].to_numpy(),
-                         "i": np.arange(len(pk))}).sort_values("ts")
+    links = pd.DataFrame({"key": new, "ts": ts_c[have],
+                          "src": skb_text(src_k[have])}).sort_values("ts")
+    left = pd.DataFrame({"key": key, "ts": first_s, "i": np.arange(len(key))}).sort_values("ts")
     left = left[left["ts"].notna()]
     m = pd.merge_asof(left, links, on="ts", by="key", direction="backward")
     ok = m["src"].notna().to_numpy()
@@ -233,87 +308,118 @@ def _clone_links(trace: "Trace", st: pd.DataFrame, pk: pd.DataFrame) -> np.ndarr
     return out
 
 
+def _drop_facts(trace: "Trace", idx: StepIndex, d: np.ndarray, gid: np.ndarray,
+                reason: np.ndarray, loc: np.ndarray) -> None:
+    """Sets ``reason`` and ``location`` (object arrays over the packets) of the packets with a
+    drop: ``d`` the drop steps (step indices), ``gid`` their packets. An event's
+    ``location=``, else the caller of the drop call; events win over calls (they name the
+    reason), later steps over earlier ones."""
+    if not len(d):
+        return
+    r = idx.take(lambda p, i: p.at_drops(i, p.reason), d)
+    lo = idx.take(lambda p, i: p.at_drops(i, p.location), d)
+    is_call_d = idx.take(lambda p, i: np.full(len(i), p.is_call), d)
+    if is_call_d.any():
+        par = _lookup(trace.calls, idx.take(lambda p, i: p.call[p.rows[i]], d), "parent", -1)
+        caller = _lookup(trace.calls, par, "func", None)
+        lo = np.where(is_call_d & pd.isna(lo), caller, lo)
+    # last write wins, events last
+    ordr = np.argsort(~is_call_d, kind="stable")
+    gd = gid[ordr]
+    for arr, val in ((reason, r), (loc, lo)):
+        v = val[ordr]
+        keep = pd.notna(v)
+        arr[gd[keep]] = v[keep]
+
+
 def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
             start_s: float | None = None, end_s: float | None = None) -> pd.DataFrame:
-    """One row per skb generation; see :meth:`ftracekit.Trace.packets` for the columns."""
-    st = steps(trace)
-    key = st["key"].to_numpy()
-    gen = st["gen"].to_numpy()
-    n = len(st)
-    new = np.r_[True, (key[1:] != key[:-1]) | (gen[1:] != gen[:-1])]
-    gid = np.cumsum(new) - 1
-    firsts = np.flatnonzero(new)
-    lasts = np.r_[firsts[1:] - 1, n - 1]
-    ng = len(firsts)
-    ts = st["ts_s"].to_numpy()
-    stop = np.fmax(ts, st["end_s"].to_numpy())
-    # the groups are runs: reduce over each run (fmin/fmax skip NaN, as groupby does)
-    first_s = np.fmin.reduceat(ts, firsts) if n else np.zeros(0)
-    last_s = np.fmax.reduceat(stop, firsts) if n else np.zeros(0)
-    gap = np.r_[np.nan, np.diff(ts)] * 1e6
-    gap[new] = np.nan
-    max_gap = np.fmax.reduceat(gap, firsts) if n else np.zeros(0)
-    # where: the first step of the group with the largest gap
-    with np.errstate(invalid="ignore"):
-        at_max = gap == max_gap[gid]
-    at = np.minimum.reduceat(np.where(at_max, np.arange(n), n), firsts) if n else \
-        np.zeros(0, dtype=np.int64)
-    at = np.where(at < n, at, -1)
-    name_codes, name_cats = codes_cats(st["name"])
-    is_drop = st["is_drop"].to_numpy()
-    dropped_g = np.bincount(gid, weights=is_drop, minlength=ng) > 0
-    # the drop: its reason and location (an event's location=, else the caller of the call)
+    """One row per skb generation; see :meth:`ftracekit.Trace.packets` for the columns.
+
+    Reduced from the :class:`~.steps.StepIndex` a chunk of about a million steps at a time
+    (a packet never spans two chunks), so the memory it needs beyond the index stays small."""
+    idx = step_index(trace)
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in (
+        "key", "gen", "first_s", "last_s", "n_steps", "first", "last", "dropped", "max_gap",
+        "gap_at", "gap_to")}
+    drop_steps, drop_gid = [], []                 # (the drops: few; their facts at the end)
+    ng = 0
+    devs, cpus, tasks = _Sets(), _Sets(), _Sets()
+    for lo, hi in idx.chunks():
+        n = hi - lo
+        key, gen, ts = idx.key[lo:hi], idx.gen[lo:hi], idx.ts[lo:hi]
+        new = np.empty(n, dtype=bool)
+        new[0] = True
+        new[1:] = (key[1:] != key[:-1]) | (gen[1:] != gen[:-1])
+        firsts = np.flatnonzero(new)
+        gid = np.cumsum(new) - 1
+        lasts = np.r_[firsts[1:] - 1, n - 1]
+        # the groups are runs: reduce over each run (fmin/fmax skip NaN, as groupby does)
+        cols["first_s"].append(np.fmin.reduceat(ts, firsts))
+        cols["last_s"].append(np.fmax.reduceat(np.fmax(ts, idx.end_s(lo, hi)), firsts))
+        gap = np.empty(n)
+        gap[0] = np.nan
+        np.subtract(ts[1:], ts[:-1], out=gap[1:])
+        gap *= 1e6
+        gap[new] = np.nan
+        max_gap = np.fmax.reduceat(gap, firsts)
+        # where: the first step of the group with the largest gap
+        with np.errstate(invalid="ignore"):
+            at_max = gap == max_gap[gid]
+        at = np.minimum.reduceat(np.where(at_max, np.arange(n), n), firsts)
+        at = np.where(at < n, at, -1)
+        nm = idx.name_codes(lo, hi)
+        cols["key"].append(key[firsts])
+        cols["gen"].append(gen[firsts])
+        cols["n_steps"].append(np.diff(np.r_[firsts, n]))
+        cols["first"].append(nm[firsts])
+        cols["last"].append(nm[lasts])
+        cols["max_gap"].append(max_gap)
+        cols["gap_at"].append(np.where(at >= 0, nm[np.maximum(at - 1, 0)], -1))
+        cols["gap_to"].append(np.where(at >= 0, nm[np.maximum(at, 0)], -1))
+        is_drop = idx.is_drop(lo, hi)
+        cols["dropped"].append(np.logical_or.reduceat(is_drop, firsts))
+        d = np.flatnonzero(is_drop)
+        drop_steps.append(lo + d)
+        drop_gid.append(ng + gid[d])
+        ng += len(firsts)
+        devs.add(gid, firsts, idx.dev_codes(lo, hi))
+        cpus.add(gid, firsts, idx.cpu(lo, hi))
+        tasks.add(gid, firsts, idx.task_codes(lo, hi))
+    c = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
     reason = np.full(ng, None, dtype=object)
     loc = np.full(ng, None, dtype=object)
-    d = np.flatnonzero(is_drop)
-    if len(d):
-        r = values(st["reason"].array[d])             # (the drops only)
-        lo = values(st["location"].array[d])
-        par = _lookup(trace.calls, st["call"].to_numpy()[d], "parent", -1)
-        caller = _lookup(trace.calls, par, "func", None)
-        is_call_d = st["is_call"].to_numpy()[d]
-        lo = np.where(is_call_d & pd.isna(lo), caller, lo)
-        # prefer events (they name the reason) over calls: last write wins, events last
-        ordr = np.argsort(~is_call_d, kind="stable")
-        for arr, val in ((reason, r), (loc, lo)):
-            gd = gid[d][ordr]
-            v = val[ordr]
-            keep = pd.notna(v)
-            arr[gd[keep]] = v[keep]
+    _drop_facts(trace, idx, np.concatenate(drop_steps), np.concatenate(drop_gid), reason, loc)
     names_of = ((trace.meta.get("recording") or {}).get("skb_drop_reasons") or {})
     if names_of:               # a reason= argument is the enum's number: this kernel's names
         reason = np.array([names_of.get(r, r) if isinstance(r, str) else r for r in reason],
                           dtype=object)
-    cpu_v = st["cpu"].to_numpy()
-    cpu_seen = np.bincount(np.maximum(cpu_v, 0)) if n else np.zeros(1, dtype=np.int64)
-    cpu_seen[0] = int((cpu_v == 0).sum()) if n else 0
-    cpu_names = np.flatnonzero(cpu_seen)                   # the CPUs that occur, in order
-    cpu_rank = np.cumsum(cpu_seen > 0) - 1
-    cpu_codes = np.where(cpu_v >= 0, cpu_rank[np.maximum(cpu_v, 0)], -1)
-    gap_at = np.where(at >= 0, name_codes[np.maximum(at - 1, 0)], -1)
-    gap_to = np.where(at >= 0, name_codes[np.maximum(at, 0)], -1)
+    # (CPU numbers are their own codes, in numeric order; the bound is the tables' largest)
+    cpu_names = np.arange(max([int(p.cpu.max()) for p in idx.parts if len(p.cpu)] + [0]) + 1)
+    keys = c["key"].astype(np.uint64)
+    first_s = c["first_s"].astype(float)
+    last_s = c["last_s"].astype(float)
     pk = pd.DataFrame({
-        "skb": _skb_column(key[firsts]),
-        "gen": gen[firsts],
+        "skb": _skb_column(keys),
+        "gen": c["gen"].astype(np.int64),  # (int32 in the index)
         "first_s": first_s,
         "last_s": last_s,
         "span_us": (last_s - first_s) * 1e6,
-        "n_steps": np.diff(np.r_[firsts, n]),
-        "first": str_column(name_codes[firsts], name_cats),
-        "last": str_column(name_codes[lasts], name_cats),
-        "devs": str_column(*_joined(gid, firsts, *_sorted_codes(st["dev"],
-                                                                 keep=lambda c: c != ""))),
-        "cpus": str_column(*_joined(gid, firsts, cpu_codes, np.asarray(cpu_names))),
-        "tasks": str_column(*_joined(gid, firsts, *_sorted_codes(st["task"]))),
-        "dropped": dropped_g,
+        "n_steps": c["n_steps"].astype(np.int64),
+        "first": _used_cat(c["first"], idx.names),
+        "last": _used_cat(c["last"], idx.names),
+        "devs": devs.result(idx.devs, _rank(idx.devs, keep=lambda x: x != "")),
+        "cpus": cpus.result(cpu_names, cpu_names),
+        "tasks": tasks.result(np.asarray(idx.task_names, dtype=object),
+                              _rank(np.asarray(idx.task_names, dtype=object))),
+        "dropped": c["dropped"].astype(bool),
         "reason": obj(reason),
         "drop_location": loc,
-        "max_gap_us": max_gap,
-        "gap_after": str_column(gap_at, name_cats),
-        "gap_before": str_column(gap_to, name_cats),
-        "_key": key[firsts],
+        "max_gap_us": c["max_gap"].astype(float),
+        "gap_after": _used_cat(c["gap_at"], idx.names),
+        "gap_before": _used_cat(c["gap_to"], idx.names),
     }, copy=False)
-    pk["clone_of"] = _clone_links(trace, st, pk)
+    pk["clone_of"] = _clone_links(trace, idx, keys, first_s)
     if dev is not None:
         codes, uniq = pd.factorize(pk["devs"].to_numpy(dtype=object))
         hit = np.array([dev in str(u).split(",") for u in uniq], dtype=bool)
@@ -324,20 +430,21 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
         pk = pk[pk["last_s"] >= start_s]
     if end_s is not None:
         pk = pk[pk["first_s"] < end_s]
-    return pk.drop(columns=["_key"]).reset_index(drop=True)
+    return pk.reset_index(drop=True)
 
 
 def journey(trace: "Trace", skb: str | int, gen: int | None = None) -> pd.DataFrame:
     """The steps of one packet in time order; see :meth:`ftracekit.Trace.journey`."""
-    st = steps(trace)
-    want = parse_skb(skb)
-    keys = st["key"].to_numpy()
-    sel = keys == np.uint64(want)
-    if not sel.any():
+    idx = step_index(trace)
+    want = np.uint64(parse_skb(skb))
+    keys = idx.key
+    lo = int(np.searchsorted(keys, want, side="left"))
+    hi = int(np.searchsorted(keys, want, side="right"))
+    if hi <= lo:
         change = np.r_[True, keys[1:] != keys[:-1]]          # (sorted by key)
         known = [str(k) for k in skb_text(keys[change])]
         raise UnknownPacketError(str(skb), known)
-    j = st[sel]
+    j = step_rows(idx, lo, hi)
     if gen is not None:
         gens = sorted(set(j["gen"].tolist()))
         if gen not in gens:

@@ -1,279 +1,365 @@
 """Steps: every appearance of an skb in a trace — calls with an ``skb=`` argument
-(funcgraph-args) and events with ``skbaddr=`` — in one table sorted by (address, time), with
-the context each ran in and its **generation** (see :mod:`ftracekit.net.packets` for the
-rules). The text columns are categoricals."""
+(funcgraph-args) and events with ``skbaddr=`` — sorted by (address, time), with the context
+each ran in and its **generation** (see :mod:`ftracekit.net.packets` for the rules).
+
+Built in two levels so that million-step traces stay cheap. :func:`step_index` (cached on the
+trace) holds only what every packet view needs — the sorted addresses and times, the
+generations and where each step comes from (a :class:`~._scan.Part` and a position in it) —
+and reads the other columns from the calls and events tables at the steps it is asked for,
+a bounded chunk at a time. :func:`steps` (the whole table) and the journey of one packet are
+built from it on demand; :func:`ftracekit.net.packets.packets` reduces it chunk by chunk.
+"""
 
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
 
-from ..errors import FtracekitError
-from ._columns import (as_cat, cat, codes_cats, factorized, none_cat, sparse_cat)
-from .values import (fixed_hex_after, hex_to_u64, named_pointer, rx_extract, to_arrow,
-                     word_after)
+from ._columns import cat
+from ._scan import Part, call_part, event_part
+from ._skb import (DROP_EVENTS, DROP_FUNCS, FREE_EVENTS, FREE_FUNCS, RX_SOFTIRQ_FUNCS,
+                   SOFTIRQ_FUNCS, NoPacketsError, _HASH_MAX, _KERNEL_MIN)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace
 
-__all__ = ["steps", "generations", "generations_sequential", "NoPacketsError", "FREE_FUNCS",
-           "DROP_FUNCS", "FREE_EVENTS", "DROP_EVENTS", "SOFTIRQ_FUNCS", "RX_SOFTIRQ_FUNCS"]
-
-#: Functions that free the skb they are given (``consume`` and drop paths alike).
-FREE_FUNCS = frozenset({
-    "kfree_skbmem", "__kfree_skb", "kfree_skb", "kfree_skb_reason", "sk_skb_reason_drop",
-    "napi_consume_skb", "consume_skb", "__consume_stateless_skb", "skb_attempt_defer_free",
-    "kfree_skb_list_reason", "__napi_kfree_skb", "dev_kfree_skb_any_reason",
-    "dev_kfree_skb_irq_reason", "kfree_skb_partial"})
-#: Freeing functions that are drops (they take a drop ``reason``).
-DROP_FUNCS = frozenset({"kfree_skb", "kfree_skb_reason", "sk_skb_reason_drop",
-                        "kfree_skb_list_reason", "dev_kfree_skb_any_reason",
-                        "dev_kfree_skb_irq_reason"})
-FREE_EVENTS = frozenset({"kfree_skb", "consume_skb"})
-DROP_EVENTS = frozenset({"kfree_skb"})
-#: A call below one of these ran in softirq context.
-SOFTIRQ_FUNCS = frozenset({"handle_softirqs", "__do_softirq", "do_softirq", "net_rx_action",
-                           "net_tx_action", "__napi_poll", "do_softirq_own_stack"})
-#: The receive path below NET_RX: these run from the softirq (net_rx_action → a NAPI poll or
-#: the backlog) whichever task it interrupted, so a call of one — typically a graph root such
-#: as ip_rcv, whose softirq ancestors were not traced — is in softirq context even when the
-#: line names a user task (loopback traffic is received in the sender's task, at its
-#: local_bh_enable). (Not tcp_v4_do_rcv: it also runs from a socket's backlog in the task.)
-RX_SOFTIRQ_FUNCS = frozenset({
-    "process_backlog", "__netif_receive_skb", "__netif_receive_skb_one_core",
-    "__netif_receive_skb_core", "__netif_receive_skb_list_core", "netif_receive_skb_list_internal",
-    "napi_gro_receive", "gro_normal_list", "ip_rcv", "ip_list_rcv", "ipv6_rcv", "ipv6_list_rcv",
-    "udp_rcv", "__udp4_lib_rcv", "udpv6_rcv", "__udp6_lib_rcv", "tcp_v4_rcv", "tcp_v6_rcv",
-    "icmp_rcv", "icmpv6_rcv", "arp_rcv"})
-_KERNEL_MIN = np.uint64(0xFF00000000000000)   # kernel addresses (x86-64 with 5-level paging: 0xff11…)
-_HASH_MAX = np.uint64(0xFFFFFFFF)             # %p hashes keep 32 bits
-
-
-
-class NoPacketsError(FtracekitError):
-    """The trace holds no skb addresses (no funcgraph-args with skb, no skbaddr= events)."""
-
-
-
-# ---------------------------------------------------------------------------------------------
-
-def _task_columns(rows: pd.DataFrame, take: np.ndarray) -> dict[str, Any]:
-    """The steps' ``line``, ``cpu``, ``pid`` and ``comm`` (categorical) at positions ``take``
-    of the calls or the events table (both have them)."""
-    comm = as_cat(rows["comm"])
-    return {"line": rows["line"].to_numpy()[take].astype(np.int64),
-            "cpu": rows["cpu"].to_numpy()[take].astype(np.int64),
-            "pid": rows["pid"].to_numpy()[take].astype(np.int64),
-            "comm": cat(np.asarray(comm.codes)[take], comm.categories)}
-
+__all__ = ["steps", "step_index", "StepIndex", "generations", "generations_sequential",
+           "NoPacketsError", "FREE_FUNCS", "DROP_FUNCS", "FREE_EVENTS", "DROP_EVENTS",
+           "SOFTIRQ_FUNCS", "RX_SOFTIRQ_FUNCS", "_HASH_MAX", "_KERNEL_MIN"]
 
 _CTX = np.array(["task", "softirq", "irq"], dtype=object)
 _TASK, _SOFTIRQ, _IRQ = 0, 1, 2
+#: Steps per chunk of the chunked passes (their temporaries stay a few MB each).
+CHUNK = 1 << 20
 
 
-def _event_steps(ev: pd.DataFrame) -> dict[str, Any] | None:
-    if not len(ev):
-        return None
-    event = ev["event"]
-    if not isinstance(event.dtype, pd.CategoricalDtype):
-        event = event.astype("category")
-    codes = event.cat.codes.to_numpy()
-    cat_names = event.cat.categories.to_numpy(dtype=object)
-    text = ev["text"]
-    # events whose format has skbaddr (decided per event name, on its first text)
-    with_skb = np.zeros(len(cat_names) + 1, dtype=bool)
-    present = np.bincount(codes.astype(np.int64) + 1, minlength=len(cat_names) + 1)[1:]
-    for c in np.flatnonzero(present):            # (one pass per event name: a handful)
-        with_skb[c] = "skbaddr=" in str(text.iat[int(np.argmax(codes == c))])
-    rows = np.flatnonzero(with_skb[codes])
-    if not len(rows):
-        return None
-    ta_all = to_arrow(text)
-    if ta_all is not None:
-        t_all = _LazyText(ta_all, rows)
-        # %p prints 16 digits: read them from the Arrow buffer (a regex only for the rest)
-        key, keep = fixed_hex_after(ta_all, "skbaddr=", rows)
-        rest = np.flatnonzero(~keep)
-        if len(rest):
-            addr = rx_extract(_series(t_all.iloc[rest]), r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b")
-            key[rest] = hex_to_u64(addr)
-            keep[rest] = addr.notna().to_numpy(dtype=bool)
-    else:                                       # pragma: no cover - without pyarrow
-        t_all = pd.Series(text.to_numpy(dtype=object)[rows], dtype=object)
-        addr = rx_extract(t_all, r"\bskbaddr=(?:0x)?([0-9a-fA-F]{1,16})\b")
-        keep = addr.notna().to_numpy(dtype=bool)
-        key = hex_to_u64(addr)
-    ok = keep & (key != 0)
-    sel = np.flatnonzero(ok)
-    take = rows[sel]
-    t = t_all.iloc[sel]
-    n = len(sel)
-    nm_codes = codes[take]
-    names = pd.Index(cat_names, dtype=object)
-    is_free = names.isin(FREE_EVENTS)[nm_codes]
-    is_drop = names.isin(DROP_EVENTS)[nm_codes]
-    drops = np.flatnonzero(is_drop)
-    reason = location = none_cat(n)
-    if len(drops):                  # (few rows: the drops)
-        td = _series(t.iloc[drops])
-        reason = sparse_cat(n, drops, rx_extract(td, r"reason: (\w+)").to_numpy(dtype=object))
-        location = sparse_cat(n, drops,
-                               rx_extract(td, r"location=(\S+)").to_numpy(dtype=object))
-    ctx_flag = np.zeros(n, dtype=np.uint8)          # the lat flags' context letter (0: none)
-    if "lat_flags" in ev:
-        fl = ev["lat_flags"]
-        if isinstance(fl.dtype, pd.CategoricalDtype) and len(fl.cat.categories):
-            per_cat = np.array([ord(str(f)[2:3] or "\0") for f in fl.cat.categories] + [0],
-                               dtype=np.uint8)
-            ctx_flag = per_cat[fl.cat.codes.to_numpy()[take]]   # (code −1 → the last: 0)
-    if ta_all is not None:
-        dev = cat(*word_after(ta_all, "dev=", take))
-    else:                                       # pragma: no cover - without pyarrow
-        dev = factorized(rx_extract(t, r"(?:^|\s)dev=(\S+)").to_numpy(dtype=object))
-    ts = ev["ts_s"].to_numpy(dtype=float)[take]
-    return {
-        "key": key[sel],
-        "ts_s": ts,
-        "end_s": ts.copy(),
-        **_task_columns(ev, take),
-        "is_call": np.zeros(n, dtype=bool),
-        "name": cat(nm_codes, cat_names),
-        "dev": dev,
-        "call": ev["call"].to_numpy(dtype=np.int64)[take],
-        "duration_us": np.full(n, np.nan),
-        "is_free": is_free,
-        "is_drop": is_drop,
-        "reason": reason,
-        "location": location,
-        "ctx_flag": ctx_flag,
-    }
+def _union(cat_lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The categories of several parts in one list (the first part's, then the new ones of the
+    next, in order) and, per part, its codes' positions in that list (a last −1 for code −1)."""
+    out: list[Any] = []
+    at: dict[Any, int] = {}
+    maps = []
+    for cats in cat_lists:
+        m = np.empty(len(cats) + 1, dtype=np.int32)
+        for i, c in enumerate(cats):
+            m[i] = at.setdefault(c, len(out))
+            if m[i] == len(out):
+                out.append(c)
+        m[-1] = -1
+        maps.append(m)
+    return np.array(out, dtype=object), maps
 
 
+class StepIndex:
+    """The steps of a trace sorted by (address, time, line), and their generations.
 
-class _LazyText:
-    """Event texts held as an Arrow array; ``.iloc[rows]`` gives an object Series (only ever
-    asked for small subsets: the drops, the rare texts a fixed-width read cannot take)."""
+    ``key`` (uint64, sorted), ``ts`` (s; a call's start, NaN where not seen), ``gen`` (int64),
+    and where each step comes from: ``pos`` (int64, its position in its part) and ``part``
+    (int8 index into ``parts``; None when there is one part). ``names``, ``devs``, ``comms``:
+    the text columns' categories over all parts; :meth:`take` reads any part column at a
+    range of steps.
+    """
 
-    def __init__(self, arr, rows: np.ndarray | None = None) -> None:
-        self.arr = arr
-        self.rows = rows
+    def __init__(self, trace: "Trace", parts: list[Part]) -> None:
+        self.calls = trace.calls
+        self.parts = parts
+        self.names, name_maps = _union([p.name_cats for p in parts])
+        self.devs, dev_maps = _union([p.dev_cats for p in parts])
+        self.comms, comm_maps = _union([p.comm_cats for p in parts])
+        for p, nm, dm, cm in zip(parts, name_maps, dev_maps, comm_maps):
+            p.name_g, p.dev_g, p.comm_g = nm, dm, cm
+        self._tasks: dict[int, int] = {}               # (comm code << 32 | pid) → task code
+        self._task_at: dict[str, int] = {}
+        self.task_names: list[str] = []
+        single = len(parts) == 1
+        if single:
+            p0 = parts[0]
+            order = self._single_order(p0)
+            self.key = p0.key[order]
+            self.ts = np.empty(len(order))
+            for lo in range(0, len(order), CHUNK):       # (no copy in the part's order)
+                self.ts[lo:lo + CHUNK] = p0.ts[p0.rows[order[lo:lo + CHUNK]]]
+        else:
+            key = np.concatenate([p.key for p in parts])
+            ts = np.concatenate([p.ts[p.rows] for p in parts])
+            line = np.concatenate([p.line[p.rows] for p in parts])
+            order = np.lexsort((line, np.nan_to_num(ts, nan=np.inf), key))
+            del line
+            self.key = key[order]
+            self.ts = ts[order]
+            del key, ts
+        if single:
+            self.part: np.ndarray | None = None
+            self.pos = order
+        else:
+            offs = np.cumsum([0] + [len(p) for p in parts])
+            self.part = (np.searchsorted(offs[1:], order, side="right")).astype(np.int8)
+            self.pos = order - offs[self.part]
+        del order
+        self.gen = np.empty(len(self.key), dtype=np.int32)
+        for lo, hi in self.chunks():
+            fr, free_end = self._free_windows(lo, hi)
+            is_free = np.zeros(hi - lo, dtype=bool)
+            is_free[fr] = True
+            fe = np.full(hi - lo, -np.inf)
+            fe[fr] = free_end
+            self.gen[lo:hi] = generations(self.key[lo:hi], self.ts[lo:hi],
+                                          self.take(lambda p, i: p.pid[p.rows[i]], lo, hi),
+                                          is_free, fe)
 
     def __len__(self) -> int:
-        return len(self.arr) if self.rows is None else len(self.rows)
+        return len(self.key)
 
-    @property
-    def iloc(self) -> "_LazyText":
-        return self
+    @staticmethod
+    def _single_order(p: Part) -> np.ndarray:
+        """The permutation sorting one part's steps by (key, ts, line): one stable sort on the
+        key when the steps already come in (ts, line) order (a trace's own order, as events
+        usually are; checked a chunk at a time)."""
+        n = len(p)
+        nan_last = bool(np.isnan(p.ts[p.rows]).any()) if p.is_call else False
+        if not nan_last:
+            ordered = True
+            for lo in range(0, max(n - 1, 0), CHUNK):
+                hi = min(lo + CHUNK, n - 1)                 # pairs (i, i + 1), i in [lo, hi)
+                t = p.ts[p.rows[lo:hi + 1]]
+                dt = t[1:] - t[:-1]
+                tie = lo + np.flatnonzero(dt == 0)
+                if (dt < 0).any() or (len(tie) and (p.line[p.rows[tie + 1]]
+                                                    <= p.line[p.rows[tie]]).any()):
+                    ordered = False
+                    break
+            if ordered:
+                return np.argsort(p.key, kind="stable")
+        ts = np.nan_to_num(p.ts[p.rows], nan=np.inf)
+        return np.lexsort((p.line[p.rows], ts, p.key))
 
-    def __getitem__(self, rows: np.ndarray) -> "_LazyText | pd.Series":
-        rows = np.asarray(rows)
-        base = rows if self.rows is None else self.rows[rows]
-        return _LazyText(self.arr, base)
+    # -- reading columns at steps ----------------------------------------------------------
 
-    def series(self) -> pd.Series:
-        import pyarrow as pa
-        sub = self.arr if self.rows is None else self.arr.take(pa.array(self.rows))
-        return pd.Series(sub.to_numpy(zero_copy_only=False), dtype=object)
+    def chunks(self, size: int = CHUNK) -> Iterator[tuple[int, int]]:
+        """Ranges ``[lo, hi)`` of about ``size`` steps that never split an address."""
+        key, n, lo = self.key, len(self.key), 0
+        while lo < n:
+            hi = lo + size
+            if hi >= n:
+                hi = n
+            else:
+                hi = int(np.searchsorted(key, key[hi], side="left"))
+                if hi <= lo:
+                    hi = int(np.searchsorted(key, key[lo], side="right"))
+            yield lo, hi
+            lo = hi
+
+    def take(self, get: Callable[[Part, np.ndarray], np.ndarray], lo: int | np.ndarray,
+             hi: int | None = None) -> np.ndarray:
+        """``get(part, positions)`` for the steps ``[lo, hi)`` (or at the step indices
+        ``lo``), in step order."""
+        sel = slice(lo, hi) if hi is not None else np.asarray(lo, dtype=np.int64)
+        pos = self.pos[sel]
+        if self.part is None:
+            return get(self.parts[0], pos)
+        pp = self.part[sel]
+        got = [(m, get(p, pos[m])) for i, p in enumerate(self.parts) if (m := pp == i).any()]
+        if not got:
+            return get(self.parts[0], pos)
+        out = np.empty(len(pos), dtype=np.result_type(*[v for _m, v in got]))
+        for m, v in got:
+            out[m] = v
+        return out
+
+    def name_codes(self, lo: int, hi: int) -> np.ndarray:
+        """Codes into ``names`` (int32; −1: none)."""
+        return self.take(lambda p, i: p.name_g[p.name_codes[i]], lo, hi)
+
+    def dev_codes(self, lo: int, hi: int) -> np.ndarray:
+        """Codes into ``devs`` (int32; −1: none)."""
+        return self.take(lambda p, i: p.dev_g[p.dev_codes[i]] if p.dev_codes is not None
+                         else np.full(len(i), -1, dtype=np.int32), lo, hi)
+
+    def is_call(self, lo: int, hi: int) -> np.ndarray:
+        return self.take(lambda p, i: np.full(len(i), p.is_call), lo, hi)
+
+    def is_free(self, lo: int, hi: int) -> np.ndarray:
+        return self.take(lambda p, i: p.free_of[p.name_codes[i]], lo, hi)
+
+    def is_drop(self, lo: int, hi: int) -> np.ndarray:
+        return self.take(lambda p, i: p.drop_of[p.name_codes[i]], lo, hi)
+
+    def end_s(self, lo: int, hi: int) -> np.ndarray:
+        """A call's end, an event's time (s)."""
+        return self.take(lambda p, i: (p.end if p.is_call else p.ts)[p.rows[i]], lo, hi)
+
+    def cpu(self, lo: int, hi: int) -> np.ndarray:
+        return self.take(lambda p, i: p.cpu[p.rows[i]].astype(np.int64), lo, hi)
+
+    def call(self, lo: int, hi: int) -> np.ndarray:
+        """The call id: a call's own, an event's enclosing call (−1: outside any)."""
+        return self.take(lambda p, i: p.call[p.rows[i]], lo, hi)
+
+    def drop_values(self, lo: int, hi: int, which: str) -> np.ndarray:
+        """``reason`` or ``location`` of the steps (None where not a drop or not printed)."""
+        return self.take(lambda p, i: p.at_drops(i, getattr(p, which)), lo, hi)
+
+    def task_codes(self, lo: int, hi: int) -> np.ndarray:
+        """Codes into :attr:`task_names` (``comm-pid``; −1 where the pid is < 0), the names
+        made once per distinct task as the chunks meet them."""
+        packed = self.take(lambda p, i: (p.comm_g[p.comm_codes[p.rows[i]]].astype(np.int64)
+                                         << 32) | (p.pid[p.rows[i]].astype(np.int64)
+                                                   & 0xFFFFFFFF), lo, hi)
+        uniq, inv = np.unique(packed, return_inverse=True)
+        comms = np.append(self.comms, None)
+        codes = np.empty(len(uniq), dtype=np.int64)
+        for j, u in enumerate(uniq.tolist()):
+            c = self._tasks.get(u)
+            if c is None:
+                comm, pid = comms[(u >> 32) if (u >> 32) < len(self.comms) else -1], \
+                    np.int32(np.uint32(u & 0xFFFFFFFF))
+                name = f"{comm if isinstance(comm, str) else '?'}-{pid}" if pid >= 0 else None
+                if name is None:
+                    c = -1
+                else:
+                    c = self._task_at.setdefault(name, len(self.task_names))
+                    if c == len(self.task_names):
+                        self.task_names.append(name)
+                self._tasks[u] = c
+            codes[j] = c
+        return codes[inv.reshape(-1)]
+
+    def _free_windows(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The frees among steps ``[lo, hi)`` (positions from ``lo``) and how long each holds
+        its address: a call free to the call's end (∞ where its exit was not seen), an event
+        free to the end of the call it fired in (−∞ outside any call: it ends at once)."""
+        fr = np.flatnonzero(self.is_free(lo, hi))
+        if not len(fr):
+            return fr, np.zeros(0)
+        is_call = self.is_call(lo, hi)[fr]
+        end = self.end_s(lo, hi)[fr]
+        owner = self.call(lo, hi)[fr]
+        ev_own = ~is_call & (owner >= 0)
+        if ev_own.any():
+            pos = self.calls.index.get_indexer(owner[ev_own])
+            end[ev_own] = np.where(pos >= 0, self.calls["end_s"].to_numpy(dtype=float)[
+                np.maximum(pos, 0)], np.nan) if len(self.calls) else np.nan
+        end[~is_call & (owner < 0)] = -np.inf
+        end[is_call & np.isnan(end)] = np.inf
+        return fr, end
 
 
-def _series(t: "_LazyText | pd.Series") -> pd.Series:
-    return t.series() if isinstance(t, _LazyText) else t
+def step_index(trace: "Trace") -> StepIndex:
+    """The :class:`StepIndex` of a trace (built once, cached on it)."""
+    cached = trace.__dict__.get("_step_index")
+    if cached is not None:
+        return cached
+    parts = [p for p in (call_part(trace.calls), event_part(trace.events)) if p is not None]
+    if not parts:
+        raise NoPacketsError(
+            "this trace has no skb addresses: no funcgraph-args with skb= and no events with "
+            "skbaddr= (record them with `ftracekit record --packets`)")
+    calls_p = [p for p in parts if p.is_call]
+    ev_p = [p for p in parts if not p.is_call]
+    if calls_p and ev_p and (ev_p[0].key <= _HASH_MAX).any():
+        warnings.warn("skbaddr= of the events is hashed (options/hash-ptr was 1 when the trace "
+                      "was read), so events cannot be joined with the skb= pointers of calls; "
+                      "record with `ftracekit record --packets` (it sets hash-ptr 0)",
+                      stacklevel=4)
+    idx = StepIndex(trace, parts)
+    trace.__dict__["_step_index"] = idx
+    return idx
 
 
-_SKB_ARG = r"(?:^|, )\w*skb\w*=0x([0-9a-fA-F]{1,16})(?:,|$)"
+# ---------------------------------------------------------------------------------------------
+# Whole rows
 
-
-def _arg_skb_keys(cats: pd.Index) -> tuple[np.ndarray, np.ndarray]:
-    """Per distinct args text: the pointer of its first argument named ``*skb*`` (``0x%lx``)
-    and whether there is one — column-wise for the common ``skb=0x<16 digits>``, the regex
-    only for the rest."""
-    ta = to_arrow(pd.Series(cats, copy=False))
-    if ta is None:                              # pragma: no cover - without pyarrow
-        val = rx_extract(pd.Series(cats.to_numpy(dtype=object)), _SKB_ARG)
-        return hex_to_u64(val), val.notna().to_numpy(dtype=bool)
-    key, state = named_pointer(ta, "skb")
-    found = state == 1
-    rest = np.flatnonzero(state < 0)
-    if len(rest):
-        import pyarrow as pa
-
-        val = rx_extract(None, _SKB_ARG, arrow=ta.take(pa.array(rest)))
-        key[rest] = hex_to_u64(val)
-        found[rest] = val.notna().to_numpy(dtype=bool)
-    return key, found
-
-
-def _drop_reasons(cats: pd.Index, cc: np.ndarray, is_drop: np.ndarray) -> pd.Categorical:
-    """``reason=`` (its number, as text) of the args of the drop calls (missing elsewhere): the
-    regex runs over the distinct args texts of the drops only."""
-    drops = np.flatnonzero(is_drop)
-    if not len(drops):
-        return none_cat(len(cc))
-    used, inv = np.unique(cc[drops], return_inverse=True)
-    got = rx_extract(pd.Series(np.asarray(cats[used], dtype=object), dtype=object),
-                     r"(?:^|, )reason=(\d+)").to_numpy(dtype=object, na_value=None)
-    return sparse_cat(len(cc), drops, got[inv.reshape(-1)])
-
-
-def _call_steps(calls: pd.DataFrame) -> dict[str, Any] | None:
-    args = calls["args"]
-    if not isinstance(args.dtype, pd.CategoricalDtype):
-        args = args.astype("category")
-    cats = args.cat.categories
-    if not len(cats):
-        return None
-    ckey, cfound = _arg_skb_keys(cats)
-    cok = cfound & (ckey >= _KERNEL_MIN)
-    codes = args.cat.codes.to_numpy()
-    has = codes >= 0
-    good = np.zeros(len(codes), dtype=bool)
-    good[has] = cok[codes[has]]
-    sel = np.flatnonzero(good)
-    if not len(sel):
-        return None
-    cc = codes[sel]
-    func = as_cat(calls["func"])
-    f_codes = np.asarray(func.codes)[sel]
-    f_cats = pd.Index(np.asarray(func.categories, dtype=object), dtype=object)
-    fc = np.maximum(f_codes, 0)
-    is_free = f_cats.isin(FREE_FUNCS)[fc] & (f_codes >= 0)
-    is_drop = f_cats.isin(DROP_FUNCS)[fc] & (f_codes >= 0)
-    n = len(sel)
-    return {
-        "key": ckey[cc],
-        "ts_s": calls["start_s"].to_numpy(dtype=float)[sel],
-        "end_s": calls["end_s"].to_numpy(dtype=float)[sel],
-        **_task_columns(calls, sel),
-        "is_call": np.ones(n, dtype=bool),
-        "name": cat(f_codes, f_cats),
-        "dev": none_cat(n),
-        "call": calls.index.to_numpy(dtype=np.int64)[sel],
-        "duration_us": calls["duration_us"].to_numpy(dtype=float)[sel],
+def step_rows(idx: StepIndex, lo: int, hi: int) -> pd.DataFrame:
+    """The steps ``[lo, hi)`` of an index with all their columns (see :func:`steps`)."""
+    n = hi - lo
+    calls = idx.calls
+    is_call = idx.is_call(lo, hi)
+    owner = idx.call(lo, hi)
+    has_owner = owner >= 0
+    # context: softirq/irq of the call (events: of their flags, else of the call they fired in)
+    ctx = np.zeros(n, dtype=np.int8)
+    if has_owner.any() and len(calls):
+        ids = owner[has_owner]
+        soft = _softirq_below(calls, ids)
+        pos = calls.index.get_indexer(ids)
+        irq = np.where(pos >= 0, calls["in_irq"].to_numpy()[np.maximum(pos, 0)], False)
+        ctx[has_owner] = np.where(soft, _SOFTIRQ, np.where(irq, _IRQ, _TASK))
+    # The idle task and ksoftirqd do network work only in softirq (or irq) context; a graph
+    # root such as ip_rcv has no recorded softirq ancestor to tell.
+    comm = idx.take(lambda p, i: p.comm_g[p.comm_codes[p.rows[i]]], lo, hi)
+    pid = idx.take(lambda p, i: p.pid[p.rows[i]].astype(np.int64), lo, hi)
+    ksoft = np.array([isinstance(c, str) and c.startswith("ksoftir") for c in idx.comms]
+                     + [False], dtype=bool)              # (code −1 → the last)
+    ctx[(ctx == _TASK) & ((pid == 0) | ksoft[comm])] = _SOFTIRQ
+    flag = idx.take(lambda p, i: p.flag[1][p.flag[0][p.rows[i]]] if p.flag is not None
+                    else np.zeros(len(i), dtype=np.uint8), lo, hi)
+    ctx[flag == ord("s")] = _SOFTIRQ
+    ctx[(flag == ord("h")) | (flag == ord("H"))] = _IRQ
+    fr, fend = idx._free_windows(lo, hi)
+    free_end = np.full(n, -np.inf)
+    free_end[fr] = fend
+    is_free = np.zeros(n, dtype=bool)
+    is_free[fr] = True
+    task = idx.task_codes(lo, hi)
+    reason = idx.drop_values(lo, hi, "reason")
+    location = idx.drop_values(lo, hi, "location")
+    table = pd.DataFrame({
+        "key": idx.key[lo:hi],
+        "ts_s": idx.ts[lo:hi],
+        "end_s": idx.end_s(lo, hi),
+        "line": idx.take(lambda p, i: p.line[p.rows[i]].astype(np.int64), lo, hi),
+        "cpu": idx.cpu(lo, hi),
+        "pid": pid,
+        "comm": cat(comm, idx.comms),
+        "is_call": is_call,
+        "name": cat(idx.name_codes(lo, hi), idx.names),
+        "dev": cat(idx.dev_codes(lo, hi), idx.devs),
+        "call": owner,
+        "duration_us": idx.take(lambda p, i: p.duration[p.rows[i]] if p.is_call
+                                else np.full(len(i), np.nan), lo, hi),
         "is_free": is_free,
-        "is_drop": is_drop,
-        "reason": _drop_reasons(cats, cc, is_drop),
-        "location": none_cat(n),
-        "ctx_flag": np.zeros(n, dtype=np.uint8),
-    }
+        "is_drop": idx.is_drop(lo, hi),
+        "reason": _factor(reason),
+        "location": _factor(location),
+        "gen": idx.gen[lo:hi].astype(np.int64),
+        "context": cat(ctx, _CTX),
+        "free_end": free_end,
+        "kind": cat(is_call.astype(np.int8), ["event", "call"]),
+        "task": cat(task, idx.task_names),
+    }, copy=False)
+    return table
 
 
-def _concat(parts: list[dict[str, Any]], order: np.ndarray) -> dict[str, Any]:
-    """The parts' columns one after the other, taken in ``order`` (categoricals over the union
-    of their categories)."""
-    out = {}
-    for name, first in parts[0].items():
-        cols = [p[name] for p in parts]
-        if isinstance(first, pd.Categorical):
-            cat = union_categoricals(cols, ignore_order=True) if len(cols) > 1 else first
-            out[name] = pd.Categorical.from_codes(np.asarray(cat.codes)[order], dtype=cat.dtype)
-        else:
-            out[name] = (np.concatenate(cols) if len(cols) > 1 else first)[order]
-    return out
+def _factor(values: np.ndarray) -> pd.Categorical:
+    codes, uniq = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    return cat(codes, np.asarray(uniq, dtype=object))
 
+
+def steps(trace: "Trace") -> pd.DataFrame:
+    """Every appearance of an skb in the trace, with its generation, sorted by (key, gen, time).
+
+    Columns: ``key`` (uint64 address or hash; :func:`skb_text` prints it), ``ts_s`` (s; a call's
+    start), ``end_s`` (s; a call's end, an event's time), ``line``, ``cpu``, ``pid``, ``comm``,
+    ``is_call``, ``name``, ``dev``, ``call`` (−1: an event outside any call), ``duration_us``,
+    ``is_free``, ``is_drop``, ``reason``, ``location``, ``gen``, ``context``
+    (``task``/``softirq``/``irq``), ``free_end`` (s; how long a free holds its address),
+    ``kind`` (``call``/``event``), ``task`` (``comm-pid``). The text columns are categoricals.
+    Cached on the trace.
+    """
+    cached = trace.__dict__.get("_packet_steps")
+    if cached is not None:
+        return cached
+    idx = step_index(trace)
+    table = step_rows(idx, 0, len(idx))
+    trace.__dict__["_packet_steps"] = table
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Context
 
 def _softirq_below(calls: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
     """Whether each call of ``ids`` is, or runs below, a softirq entry function."""
@@ -297,107 +383,6 @@ def _softirq_below(calls: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
         live = pos >= 0
         out |= is_soft[pos] & live
     return out
-
-
-def _task_names(comm: pd.Categorical, pid: np.ndarray) -> pd.Categorical:
-    """``comm-pid`` per step, formatted once per distinct task (None where the pid is < 0)."""
-    c_codes = np.asarray(comm.codes).astype(np.int64)
-    # (comm code, pid) packed in one integer: one hashing pass
-    codes, _u = pd.factorize((c_codes << 32) | (pid.astype(np.int64) & 0xFFFFFFFF))
-    _u, first = np.unique(codes, return_index=True)
-    cats = np.append(np.asarray(comm.categories, dtype=object), None)
-    names = [f"{c if isinstance(c, str) else '?'}-{p}" if p >= 0 else None
-             for c, p in zip(cats[c_codes[first]], pid[first])]
-    # distinct names (two codes may format alike); missing → −1
-    remap, uniq = pd.factorize(pd.Series(names, dtype=object), use_na_sentinel=True)
-    return cat(remap[codes], np.asarray(uniq, dtype=object))
-
-
-def _key_time_order(key: np.ndarray, ts: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """The permutation sorting by (key, ts, line); one stable sort on the key when the rows
-    already come in (ts, line) order (a trace's own order, as the events usually are)."""
-    if len(key) > 1:
-        dt = np.diff(ts)
-        if (dt >= 0).all() and ((dt > 0) | (np.diff(line) > 0)).all():
-            return np.argsort(key, kind="stable")
-    return np.lexsort((line, ts, key))
-
-
-def steps(trace: "Trace") -> pd.DataFrame:
-    """Every appearance of an skb in the trace, with its generation, sorted by (key, gen, time).
-
-    Columns: ``key`` (uint64 address or hash; :func:`skb_text` prints it), ``gen``, ``ts_s`` (s; a
-    call's start), ``end_s`` (s; a call's end, an event's time), ``line``, ``cpu``, ``pid``,
-    ``comm``, ``task`` (``comm-pid``), ``context`` (``task``/``softirq``/``irq``), ``kind``
-    (``call``/``event``), ``name``, ``dev``, ``call`` (−1: an event outside any call),
-    ``duration_us``, ``is_free``, ``is_drop``, ``reason``, ``location``. The text columns are
-    categoricals. Cached on the trace.
-    """
-    cached = trace.__dict__.get("_packet_steps")
-    if cached is not None:
-        return cached
-    parts = [p for p in (_call_steps(trace.calls), _event_steps(trace.events)) if p is not None]
-    if not parts:
-        raise NoPacketsError(
-            "this trace has no skb addresses: no funcgraph-args with skb= and no events with "
-            "skbaddr= (record them with `ftracekit record --packets`)")
-    raw_calls = any(bool(p["is_call"].any()) for p in parts)
-    ev_keys = np.concatenate([p["key"][~p["is_call"]] for p in parts])
-    if raw_calls and len(ev_keys) and (ev_keys <= _HASH_MAX).any():
-        warnings.warn("skbaddr= of the events is hashed (options/hash-ptr was 1 when the trace "
-                      "was read), so events cannot be joined with the skb= pointers of calls; "
-                      "record with `ftracekit record --packets` (it sets hash-ptr 0)",
-                      stacklevel=3)
-    # sort by (key, time, line); the table is built once at the end, without consolidating
-    # its columns into blocks (that copies every column of millions of rows)
-    key = np.concatenate([p["key"] for p in parts])
-    ts = np.concatenate([p["ts_s"] for p in parts])
-    line = np.concatenate([p["line"] for p in parts])
-    order = _key_time_order(key, np.nan_to_num(ts, nan=np.inf), line)
-    st = _concat(parts, order)
-    calls = trace.calls
-    # context: softirq/irq of the call (events: of their flags, else of the call they fired in)
-    is_call = st["is_call"]
-    owner = st["call"]
-    has_owner = owner >= 0
-    ctx = np.zeros(len(owner), dtype=np.int8)
-    end_s = st["end_s"].copy()                 # (the steps keep their own end)
-    if has_owner.any() and len(calls):
-        ids = owner[has_owner]
-        soft = _softirq_below(calls, ids)
-        pos = calls.index.get_indexer(ids)
-        irq = np.where(pos >= 0, calls["in_irq"].to_numpy()[np.maximum(pos, 0)], False)
-        ctx[has_owner] = np.where(soft, _SOFTIRQ, np.where(irq, _IRQ, _TASK))
-        # an event free's window is the call it fired in
-        end_of = np.where(pos >= 0, calls["end_s"].to_numpy(dtype=float)[np.maximum(pos, 0)],
-                          np.nan)
-        ev_own = has_owner & ~is_call
-        end_s[ev_own] = end_of[~is_call[has_owner]]
-    # The idle task and ksoftirqd do network work only in softirq (or irq) context; a graph
-    # root such as ip_rcv has no recorded softirq ancestor to tell.
-    c_codes, c_cats = codes_cats(st["comm"])
-    ksoft = np.array([isinstance(c, str) and c.startswith("ksoftir") for c in c_cats] + [False],
-                     dtype=bool)                   # (per distinct comm; code −1 → the last)
-    pid = st["pid"]
-    soft_task = (pid == 0) | ksoft[c_codes]
-    ctx[(ctx == _TASK) & soft_task] = _SOFTIRQ
-    flag = st.pop("ctx_flag")
-    ctx[flag == ord("s")] = _SOFTIRQ
-    ctx[(flag == ord("h")) | (flag == ord("H"))] = _IRQ
-    is_free = st["is_free"]
-    free_end = np.where(is_free, end_s, -np.inf)
-    free_end[is_free & ~is_call & ~has_owner] = -np.inf
-    # calls whose exit was not seen: their free lasts to the end of the trace
-    free_end[is_free & is_call & np.isnan(end_s)] = np.inf
-    key = st["key"]
-    st["gen"] = generations(key, st["ts_s"], pid, is_free, free_end)
-    st["context"] = cat(ctx, _CTX)
-    st["free_end"] = free_end
-    st["kind"] = cat(is_call.astype(np.int8), ["event", "call"])
-    st["task"] = _task_names(st["comm"], pid)
-    table = pd.DataFrame(st, copy=False)
-    trace.__dict__["_packet_steps"] = table
-    return table
 
 
 # ---------------------------------------------------------------------------------------------

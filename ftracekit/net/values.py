@@ -182,34 +182,83 @@ def _words_of(data: np.ndarray) -> np.ndarray:
                       strides=(1,))
 
 
+class _Finder:
+    """Byte position of the first ``marker`` in the strings at given rows (−1: none).
+
+    Where the caller passes a guess per row (``≥ 0``: where the marker should be, as in an
+    event's fixed format; ``−2``: the row cannot hold it; ``−1``: unknown) the guess is checked
+    by comparing the marker's bytes in place (one 8-byte word per row) and only the other rows
+    are searched. The search is pyarrow's, over just the span of strings a chunk of rows covers
+    when the rows increase (the common case), else over the whole array once."""
+
+    def __init__(self, arr, marker: str, offsets: np.ndarray, words: np.ndarray) -> None:
+        self.arr, self.marker = arr, marker
+        self.offsets, self.words = offsets, words
+        m = marker.encode()
+        self.mword = np.uint64(int.from_bytes(m[:8].ljust(8, b"\0"), "little"))
+        self.mmask = np.uint64((1 << (8 * min(len(m), 8))) - 1)
+        self._all: np.ndarray | None = None
+
+    def __call__(self, r: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
+        if guess is None or len(self.marker.encode()) > 8:
+            return self._search(r)
+        pos = np.full(len(r), -1, dtype=np.int64)
+        g = np.flatnonzero(guess >= 0)
+        if len(g):
+            at = self.offsets[r[g]] + guess[g]
+            fits = at + len(self.marker.encode()) <= self.offsets[r[g] + 1]
+            w = self.words[np.where(fits, np.minimum(at, len(self.words) - 1), 0)]
+            hit = fits & ((w & self.mmask) == self.mword)
+            pos[g[hit]] = guess[g[hit]]
+            miss = np.ones(len(r), dtype=bool)
+            miss[g[hit]] = False
+        else:
+            miss = np.ones(len(r), dtype=bool)
+        miss &= guess != -2
+        m = np.flatnonzero(miss)
+        if len(m):
+            pos[m] = self._search(r[m])
+        return pos
+
+    def _search(self, r: np.ndarray) -> np.ndarray:
+        if self._all is None and len(r) and r[-1] - r[0] < 4 * len(r) and \
+                (len(r) < 2 or bool((r[1:] >= r[:-1]).all())):
+            lo = int(r[0])
+            return _find(self.arr.slice(lo, int(r[-1]) - lo + 1), self.marker)[r - lo]
+        if self._all is None:
+            self._all = _find(self.arr, self.marker)
+        return self._all[r]
+
+
 def _column_scan(arr, marker: str, rows: np.ndarray | None):
-    """What the column readers below start from: ``(arr, offsets, data, pos, idx, words)`` —
+    """What the column readers below start from: ``(arr, offsets, data, find, idx, words)`` —
     the array as large strings, its offsets and bytes (padded when tiny, so two-word reads
-    fit), the first ``marker`` position in every string (−1: none), the rows to read
-    (``rows``, or all) and the 8-byte words of ``data``."""
+    fit), a :class:`_Finder` of ``marker``, the rows to read (``rows``, or all) and the 8-byte
+    words of ``data``."""
     arr, offsets, data = _arrow_bytes(arr)
-    pos_all = _find(arr, marker)
     if len(data) < 16:
         data = np.concatenate([data, np.full(16, 32, dtype=np.uint8)])
     idx = np.arange(len(arr)) if rows is None else np.asarray(rows, dtype=np.int64)
-    return arr, offsets, data, pos_all, idx, _words_of(data)
+    words = _words_of(data)
+    return arr, offsets, data, _Finder(arr, marker, offsets, words), idx, words
 
 
-def fixed_hex_after(arr, marker: str, rows: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def fixed_hex_after(arr, marker: str, rows: np.ndarray | None = None,
+                    guess: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(values, ok)``: the 16 hex digits right after ``marker`` (an optional ``0x`` skipped)
     in each string of a pyarrow string array (or in the strings at positions ``rows`` only: no
     copy of a subset), read straight from Arrow's byte buffer as two 8-byte words per row
     (SWAR) — ``%p``/``%px`` print exactly 16 digits, so no regex is needed. ``ok`` is False
     where the marker is missing, the digits are not all hex or a longer run of hex digits (not
-    a ``%p`` value) follows."""
-    arr, offsets, data, pos_all, idx, words = _column_scan(arr, marker, rows)
+    a ``%p`` value) follows. ``guess``: where the marker should be in each row (see
+    :class:`_Finder`), to spare the search."""
+    arr, offsets, data, find, idx, words = _column_scan(arr, marker, rows)
     n, last = len(idx), len(data) - 1
     vals = np.zeros(n, dtype=np.uint64)
     ok_all = np.zeros(n, dtype=bool)
     for lo, hi in _chunks(n):
         r = idx[lo:hi]
-        pos = pos_all[r]
+        pos = find(r, None if guess is None else guess[lo:hi])
         found = pos >= 0
         start = offsets[r] + np.where(found, pos, 0) + len(marker)
         end = offsets[r + 1]
@@ -301,8 +350,8 @@ def _factorize_first(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.flatnonzero(np.r_[True, codes[1:] > top[:-1]])
 
 
-def word_after(arr, marker: str, rows: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+def word_after(arr, marker: str, rows: np.ndarray | None = None,
+               guess: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     r"""``rx_extract(…, r"(?:^|\s)MARKER(\S+)")`` for short words (≤ 15 bytes, e.g. ``dev=``'s
     interface names), column-wise on a pyarrow string array (or on its strings at positions
     ``rows``): the first ``marker`` of each string, preceded by the start or whitespace, and
@@ -311,17 +360,18 @@ def word_after(arr, marker: str, rows: np.ndarray | None = None
 
     Returns ``(codes, words)`` as a categorical: ``words`` (object array of the distinct
     words, sorted) at ``codes`` (int64; −1 where there is no match) — the few distinct words
-    are made once, never one string per row."""
+    are made once, never one string per row. ``guess``: where the marker should be in each
+    row (see :class:`_Finder`), to spare the search."""
     import pyarrow as pa
 
-    arr, offsets, data, pos_all, idx, words = _column_scan(arr, marker, rows)
+    arr, offsets, data, find, idx, words = _column_scan(arr, marker, rows)
     n, last = len(idx), len(data) - 1
     codes_out = np.full(n, -1, dtype=np.int64)
     undecided = np.zeros(n, dtype=bool)
     seen: dict[tuple[int, int], int] = {}             # (word 1, word 2) → code
     for lo, hi in _chunks(n):
         r = idx[lo:hi]
-        pos = pos_all[r]
+        pos = find(r, None if guess is None else guess[lo:hi])
         found = pos >= 0
         s0 = offsets[r]
         p = s0 + np.where(found, pos, 0)
