@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._concurrent import background
 from ._columns import as_cat
 from ._skb import DROP_EVENTS, DROP_FUNCS, FREE_EVENTS, FREE_FUNCS, _KERNEL_MIN
 from .values import (fixed_hex_after, hex_to_u64, named_pointer, rx_extract, to_arrow,
@@ -26,7 +27,9 @@ __all__ = ["Part", "event_part", "call_part"]
 class Part:
     """The skb appearances of one table (the calls or the events), in table order.
 
-    ``rows`` (int64): their positions in ``table``; ``key`` (uint64): the address or hash;
+    ``rows`` (int32, or int64 for tables of 2**31 rows or more): their positions in
+    ``table``; ``key`` (uint64): the address or hash (None once a :class:`~.steps.StepIndex`
+    holds the events' keys sorted);
     ``name_codes`` (int32 into ``name_cats``; −1: none): the function or event; ``dev_codes``
     (int32 into ``dev_cats``; −1: none; None: no device column); ``drops`` (int64, sorted):
     the positions (in this part) of the drops, with their ``reason`` and ``location`` (object
@@ -103,7 +106,7 @@ def event_part(ev: pd.DataFrame) -> Part | None:
             firsts[int(c)] = b
     with_skb = np.zeros(len(cat_names) + 1, dtype=bool)
     with_skb[list(firsts)] = True
-    rows = np.flatnonzero(with_skb[codes])
+    rows = _narrow(np.flatnonzero(with_skb[codes]), len(ev))
     if not len(rows):
         return None
     ta_all = to_arrow(text)
@@ -111,29 +114,21 @@ def event_part(ev: pd.DataFrame) -> Part | None:
     dev_codes = None
     if ta_all is not None:
         # Each event prints its fields in its own fixed format: where dev= and skbaddr= were in
-        # the name's first text is where they are in its other rows (skbaddr= moved by the
-        # length of a dev word printed before it) — checked in place per row, searched only
-        # where the guess misses.
+        # the name's first text is where they are in its other rows (while the words before
+        # them are as long) — checked in place per row, searched only where the guess misses.
+        # The two fields are read on two threads where two CPUs are free.
         n_cat = len(cat_names) + 1
         dev_at = np.full(n_cat, -2, dtype=np.int32)          # −2: the format has no dev=
-        dev_len = np.zeros(n_cat, dtype=np.int32)
         skb_at = np.full(n_cat, -1, dtype=np.int32)
-        after_dev = np.zeros(n_cat, dtype=bool)
         for c, b in firsts.items():
             skb_at[c] = b.find(b"skbaddr=")
             m = _DEV.search(b)
             if m:
-                dev_at[c], dev_len[c] = m.start(1), len(m.group(2))
-                after_dev[c] = m.start(1) < skb_at[c]
-        dev_codes, dev_cats = word_after(ta_all, "dev=", rows, guess=dev_at[nm_codes])
-        lens = np.array([len(str(w).encode("utf-8", "replace")) for w in dev_cats] + [0],
-                        dtype=np.int32)
-        shift = np.where(after_dev[nm_codes] & (dev_codes >= 0),
-                         lens[dev_codes] - dev_len[nm_codes], 0)
+                dev_at[c] = m.start(1)
+        devs = background(word_after, ta_all, "dev=", rows, dev_at[nm_codes], size=len(rows))
         # %p prints 16 digits: read them from the Arrow buffer (a regex only for the rest)
-        key, keep = fixed_hex_after(ta_all, "skbaddr=", rows,
-                                    guess=(skb_at[nm_codes] + shift).astype(np.int32))
-        del shift
+        key, keep = fixed_hex_after(ta_all, "skbaddr=", rows, guess=skb_at[nm_codes])
+        dev_codes, dev_cats = devs.result()
         rest = np.flatnonzero(~keep)
         if len(rest):
             addr = rx_extract(_texts(ta_all, text, rows[rest]),
@@ -168,6 +163,11 @@ def event_part(ev: pd.DataFrame) -> Part | None:
         dev_codes, dev_cats = pd.factorize(got.to_numpy(dtype=object), use_na_sentinel=True)
     return Part(ev, False, rows, key, nm_codes, cat_names, FREE_EVENTS, DROP_EVENTS,
                 (dev_codes, np.asarray(dev_cats, dtype=object)), drops, reason, location)
+
+
+def _narrow(rows: np.ndarray, n: int) -> np.ndarray:
+    """Row positions as int32 where the table is small enough (half the memory of millions)."""
+    return rows.astype(np.int32) if n < 2**31 - 1 else rows
 
 
 def _texts(arrow: Any, text: pd.Series, rows: np.ndarray) -> pd.Series:
@@ -217,7 +217,7 @@ def call_part(calls: pd.DataFrame) -> Part | None:
     ckey, cfound = _arg_skb_keys(cats)
     cok = np.append(cfound & (ckey >= _KERNEL_MIN), False)     # (code −1 → the last)
     codes = args.cat.codes.to_numpy()
-    rows = np.flatnonzero(cok[codes])
+    rows = _narrow(np.flatnonzero(cok[codes]), len(calls))
     if not len(rows):
         return None
     cc = codes[rows]

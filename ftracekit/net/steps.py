@@ -93,7 +93,9 @@ class StepIndex:
             del key, ts
         if single:
             self.part: np.ndarray | None = None
-            self.pos = order
+            self.pos = order.astype(np.int32) if len(order) < 2**31 - 1 else order
+            if not p0.is_call:
+                p0.key = None        # (sorted in self.key; only calls' keys are read again)
         else:
             offs = np.cumsum([0] + [len(p) for p in parts])
             self.part = (np.searchsorted(offs[1:], order, side="right")).astype(np.int8)
@@ -208,7 +210,7 @@ class StepIndex:
         packed = self.take(lambda p, i: (p.comm_g[p.comm_codes[p.rows[i]]].astype(np.int64)
                                          << 32) | (p.pid[p.rows[i]].astype(np.int64)
                                                    & 0xFFFFFFFF), lo, hi)
-        uniq, inv = np.unique(packed, return_inverse=True)
+        inv, uniq = pd.factorize(packed)
         comms = np.append(self.comms, None)
         codes = np.empty(len(uniq), dtype=np.int64)
         for j, u in enumerate(uniq.tolist()):
@@ -225,7 +227,7 @@ class StepIndex:
                         self.task_names.append(name)
                 self._tasks[u] = c
             codes[j] = c
-        return codes[inv.reshape(-1)]
+        return codes[inv]
 
     def _free_windows(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """The frees among steps ``[lo, hi)`` (positions from ``lo``) and how long each holds

@@ -238,7 +238,9 @@ def _column_scan(arr, marker: str, rows: np.ndarray | None):
     arr, offsets, data = _arrow_bytes(arr)
     if len(data) < 16:
         data = np.concatenate([data, np.full(16, 32, dtype=np.uint8)])
-    idx = np.arange(len(arr)) if rows is None else np.asarray(rows, dtype=np.int64)
+    idx = np.arange(len(arr)) if rows is None else np.asarray(rows)
+    if idx.dtype.kind not in "iu":
+        idx = idx.astype(np.int64)
     words = _words_of(data)
     return arr, offsets, data, _Finder(arr, marker, offsets, words), idx, words
 
