@@ -64,8 +64,9 @@ def plot_journey(trace: "Trace", skb: str | int, gen: int | None = None,
         ax.scatter(x[ev], y[ev], marker="D", s=30, c=np.array(colors)[ev], edgecolors="black",
                    linewidths=0.4, zorder=3)
     if label:
-        for xi, yi, name in zip(x, y, j["name"]):
-            ax.annotate(str(name), (xi, yi), xytext=(0, 7), textcoords="offset points",
+        width = max(float(end.max() - t0) * 1e6 / div, 1e-12)
+        for xi, yi, text in _step_labels(x, y, j["name"].astype(str).to_numpy(), 0.04 * width):
+            ax.annotate(text, (xi, yi), xytext=(0, 7), textcoords="offset points",
                         rotation=35, fontsize=7, ha="left", va="bottom")
     if j["gap_us"].notna().any():
         i = int(j["gap_us"].idxmax())
@@ -87,6 +88,32 @@ def plot_journey(trace: "Trace", skb: str | int, gen: int | None = None,
                        for k, c in _KIND_COLOR.items() if k in set(j["context"])],
               loc="lower right", fontsize=8)
     return ax
+
+
+def _step_labels(x: np.ndarray, y: np.ndarray, names: np.ndarray, min_dx: float
+                 ) -> list[tuple[float, float, str]]:
+    """One label per run of steps of a lane closer than ``min_dx`` to the run's first step (x
+    units): its name, both names for two steps, else ``first … last (n steps)`` — steps at
+    nearly the same time would otherwise write their names over each other."""
+    out = []
+    for lane in pd.unique(y):
+        at = np.flatnonzero(y == lane)
+        at = at[np.argsort(x[at], kind="stable")]
+        start = 0
+        while start < len(at):
+            stop = start + 1
+            while stop < len(at) and not (x[at[stop]] - x[at[start]] >= min_dx):
+                stop += 1
+            run = at[start:stop]
+            if len(run) == 1:
+                text = str(names[run[0]])
+            elif len(run) == 2:
+                text = f"{names[run[0]]}, {names[run[1]]}"
+            else:
+                text = f"{names[run[0]]} … {names[run[-1]]} ({len(run)} steps)"
+            out.append((float(x[run[0]]), float(lane), text))
+            start = stop
+    return out
 
 
 def plot_drops(trace: "Trace", ax: "Axes | None" = None, *, bins: int = 50) -> "Axes":
