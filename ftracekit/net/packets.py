@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FtracekitError, _suggest
-from ._columns import STR, cat, combine, obj, values
+from ._columns import STR, cat, combine, obj, str_column, values
 from .steps import (DROP_EVENTS, DROP_FUNCS, FREE_EVENTS, FREE_FUNCS, RX_SOFTIRQ_FUNCS,
                     SOFTIRQ_FUNCS, NoPacketsError, StepIndex, _HASH_MAX, generations,
                     generations_sequential, step_index, step_rows, steps)
@@ -276,10 +276,13 @@ def _rank(names: np.ndarray, keep: Any = None) -> np.ndarray:
 
 
 def _clone_links(trace: "Trace", idx: StepIndex, key: np.ndarray, first_s: np.ndarray
-                 ) -> np.ndarray:
+                 ) -> Any:
     """``clone_of`` of each packet (its ``key`` and ``first_s``): the skb (as printed) whose
-    clone call returned its address just before its first step; empty where none."""
+    clone call returned its address just before its first step; empty where none. A string
+    column (made from the few distinct sources, not one string per packet)."""
     out = np.full(len(key), "", dtype=object)
+    if not any(p.is_call for p in idx.parts):
+        return str_column(np.zeros(len(key), dtype=np.int64), np.array([""], dtype=object))
     src, ts, ids = [], [], []
     for p in idx.parts:
         if not p.is_call:
@@ -339,54 +342,63 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
     Reduced from the :class:`~.steps.StepIndex` a chunk of about a million steps at a time
     (a packet never spans two chunks), so the memory it needs beyond the index stays small."""
     idx = step_index(trace)
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "key", "gen", "first_s", "last_s", "n_steps", "first", "last", "dropped", "max_gap",
-        "gap_at", "gap_to")}
+    # the packets' first steps (a change of key or generation), counted first so that every
+    # chunk writes its packets straight into the columns
+    starts = []
+    for lo, hi in idx.chunks():
+        key, gen = idx.key[lo:hi], idx.gen[lo:hi]
+        starts.append(lo + np.flatnonzero(np.r_[True, (key[1:] != key[:-1])
+                                                | (gen[1:] != gen[:-1])]))
+    start = np.concatenate(starts)
+    del starts
+    ng = len(start)
+    c = {k: np.empty(ng, dtype=t) for k, t in (
+        ("gen", np.int64), ("first_s", float), ("last_s", float), ("first", np.int32),
+        ("last", np.int32), ("dropped", bool), ("max_gap", float), ("gap_at", np.int32),
+        ("gap_to", np.int32))}
+    keys = idx.key[start]
+    n_steps = np.diff(np.r_[start, len(idx)]).astype(np.int64)
     drop_steps, drop_gid = [], []                 # (the drops: few; their facts at the end)
-    ng = 0
     devs, cpus, tasks = _Sets(), _Sets(), _Sets()
     for lo, hi in idx.chunks():
         n = hi - lo
-        key, gen, ts = idx.key[lo:hi], idx.gen[lo:hi], idx.ts[lo:hi]
-        new = np.empty(n, dtype=bool)
-        new[0] = True
-        new[1:] = (key[1:] != key[:-1]) | (gen[1:] != gen[:-1])
-        firsts = np.flatnonzero(new)
+        ga, gb = np.searchsorted(start, [lo, hi])
+        out = slice(ga, gb)
+        firsts = start[ga:gb] - lo
+        new = np.zeros(n, dtype=bool)
+        new[firsts] = True
         gid = np.cumsum(new) - 1
         lasts = np.r_[firsts[1:] - 1, n - 1]
+        ts = idx.ts[lo:hi]
+        c["gen"][out] = idx.gen[lo:hi][firsts]
         # the groups are runs: reduce over each run (fmin/fmax skip NaN, as groupby does)
-        cols["first_s"].append(np.fmin.reduceat(ts, firsts))
-        cols["last_s"].append(np.fmax.reduceat(np.fmax(ts, idx.end_s(lo, hi)), firsts))
+        c["first_s"][out] = np.fmin.reduceat(ts, firsts)
+        c["last_s"][out] = np.fmax.reduceat(np.fmax(ts, idx.end_s(lo, hi)), firsts)
         gap = np.empty(n)
         gap[0] = np.nan
         np.subtract(ts[1:], ts[:-1], out=gap[1:])
         gap *= 1e6
         gap[new] = np.nan
         max_gap = np.fmax.reduceat(gap, firsts)
+        c["max_gap"][out] = max_gap
         # where: the first step of the group with the largest gap
         with np.errstate(invalid="ignore"):
             at_max = gap == max_gap[gid]
         at = np.minimum.reduceat(np.where(at_max, np.arange(n), n), firsts)
         at = np.where(at < n, at, -1)
         nm = idx.name_codes(lo, hi)
-        cols["key"].append(key[firsts])
-        cols["gen"].append(gen[firsts])
-        cols["n_steps"].append(np.diff(np.r_[firsts, n]))
-        cols["first"].append(nm[firsts])
-        cols["last"].append(nm[lasts])
-        cols["max_gap"].append(max_gap)
-        cols["gap_at"].append(np.where(at >= 0, nm[np.maximum(at - 1, 0)], -1))
-        cols["gap_to"].append(np.where(at >= 0, nm[np.maximum(at, 0)], -1))
+        c["first"][out] = nm[firsts]
+        c["last"][out] = nm[lasts]
+        c["gap_at"][out] = np.where(at >= 0, nm[np.maximum(at - 1, 0)], -1)
+        c["gap_to"][out] = np.where(at >= 0, nm[np.maximum(at, 0)], -1)
         is_drop = idx.is_drop(lo, hi)
-        cols["dropped"].append(np.logical_or.reduceat(is_drop, firsts))
+        c["dropped"][out] = np.logical_or.reduceat(is_drop, firsts)
         d = np.flatnonzero(is_drop)
         drop_steps.append(lo + d)
-        drop_gid.append(ng + gid[d])
-        ng += len(firsts)
+        drop_gid.append(ga + gid[d])
         devs.add(gid, firsts, idx.dev_codes(lo, hi))
         cpus.add(gid, firsts, idx.cpu(lo, hi))
         tasks.add(gid, firsts, idx.task_codes(lo, hi))
-    c = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
     reason = np.full(ng, None, dtype=object)
     loc = np.full(ng, None, dtype=object)
     _drop_facts(trace, idx, np.concatenate(drop_steps), np.concatenate(drop_gid), reason, loc)
@@ -396,26 +408,24 @@ def packets(trace: "Trace", dev: str | None = None, dropped: bool | None = None,
                           dtype=object)
     # (CPU numbers are their own codes, in numeric order; the bound is the tables' largest)
     cpu_names = np.arange(max([int(p.cpu.max()) for p in idx.parts if len(p.cpu)] + [0]) + 1)
-    keys = c["key"].astype(np.uint64)
-    first_s = c["first_s"].astype(float)
-    last_s = c["last_s"].astype(float)
+    first_s, last_s = c["first_s"], c["last_s"]
     pk = pd.DataFrame({
         "skb": _skb_column(keys),
-        "gen": c["gen"].astype(np.int64),  # (int32 in the index)
+        "gen": c["gen"],
         "first_s": first_s,
         "last_s": last_s,
         "span_us": (last_s - first_s) * 1e6,
-        "n_steps": c["n_steps"].astype(np.int64),
+        "n_steps": n_steps,
         "first": _used_cat(c["first"], idx.names),
         "last": _used_cat(c["last"], idx.names),
         "devs": devs.result(idx.devs, _rank(idx.devs, keep=lambda x: x != "")),
         "cpus": cpus.result(cpu_names, cpu_names),
         "tasks": tasks.result(np.asarray(idx.task_names, dtype=object),
                               _rank(np.asarray(idx.task_names, dtype=object))),
-        "dropped": c["dropped"].astype(bool),
+        "dropped": c["dropped"],
         "reason": obj(reason),
         "drop_location": loc,
-        "max_gap_us": c["max_gap"].astype(float),
+        "max_gap_us": c["max_gap"],
         "gap_after": _used_cat(c["gap_at"], idx.names),
         "gap_before": _used_cat(c["gap_to"], idx.names),
     }, copy=False)

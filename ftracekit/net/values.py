@@ -189,7 +189,7 @@ class _Finder:
     event's fixed format; ``−2``: the row cannot hold it; ``−1``: unknown) the guess is checked
     by comparing the marker's bytes in place (one 8-byte word per row) and only the other rows
     are searched. The search is pyarrow's, over just the span of strings a chunk of rows covers
-    when the rows increase (the common case), else over the whole array once."""
+    when the rows increase and are dense (the common case), else over a copy of their strings."""
 
     def __init__(self, arr, marker: str, offsets: np.ndarray, words: np.ndarray) -> None:
         self.arr, self.marker = arr, marker
@@ -197,7 +197,6 @@ class _Finder:
         m = marker.encode()
         self.mword = np.uint64(int.from_bytes(m[:8].ljust(8, b"\0"), "little"))
         self.mmask = np.uint64((1 << (8 * min(len(m), 8))) - 1)
-        self._all: np.ndarray | None = None
 
     def __call__(self, r: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
         if guess is None or len(self.marker.encode()) > 8:
@@ -221,13 +220,14 @@ class _Finder:
         return pos
 
     def _search(self, r: np.ndarray) -> np.ndarray:
-        if self._all is None and len(r) and r[-1] - r[0] < 4 * len(r) and \
-                (len(r) < 2 or bool((r[1:] >= r[:-1]).all())):
+        if not len(r):
+            return np.zeros(0, dtype=np.int64)
+        if r[-1] - r[0] < 4 * len(r) and (len(r) < 2 or bool((r[1:] >= r[:-1]).all())):
             lo = int(r[0])
             return _find(self.arr.slice(lo, int(r[-1]) - lo + 1), self.marker)[r - lo]
-        if self._all is None:
-            self._all = _find(self.arr, self.marker)
-        return self._all[r]
+        import pyarrow as pa                      # (scattered rows: just their strings)
+
+        return _find(self.arr.take(pa.array(r)), self.marker)
 
 
 def _column_scan(arr, marker: str, rows: np.ndarray | None):
