@@ -554,3 +554,50 @@ def test_event_fields_without_pyarrow_equal_the_arrow_path(raw, monkeypatch):
         monkeypatch.setattr(mod, attr, lambda s: None)
     for n in names:
         pd.testing.assert_frame_equal(raw.event_fields(n), want[n], check_dtype=False)
+
+
+def test_fields_found_where_the_format_guess_misses(tmp_path):
+    """skbaddr= and dev= are looked for where each event's first text has them; rows whose
+    words before them are longer or shorter (other devices, wider queue_mapping=) are
+    searched. The real capture with its devices and queue numbers varied line by line: every
+    step keeps its address and reads its own device (the regex of each line is the
+    definition)."""
+    src = (EV / "udp_tbf_raw.txt").read_text().splitlines()
+    out = []
+    for i, ln in enumerate(src):
+        if not ln.startswith("#"):
+            ln = ln.replace("dev=lo ", ("dev=lo ", "dev=eth0 ", "dev=veth1234567890ab ")[i % 3])
+            ln = ln.replace("queue_mapping=0 ", "queue_mapping=12 " if i % 2 else
+                            "queue_mapping=0 ")
+        out.append(ln)
+    p = tmp_path / "t.txt"
+    p.write_text("\n".join(out) + "\n")
+    t, base = ftracekit.load(p), ftracekit.load(EV / "udp_tbf_raw.txt")
+    cols = ["skb", "gen", "n_steps", "first", "last", "dropped", "reason", "max_gap_us"]
+    pd.testing.assert_frame_equal(t.packets()[cols], base.packets()[cols], check_dtype=False,
+                                  check_categorical=False)
+    st = steps(t)
+    text = dict(zip(t.events["line"], t.events["text"]))
+    import re as _re
+    for line, key, dev in zip(st["line"], st["key"], st["dev"].astype(object)):
+        m = _re.search(r"(?:^|\s)dev=(\S+)", text[line])
+        assert (dev if isinstance(dev, str) else None) == (m.group(1) if m else None)
+        assert int(_re.search(r"skbaddr=([0-9a-f]{16})", text[line]).group(1), 16) == key
+    assert set(st["dev"].dropna()) == {"lo", "eth0", "veth1234567890ab"}
+
+
+def test_a_wrong_format_guess_is_never_read(tmp_path):
+    """Where skbaddr= sat in the event's first text, the second row holds 16 hex digits of a
+    long device name: the guess is checked against the marker's bytes before anything is read
+    there."""
+    head = ("# tracer: nop\n#\n#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION\n"
+            "#              | |         |   |||||     |         |\n")
+    lines = ["dev=lo skbaddr=ffff888104d1df00 len=1042",
+             "dev=abcdef0123456789abcdef01234 skbaddr=ffff888104d1d000 len=1042"]
+    body = "".join(f"         python3-20357   [000] b....   855.22658{i}: net_dev_queue: {t}\n"
+                   for i, t in enumerate(lines))
+    p = tmp_path / "t.txt"
+    p.write_text(head + body)
+    st = steps(ftracekit.load(p))
+    assert sorted(st["key"].tolist()) == [0xffff888104d1d000, 0xffff888104d1df00]
+    assert sorted(st["dev"].astype(str)) == ["abcdef0123456789abcdef01234", "lo"]

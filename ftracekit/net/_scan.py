@@ -125,10 +125,16 @@ def event_part(ev: pd.DataFrame) -> Part | None:
             m = _DEV.search(b)
             if m:
                 dev_at[c] = m.start(1)
-        devs = background(word_after, ta_all, "dev=", rows, dev_at[nm_codes], size=len(rows))
+        with_dev = np.flatnonzero(dev_at[nm_codes] != -2)          # (the formats with dev=)
+        dev_rows = rows[with_dev]
+        devs = background(word_after, ta_all, "dev=", dev_rows, dev_at[nm_codes[with_dev]],
+                          size=len(dev_rows))
         # %p prints 16 digits: read them from the Arrow buffer (a regex only for the rest)
         key, keep = fixed_hex_after(ta_all, "skbaddr=", rows, guess=skb_at[nm_codes])
-        dev_codes, dev_cats = devs.result()
+        got, dev_cats = devs.result()
+        dev_codes = np.full(len(rows), -1, dtype=np.int32)
+        dev_codes[with_dev] = got
+        del got, dev_rows, with_dev
         rest = np.flatnonzero(~keep)
         if len(rest):
             addr = rx_extract(_texts(ta_all, text, rows[rest]),
