@@ -601,3 +601,19 @@ def test_a_wrong_format_guess_is_never_read(tmp_path):
     st = steps(ftracekit.load(p))
     assert sorted(st["key"].tolist()) == [0xffff888104d1d000, 0xffff888104d1df00]
     assert sorted(st["dev"].astype(str)) == ["abcdef0123456789abcdef01234", "lo"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ARGS, min_size=1, max_size=30, unique=True),
+       st.sampled_from(["skb", "nskb", "sk", "dev", "reason", "len", "skb_in"]))
+def test_arguments_read_column_wise_equal_the_regex(texts, name):
+    """arg(): the column-wise read of pointers (and the regex over the rest) gives exactly
+    what the regex over every text defines, values and type."""
+    from ftracekit.net.values import _arg_values, extract_arg, typed_column
+
+    s = pd.Series(texts, dtype=object)
+    want = typed_column(extract_arg(s, name), bare_hex=False)
+    got = _arg_values(s, name)
+    assert str(got.dtype) == str(want.dtype)
+    pd.testing.assert_series_equal(got.reset_index(drop=True), want.reset_index(drop=True),
+                                   check_names=False)

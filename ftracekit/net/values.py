@@ -288,11 +288,16 @@ def named_pointer(arr, part: str) -> tuple[np.ndarray, np.ndarray]:
     exactly ``part``, comes first or after ``", "``, and holds ``0x`` and 16 hex digits (a
     kernel pointer). Returns ``(values, state)``: state 1 where read, 0 where no argument name
     can contain ``part`` (it occurs nowhere), −1 where the caller must look with a regex
-    (another name holding ``part``, fewer digits…)."""
+    (another name holding ``part``, fewer digits, anything but ``,`` or the end after
+    them…)."""
     arr, offsets, data = _arrow_bytes(arr)
     anywhere = _find(arr, part)
     at = _find(arr, part + "=0x")
-    vals, ok = fixed_hex_after(arr, part + "=0x")
+    vals, ok = fixed_hex_after(arr, part + "=0x", guess=np.where(at >= 0, at, -2))
+    end = offsets[:-1] + at + len(part) + 3 + 16          # (just after the 16 digits)
+    if len(data):
+        nxt = np.where(end < offsets[1:], data[np.clip(end, 0, len(data) - 1)], 44)
+        ok &= nxt == 44                                   # "," or the end of the text
     lead = at >= 2
     b1 = np.zeros(len(at), dtype=np.uint8)
     b2 = np.zeros(len(at), dtype=np.uint8)
@@ -537,6 +542,29 @@ def extract_arg(texts: pd.Series, name: str) -> pd.Series:
     return rx_extract(texts, rx)
 
 
+def _arg_values(texts: pd.Series, name: str) -> pd.Series:
+    """``typed_column(extract_arg(texts, name), bare_hex=False)``, with the common case —
+    the argument printed as a kernel pointer, ``name=0x`` and 16 digits — read column-wise
+    (:func:`named_pointer`) and the regex run only over the other texts that name it."""
+    ta = to_arrow(texts) if re.fullmatch(r"\w+", name) else None
+    if ta is not None and len(texts):
+        vals, state = named_pointer(ta, name)
+        rest = np.flatnonzero(state < 0)
+        if (state == 1).any():
+            mask = state != 1
+            if not len(rest):
+                return pd.Series(pd.arrays.IntegerArray(vals, mask))
+            sub = typed_column(extract_arg(texts.iloc[rest].reset_index(drop=True), name),
+                               bare_hex=False)
+            if isinstance(sub.array, pd.arrays.IntegerArray):
+                # (decimals among pointers: their two's complement, as the column-wide read)
+                vals[rest] = sub.array._data.astype(np.int64).view(np.uint64) \
+                    if sub.dtype == "Int64" else sub.array._data
+                mask[rest] = sub.array._mask
+                return pd.Series(pd.arrays.IntegerArray(vals, mask))
+    return typed_column(extract_arg(texts, name), bare_hex=False)
+
+
 def arg_series(args: pd.Series, name: str) -> pd.Series:
     """Argument ``name`` of every call as a typed Series (see :func:`typed_column`), from the
     calls table's categorical ``args`` column: each distinct text is parsed once and the
@@ -544,7 +572,7 @@ def arg_series(args: pd.Series, name: str) -> pd.Series:
     cat = args.astype("category") if not isinstance(args.dtype, pd.CategoricalDtype) else args
     # (the categories as they are: Arrow-backed strings convert without a copy)
     cats = pd.Series(cat.cat.categories, copy=False).reset_index(drop=True)
-    per_cat = typed_column(extract_arg(cats, name), bare_hex=False)
+    per_cat = _arg_values(cats, name)
     codes = cat.cat.codes.to_numpy()
     has = codes >= 0
     take = np.where(has, codes, 0)
