@@ -31,7 +31,7 @@ from .._memory import Prefaulter, release_memory
 from ..errors import InputError
 from ._formats import EventFormat, Renderer, find_format
 from ._pairs import adjacent_pairs, joinable_entries
-from ._pages import gather_field, gather_u32, walk_pages
+from ._pages import Scratch, gather_field, gather_u32, walk_pages
 from ._symbols import Symbols
 from .records import DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, Interner, LineRecords
 
@@ -119,6 +119,7 @@ class _Decoder:
         self.other: list[tuple[int, int, bytes]] = []   # (stream index, type, payload)
         self.n = 0
         self.lost: list[int] = []
+        self.scratch = Scratch()                     # the page walk's buffers
 
     def _codes(self, addr_lo: np.ndarray, addr_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Dense codes (int32, shared by all blocks) of function addresses, and the block's
@@ -152,7 +153,7 @@ class _Decoder:
 
     def block(self, buf: Any, cpu_slot: int, page_size: int) -> int:
         words = np.frombuffer(buf, dtype=np.uint32, count=len(buf) // page_size * page_size // 4)
-        ev = walk_pages(words, page_size)
+        ev = walk_pages(words, page_size, self.scratch)
         n = len(ev.word)
         self.lost.extend(cnt for _, cnt in ev.lost)
         if not n:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PageEvents", "walk_pages", "walk_pages_sequential", "CpuEvents", "decode_cpu", "gather_u32", "gather_u64",
+__all__ = ["PageEvents", "Scratch", "walk_pages", "walk_pages_sequential", "CpuEvents", "decode_cpu", "gather_u32", "gather_u64",
            "gather_field"]
 
 _COMMIT_MASK = (1 << 27) - 1
@@ -57,8 +57,27 @@ def _empty() -> PageEvents:
     return PageEvents(z, z.copy(), z.copy())
 
 
-def walk_pages(words: np.ndarray, page_size: int) -> PageEvents:
-    """All data events of the whole pages in ``words`` (uint32, little endian)."""
+class Scratch:
+    """int64 buffers of the walk, reused from block to block: allocated anew each time,
+    they would be fresh memory each time (glibc gives large blocks back to the OS), which
+    costs more to touch than the walk itself on a VM whose host backs memory lazily."""
+
+    def __init__(self) -> None:
+        self._bufs: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialised int64 array of ``shape`` in buffer ``name``."""
+        n = int(np.prod(shape))
+        buf = self._bufs.get(name)
+        if buf is None or len(buf) < n:
+            buf = self._bufs[name] = np.empty(n, dtype=np.int64)
+        return buf[:n].reshape(shape)
+
+
+def walk_pages(words: np.ndarray, page_size: int, scratch: Scratch | None = None
+               ) -> PageEvents:
+    """All data events of the whole pages in ``words`` (uint32, little endian); ``scratch``:
+    buffers to reuse (see :class:`Scratch`)."""
     nw = page_size // 4
     n_pages = len(words) // nw
     if not n_pages:
@@ -73,7 +92,7 @@ def walk_pages(words: np.ndarray, page_size: int) -> PageEvents:
     # The walk (see _walk): the data headers in stream order, and the headers with a length
     # word or a time value (types 0, 29, 30, 31), resolved apart.
     page = np.flatnonzero(size > 0)
-    found = _walk(words, nw, (base[page] + 4) * 4, end[page] * 4)
+    found = _walk(words, nw, (base[page] + 4) * 4, end[page] * 4, scratch or Scratch())
     at = found.at
     long_at, long_a0 = found.long_at, found.long_a0
     odd_at, odd_h, odd_a0 = found.odd_at, found.odd_h, found.odd_a0
@@ -145,7 +164,8 @@ class _Headers:
     odd_a0: list[np.ndarray] = field(default_factory=list)    # next word (int64)
 
 
-def _walk(words: np.ndarray, nw: int, start: np.ndarray, stop: np.ndarray) -> _Headers:
+def _walk(words: np.ndarray, nw: int, start: np.ndarray, stop: np.ndarray, scratch: Scratch
+          ) -> _Headers:
     """The headers of the pages whose first header is at byte ``start`` and whose data end
     at byte ``stop`` (int64, one per page, pages in ascending order).
 
@@ -163,7 +183,7 @@ def _walk(words: np.ndarray, nw: int, start: np.ndarray, stop: np.ndarray) -> _H
     found = _Headers(np.zeros(0, dtype=np.int64))
     runs: list[np.ndarray] = []
     while len(start):
-        start, stop = _round(data, words, nw, start, stop, runs, found)
+        start, stop = _round(data, words, nw, start, stop, runs, found, scratch)
     at = runs[0] if runs else found.at
     for r in runs[1:]:               # (pages with many events: a few short extra runs)
         at = np.insert(at, np.searchsorted(at, r), r)
@@ -173,11 +193,12 @@ def _walk(words: np.ndarray, nw: int, start: np.ndarray, stop: np.ndarray) -> _H
 
 
 def _round(data: np.ndarray, words: np.ndarray, nw: int, start: np.ndarray, stop: np.ndarray,
-           runs: list[np.ndarray], found: _Headers) -> tuple[np.ndarray, np.ndarray]:
+           runs: list[np.ndarray], found: _Headers, scratch: Scratch
+           ) -> tuple[np.ndarray, np.ndarray]:
     """One round of :func:`_walk`: appends the byte positions of the data headers found to
     ``runs``; returns the next header and the end of the pages still going."""
     cols = len(start)
-    pos = np.empty((_ROWS + 1, cols), dtype=np.int64)
+    pos = scratch.get("steps", (_ROWS + 1, cols))
     pos[0] = start
     b = np.empty(cols, dtype=np.uint8)
     adv = np.empty(cols, dtype=np.int64)
@@ -201,14 +222,14 @@ def _round(data: np.ndarray, words: np.ndarray, nw: int, start: np.ndarray, stop
         # (many rare headers, e.g. a time extend before each event on an idle CPU: look more
         # often, a page waits for the next look after each)
         every = max(every // 2, 1) if 16 * rare > n_live else _CHECK_EVERY
-    runs.append(_by_page(pos[:s], stop))
+    runs.append(_by_page(pos[:s], stop, scratch))
     return cur[live], stop[live]
 
 
-def _by_page(steps: np.ndarray, stop: np.ndarray) -> np.ndarray:
+def _by_page(steps: np.ndarray, stop: np.ndarray, scratch: Scratch) -> np.ndarray:
     """The positions of ``steps`` (steps × pages) below their page's ``stop``, page by page
     (the matrix is transposed in bands of rows: cache-friendly)."""
-    by_page = np.empty(steps.shape[::-1], dtype=steps.dtype)
+    by_page = scratch.get("by_page", steps.shape[::-1])
     for lo in range(0, len(steps), 16):
         by_page[:, lo:lo + 16] = steps[lo:lo + 16].T
     return by_page[by_page < stop[:, None]]
