@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .._memory import Prefaulter, release_memory
+from .._memory import Prefaulter, mapped_empty, release_memory, reuse_freed_memory
 from ..errors import InputError
 from ._formats import EventFormat, Renderer, find_format
 from ._pairs import adjacent_pairs, joinable_entries
@@ -41,6 +41,7 @@ __all__ = ["decode_records", "BLOCK_BYTES"]
 BLOCK_BYTES = 8 << 20
 _PROGRESS_MIN_BYTES = 32 << 20     # (as for text)
 _PREFAULT_MIN_ROWS = 1 << 18     # stream columns this long are faulted in ahead (7+ MB)
+_WARM_BYTES = 3 * BLOCK_BYTES    # the temporaries of a block of pages, at most ~2.5 × its size
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 
@@ -307,7 +308,9 @@ class _Finals:
         if self.arrays or expected < _PREFAULT_MIN_ROWS or not Prefaulter.available():
             return
         cap = expected + expected // 32 + 1024
-        self.arrays = {k: np.empty(cap, dtype=dt) for k, dt in self.DTYPES.items()}
+        # (mapped apart: allocated after the first block, in the heap they would take the
+        # memory its temporaries freed, and the next block's would be fresh memory again)
+        self.arrays = {k: mapped_empty(cap, dt) for k, dt in self.DTYPES.items()}
         self._prefault = Prefaulter(list(self.arrays.values()), cap, lambda: 0,
                                     ahead_bytes=1 << 62).start()
 
@@ -400,6 +403,8 @@ def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
     n_bytes = sum(_nbytes(data) for _, data in blobs)
     bar = _Progress(name, n_bytes, progress)
     dec.reserve(n_bytes, page_size)
+    # (after the stream's columns: the heap memory warmed is the blocks' temporaries')
+    reuse_freed_memory(min(_WARM_BYTES, 3 * n_bytes))
     finals = _Finals()
     try:
         recs, meta = _decode(name, blobs, dec, finals, bar, page_size, n_bytes, formats,
