@@ -15,6 +15,11 @@ On this project's VM, memory touched for the first time costs ~2.7 ms per MB (th
 guest memory lazily), more than the decoding itself: the stream columns and the final record
 columns are reserved early and faulted in ahead on a helper thread
 (:class:`ftracekit._memory.Prefaulter`), and nothing as large as the pages is ever copied.
+The blocks' temporaries find the memory the block before freed (glibc keeps it: see
+:func:`ftracekit._memory.reuse_freed_memory`, which also faults in the first block's on a
+helper thread; the walk's largest buffers are kept in a :class:`._pages.Scratch`), and the
+record columns, allocated after the first block, are mappings of their own that do not take
+that memory.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ BLOCK_BYTES = 8 << 20
 _PROGRESS_MIN_BYTES = 32 << 20     # (as for text)
 _PREFAULT_MIN_ROWS = 1 << 18     # stream columns this long are faulted in ahead (7+ MB)
 _WARM_BYTES = 3 * BLOCK_BYTES    # the temporaries of a block of pages, at most ~2.5 × its size
+_WARM_MIN_BYTES = 1 << 20        # (smaller inputs: not worth a helper thread)
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 
@@ -404,7 +410,7 @@ def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
     bar = _Progress(name, n_bytes, progress)
     dec.reserve(n_bytes, page_size)
     # (after the stream's columns: the heap memory warmed is the blocks' temporaries')
-    reuse_freed_memory(min(_WARM_BYTES, 3 * n_bytes))
+    reuse_freed_memory(min(_WARM_BYTES, 3 * n_bytes) if n_bytes >= _WARM_MIN_BYTES else 0)
     finals = _Finals()
     try:
         recs, meta = _decode(name, blobs, dec, finals, bar, page_size, n_bytes, formats,
