@@ -21,13 +21,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import mmap
 import os
 import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["release_memory", "Prefaulter", "usable_cpus"]
+__all__ = ["release_memory", "reuse_freed_memory", "mapped_empty", "Prefaulter", "usable_cpus"]
 
 _MADV_POPULATE_WRITE = 23
 _PAGE = 4096
@@ -66,6 +67,54 @@ def release_memory() -> None:
         fn(0)
     except Exception:  # pragma: no cover
         _TRIM[0] = None
+
+
+#: glibc's ceiling for its dynamic mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX).
+_MMAP_THRESHOLD_MAX = 32 << 20
+
+
+def reuse_freed_memory(warm_bytes: int = 0) -> None:
+    """Let glibc keep freed blocks of up to ~32 MB in its heap for reuse (glibc only), and
+    fault in ``warm_bytes`` of it on a helper thread for the temporaries to come.
+
+    glibc serves a block above its *mmap threshold* (128 KB at the start) with a fresh
+    mapping and unmaps it when freed; it raises the threshold to the size of such a freed
+    block (up to 32 MB, and the heap's trim threshold to twice that), and only then are
+    blocks that size reused. A loop that allocates and frees the same few-MB temporaries
+    thus pays fresh memory at every round until the threshold has caught up, and again
+    whenever the heap is trimmed. Allocating and freeing (untouched: no page is faulted in)
+    one block just under the ceiling raises it at once, as an earlier large array would have,
+    without setting it (``mallopt`` would turn the dynamic adjustment off for the process).
+    The ``warm_bytes`` are a block allocated next and freed at once (the top of the heap,
+    kept), whose pages the helper faults in with ``MADV_POPULATE_WRITE`` (which writes
+    nothing: safe while the main thread reuses the memory). :func:`release_memory` gives the
+    freed memory back at the end.
+    """
+    if _TRIM[0] is None:
+        return
+    np.empty(_MMAP_THRESHOLD_MAX - (64 << 10), dtype=np.uint8)
+    if warm_bytes <= 0 or _MADVISE[0] is None or usable_cpus() < 2:
+        return
+    block = np.empty(warm_bytes, dtype=np.uint8)
+    addr = block.ctypes.data
+    del block
+    threading.Thread(target=_populate_range, args=(addr, warm_bytes), daemon=True,
+                     name="ftracekit-warm").start()
+
+
+def _populate_range(addr: int, nbytes: int, step: int = 1 << 20) -> None:
+    for lo in range(0, nbytes, step):
+        if not _populate(addr + lo, min(step, nbytes - lo)):
+            return
+
+
+def mapped_empty(n: int, dtype: Any) -> np.ndarray:
+    """An uninitialised 1-d array of ``n`` items in an anonymous memory mapping of its own,
+    not in glibc's heap: a long-lived array allocated between the rounds of a loop does not
+    take the heap memory the loop's temporaries freed (and would otherwise find again,
+    already faulted in). The mapping goes when the array does."""
+    dt = np.dtype(dtype)
+    return np.frombuffer(mmap.mmap(-1, max(n * dt.itemsize, 1)), dtype=dt, count=n)
 
 
 def usable_cpus() -> int:

@@ -15,6 +15,11 @@ On this project's VM, memory touched for the first time costs ~2.7 ms per MB (th
 guest memory lazily), more than the decoding itself: the stream columns and the final record
 columns are reserved early and faulted in ahead on a helper thread
 (:class:`ftracekit._memory.Prefaulter`), and nothing as large as the pages is ever copied.
+The blocks' temporaries find the memory the block before freed (glibc keeps it: see
+:func:`ftracekit._memory.reuse_freed_memory`, which also faults in the first block's on a
+helper thread; the walk's largest buffers are kept in a :class:`._pages.Scratch`), and the
+record columns, allocated after the first block, are mappings of their own that do not take
+that memory.
 """
 
 from __future__ import annotations
@@ -27,11 +32,11 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .._memory import Prefaulter, release_memory
+from .._memory import Prefaulter, mapped_empty, release_memory, reuse_freed_memory
 from ..errors import InputError
 from ._formats import EventFormat, Renderer, find_format
 from ._pairs import adjacent_pairs, joinable_entries
-from ._pages import gather_field, gather_u32, walk_pages
+from ._pages import Scratch, gather_field, gather_u32, walk_pages
 from ._symbols import Symbols
 from .records import DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, Interner, LineRecords
 
@@ -41,6 +46,8 @@ __all__ = ["decode_records", "BLOCK_BYTES"]
 BLOCK_BYTES = 8 << 20
 _PROGRESS_MIN_BYTES = 32 << 20     # (as for text)
 _PREFAULT_MIN_ROWS = 1 << 18     # stream columns this long are faulted in ahead (7+ MB)
+_WARM_BYTES = 3 * BLOCK_BYTES    # the temporaries of a block of pages, at most ~2.5 × its size
+_WARM_MIN_BYTES = 1 << 20        # (smaller inputs: not worth a helper thread)
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 
@@ -119,6 +126,7 @@ class _Decoder:
         self.other: list[tuple[int, int, bytes]] = []   # (stream index, type, payload)
         self.n = 0
         self.lost: list[int] = []
+        self.scratch = Scratch()                     # the page walk's buffers
 
     def _codes(self, addr_lo: np.ndarray, addr_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Dense codes (int32, shared by all blocks) of function addresses, and the block's
@@ -152,7 +160,7 @@ class _Decoder:
 
     def block(self, buf: Any, cpu_slot: int, page_size: int) -> int:
         words = np.frombuffer(buf, dtype=np.uint32, count=len(buf) // page_size * page_size // 4)
-        ev = walk_pages(words, page_size)
+        ev = walk_pages(words, page_size, self.scratch)
         n = len(ev.word)
         self.lost.extend(cnt for _, cnt in ev.lost)
         if not n:
@@ -306,7 +314,9 @@ class _Finals:
         if self.arrays or expected < _PREFAULT_MIN_ROWS or not Prefaulter.available():
             return
         cap = expected + expected // 32 + 1024
-        self.arrays = {k: np.empty(cap, dtype=dt) for k, dt in self.DTYPES.items()}
+        # (mapped apart: allocated after the first block, in the heap they would take the
+        # memory its temporaries freed, and the next block's would be fresh memory again)
+        self.arrays = {k: mapped_empty(cap, dt) for k, dt in self.DTYPES.items()}
         self._prefault = Prefaulter(list(self.arrays.values()), cap, lambda: 0,
                                     ahead_bytes=1 << 62).start()
 
@@ -399,6 +409,8 @@ def decode_records(name: str, blobs: list[tuple[int, Any]], *, page_size: int,
     n_bytes = sum(_nbytes(data) for _, data in blobs)
     bar = _Progress(name, n_bytes, progress)
     dec.reserve(n_bytes, page_size)
+    # (after the stream's columns: the heap memory warmed is the blocks' temporaries')
+    reuse_freed_memory(min(_WARM_BYTES, 3 * n_bytes) if n_bytes >= _WARM_MIN_BYTES else 0)
     finals = _Finals()
     try:
         recs, meta = _decode(name, blobs, dec, finals, bar, page_size, n_bytes, formats,

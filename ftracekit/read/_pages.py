@@ -9,11 +9,11 @@ length in the next word, 29 = padding, 30 = time extend, 31 = absolute time stam
 read as 32-bit words.
 
 The walk finds the headers of all pages of a buffer at once, one header per page and step
-(a page holds up to ~170 events, so ~170 steps of a few numpy calls over all pages). Each step
-only marks where a header is and moves on by its length; everything else (timestamps,
-payload positions and lengths) is then computed for all headers together: a page's time is
-its header timestamp plus the running sum of the deltas (and time extends), restarted at an
-absolute time stamp.
+(a page holds up to ~170 events, so ~170 steps of three numpy calls over all pages, see
+:func:`_walk`). Each step only notes where a header is and moves on by its length;
+everything else (timestamps, payload positions and lengths) is then computed for all headers
+together: a page's time is its header timestamp plus the running sum of the deltas (and time
+extends), restarted at an absolute time stamp.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PageEvents", "walk_pages", "walk_pages_sequential", "CpuEvents", "decode_cpu", "gather_u32", "gather_u64",
+__all__ = ["PageEvents", "Scratch", "walk_pages", "walk_pages_sequential", "CpuEvents", "decode_cpu", "gather_u32", "gather_u64",
            "gather_field"]
 
 _COMMIT_MASK = (1 << 27) - 1
@@ -35,6 +35,11 @@ _MISSED_STORED = 1 << 30
 # rare: about one per page).
 _LONG = 1 << 40
 _ADVANCE = np.array([_LONG] + [1 + t for t in range(1, 29)] + [_LONG] * 3, dtype=np.int64)
+# The same in bytes, by the header's low byte (type_len and 3 bits of the delta).
+_ADVANCE_BYTES = np.array([4 * a if a < _LONG else _LONG for a in _ADVANCE.tolist()] * 8,
+                          dtype=np.int64)
+_CHECK_EVERY = 8        # walk steps between looks at which pages ended or met a rare header
+_ROWS = 192             # steps of a round (a page of graph events: 92-170)
 
 
 @dataclass
@@ -52,8 +57,27 @@ def _empty() -> PageEvents:
     return PageEvents(z, z.copy(), z.copy())
 
 
-def walk_pages(words: np.ndarray, page_size: int) -> PageEvents:
-    """All data events of the whole pages in ``words`` (uint32, little endian)."""
+class Scratch:
+    """int64 buffers of the walk, reused from block to block: allocated anew each time,
+    they would be fresh memory each time (glibc gives large blocks back to the OS), which
+    costs more to touch than the walk itself on a VM whose host backs memory lazily."""
+
+    def __init__(self) -> None:
+        self._bufs: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialised int64 array of ``shape`` in buffer ``name``."""
+        n = int(np.prod(shape))
+        buf = self._bufs.get(name)
+        if buf is None or len(buf) < n:
+            buf = self._bufs[name] = np.empty(n, dtype=np.int64)
+        return buf[:n].reshape(shape)
+
+
+def walk_pages(words: np.ndarray, page_size: int, scratch: Scratch | None = None
+               ) -> PageEvents:
+    """All data events of the whole pages in ``words`` (uint32, little endian); ``scratch``:
+    buffers to reuse (see :class:`Scratch`)."""
     nw = page_size // 4
     n_pages = len(words) // nw
     if not n_pages:
@@ -65,49 +89,14 @@ def walk_pages(words: np.ndarray, page_size: int) -> PageEvents:
     base = np.arange(n_pages, dtype=np.int64) * nw
     end = base + 4 + (size + 3) // 4
 
-    # The walk: mark every data header. Headers with a length word or a time value (types 0,
-    # 29, 30, 31) leave the page (_ADVANCE) and are resolved here, and kept aside.
-    mark = np.zeros(n_pages * nw, dtype=bool)
+    # The walk (see _walk): the data headers in stream order, and the headers with a length
+    # word or a time value (types 0, 29, 30, 31), resolved apart.
     page = np.flatnonzero(size > 0)
-    pos = base[page] + 4
-    stop_at = end[page]
-    odd_at: list[np.ndarray] = []             # time-related headers (29 with a delta, 30, 31)
-    odd_h: list[np.ndarray] = []
-    odd_a0: list[np.ndarray] = []
-    long_at: list[np.ndarray] = []            # data with a length word (type 0)
-    long_a0: list[np.ndarray] = []
-    while pos.size:
-        mark[pos] = True
-        pos += _ADVANCE[words[pos] & 31]
-        live = pos < stop_at
-        if live.all():
-            continue
-        long = np.flatnonzero(pos >= _LONG)
-        if long.size:
-            at = pos[long] - _LONG
-            h = words[at]
-            t = h & 31
-            a0 = words[np.minimum(at + 1, at // nw * nw + nw - 1)].astype(np.int64)
-            nxt = at + np.where(t >= 30, 2, np.maximum((a0 + 7) >> 2, 1))
-            empty = (t == 29) & ((h >> 5) == 0)  # padding without a delta: the page ends
-            nxt[empty] = stop_at[long[empty]]
-            pos[long] = nxt
-            live = pos < stop_at
-            data = t == 0
-            mark[at[~data]] = False
-            if data.any():
-                long_at.append(at[data])
-                long_a0.append(a0[data])
-            timed = ~data & ~empty
-            if timed.any():
-                odd_at.append(at[timed])
-                odd_h.append(h[timed])
-                odd_a0.append(a0[timed])
-        pos, stop_at = pos[live], stop_at[live]
-    del pos, stop_at, page
-
-    at = np.flatnonzero(mark)                 # data headers, in stream order
-    del mark
+    found = _walk(words, nw, (base[page] + 4) * 4, end[page] * 4, scratch or Scratch())
+    at = found.at
+    long_at, long_a0 = found.long_at, found.long_a0
+    odd_at, odd_h, odd_a0 = found.odd_at, found.odd_h, found.odd_a0
+    del page
     n = len(at)
     h = words[at]
     delta = (h >> np.uint32(5)).astype(np.int64)
@@ -161,6 +150,128 @@ def walk_pages(words: np.ndarray, page_size: int) -> PageEvents:
                                          signed=True)
             ev.lost.append((fe, cnt))
     return ev
+
+
+@dataclass
+class _Headers:
+    """What the walk finds in a buffer of pages (positions in 32-bit words from its start)."""
+
+    at: np.ndarray                                        # int64: data headers, ascending
+    long_at: list[np.ndarray] = field(default_factory=list)   # data with a length word (type 0)
+    long_a0: list[np.ndarray] = field(default_factory=list)   # (int64: that word)
+    odd_at: list[np.ndarray] = field(default_factory=list)    # time headers (29 with a delta,
+    odd_h: list[np.ndarray] = field(default_factory=list)     # 30, 31): header (uint32) and
+    odd_a0: list[np.ndarray] = field(default_factory=list)    # next word (int64)
+
+
+def _walk(words: np.ndarray, nw: int, start: np.ndarray, stop: np.ndarray, scratch: Scratch
+          ) -> _Headers:
+    """The headers of the pages whose first header is at byte ``start`` and whose data end
+    at byte ``stop`` (int64, one per page, pages in ascending order).
+
+    All pages are walked together, one header per page and step: step ``s`` of the walk is
+    row ``s`` of a matrix (steps × pages) of byte positions, each row the one before plus the
+    advance of its headers (3 numpy calls on rows as long as the pages, no scattered writes).
+    Only every few steps (:data:`_CHECK_EVERY`) does the walk look for the pages that ended
+    and for headers that need their next word (types 0, 29, 30, 31: their advance took the
+    position out of every page, :data:`_LONG`); the steps walked past such a header are
+    voided and the page goes on from the header after it. The valid positions of the matrix
+    read column by column are the headers in stream order. A round ends when its rows are
+    used up; the pages still going (many small events) start a new round.
+    """
+    data = words.view(np.uint8)
+    found = _Headers(np.zeros(0, dtype=np.int64))
+    runs: list[np.ndarray] = []
+    while len(start):
+        start, stop = _round(data, words, nw, start, stop, runs, found, scratch)
+    at = runs[0] if runs else found.at
+    for r in runs[1:]:               # (pages with many events: a few short extra runs)
+        at = np.insert(at, np.searchsorted(at, r), r)
+    at >>= 2
+    found.at = at
+    return found
+
+
+def _round(data: np.ndarray, words: np.ndarray, nw: int, start: np.ndarray, stop: np.ndarray,
+           runs: list[np.ndarray], found: _Headers, scratch: Scratch
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """One round of :func:`_walk`: appends the byte positions of the data headers found to
+    ``runs``; returns the next header and the end of the pages still going."""
+    cols = len(start)
+    pos = scratch.get("steps", (_ROWS + 1, cols))
+    pos[0] = start
+    b = np.empty(cols, dtype=np.uint8)
+    adv = np.empty(cols, dtype=np.int64)
+    s = looked = 0
+    every = _CHECK_EVERY
+    while True:
+        for _ in range(min(every, _ROWS - s)):
+            data.take(pos[s], out=b, mode="clip")            # (the header's low byte)
+            _ADVANCE_BYTES.take(b, out=adv)
+            np.add(pos[s], adv, out=pos[s + 1])
+            s += 1
+        cur = pos[s]
+        rare = 0
+        if cur.max() >= _LONG:
+            rare = _rare_headers(words, nw, pos, looked, s, stop, found)
+        looked = s
+        live = cur < stop
+        n_live = int(np.count_nonzero(live))
+        if not n_live or s == _ROWS:
+            break
+        # (many rare headers, e.g. a time extend before each event on an idle CPU: look more
+        # often, a page waits for the next look after each)
+        every = max(every // 2, 1) if 16 * rare > n_live else _CHECK_EVERY
+    runs.append(_by_page(pos[:s], stop, scratch))
+    return cur[live], stop[live]
+
+
+def _by_page(steps: np.ndarray, stop: np.ndarray, scratch: Scratch) -> np.ndarray:
+    """The positions of ``steps`` (steps × pages) below their page's ``stop``, page by page
+    (the matrix is transposed in bands of rows: cache-friendly)."""
+    by_page = scratch.get("by_page", steps.shape[::-1])
+    for lo in range(0, len(steps), 16):
+        by_page[:, lo:lo + 16] = steps[lo:lo + 16].T
+    return by_page[by_page < stop[:, None]]
+
+
+def _rare_headers(words: np.ndarray, nw: int, pos: np.ndarray, looked: int, s: int,
+                  stop: np.ndarray, found: _Headers) -> int:
+    """Resolve the headers with a length word or a time value met in steps ``looked`` to
+    ``s`` of a round (see :func:`_walk`): kept aside in ``found``, the steps after them voided
+    and ``pos[s]`` set to the header that follows. Returns how many there were."""
+    cols = np.flatnonzero((pos[s] >= _LONG) & (pos[looked] < stop))   # (not: pages ended
+    if not len(cols):                                                  # before ``looked``)
+        return 0
+    seg = pos[looked + 1:s + 1, cols]               # (the steps since the last look)
+    row = np.argmax(seg >= _LONG, axis=0)          # the first that left the pages: its
+    hp = pos[looked:s, cols][row, np.arange(len(cols))]   # header, one step before
+    real = hp < stop[cols]                          # (else the page had ended before)
+    cols, row, hp, seg = cols[real], row[real], hp[real], seg[:, real]
+    if not len(cols):
+        return 0
+    at = hp >> 2
+    h = words[at]
+    t = h & 31
+    a0 = words[np.minimum(at + 1, at // nw * nw + nw - 1)].astype(np.int64)
+    nxt = (at + np.where(t >= 30, 2, np.maximum((a0 + 7) >> 2, 1))) * 4
+    empty = (t == 29) & ((h >> 5) == 0)              # padding without a delta: the page ends
+    nxt[empty] = stop[cols[empty]]
+    seg[np.arange(len(seg))[:, None] >= row[None, :]] = _LONG   # (void: ≥ every stop)
+    seg[-1] = nxt
+    pos[looked + 1:s + 1, cols] = seg
+    data = t == 0
+    if not data.all():                               # time headers are no data events
+        pos[looked + row[~data], cols[~data]] = _LONG
+    if data.any():
+        found.long_at.append(at[data])
+        found.long_a0.append(a0[data])
+    timed = ~data & ~empty
+    if timed.any():
+        found.odd_at.append(at[timed])
+        found.odd_h.append(h[timed])
+        found.odd_a0.append(a0[timed])
+    return len(cols)
 
 
 def _time_headers(at_t: np.ndarray, h: np.ndarray, a0: np.ndarray, at: np.ndarray, nw: int,
