@@ -9,7 +9,10 @@ packets, as a long recording would be):
 * ``events``: tests/data/6.18-events/udp_tbf_raw.txt (events only, tracer nop, 84 event lines:
   net_dev_queue … netif_receive_skb, kfree_skb, consume_skb) — the host's own kernel;
 * ``args``: tests/data/6.17.13+deb13-amd64/funcgraph_args_retval_proc.txt (function_graph with
-  funcgraph-args, 72 lines, skb= on the UDP receive path, sk_skb_reason_drop/kfree_skbmem).
+  funcgraph-args, 72 lines, skb= on the UDP receive path, sk_skb_reason_drop/kfree_skbmem);
+* ``packets``: tests/data/6.17.13+deb13-amd64/packets_udp_tbf.txt — what ``record --packets``
+  records on 6.15+: function_graph with funcgraph-args *and* the skb events (hash-ptr 0), UDP
+  over a tbf qdisc on loopback, calls and events of the same skbs (both joined).
 
 Each repetition shifts timestamps by the capture's span and adds ``rep * 0x10000`` to every
 kernel address. Results: bench/results_packets.md (overwritten).
@@ -42,6 +45,7 @@ import ftracekit  # noqa: E402
 SOURCES = {
     "events": REPO / "tests/data/6.18-events/udp_tbf_raw.txt",
     "args": REPO / "tests/data/6.17.13+deb13-amd64/funcgraph_args_retval_proc.txt",
+    "packets": REPO / "tests/data/6.17.13+deb13-amd64/packets_udp_tbf.txt",
 }
 _ADDR = re.compile(r"(0x)?(ff[0-9a-f]{14})")
 _TS = re.compile(r"(\d+\.\d{6})(?=:| \|)")
@@ -86,11 +90,12 @@ def one(kind: str, n: int, path: Path) -> tuple:
     t_load, t = timed(lambda: ftracekit.load(path, progress=False))
     t_pk, pk = timed(t.packets)
     t_pk2, _ = timed(t.packets)          # steps cached on the trace
-    if kind == "args":
+    if kind in ("args", "packets"):
         t_arg, a = timed(lambda: t.arg("skb"))
-        t_cal, _ = timed(lambda: t.callers("kfree_skbmem"))
+        func = "kfree_skbmem" if kind == "args" else "tbf_enqueue"
+        t_cal, _ = timed(lambda: t.callers(func))
         extra = f"arg('skb') **{t_arg:.2f} s** ({int(a.notna().sum()):,} values); " \
-                f"callers('kfree_skbmem') {t_cal:.2f} s"
+                f"callers('{func}') {t_cal:.2f} s"
     else:
         t_ev, f = timed(lambda: t.event_fields("net_dev_start_xmit"))
         t_cal, _ = timed(lambda: t.callers(event="kfree_skb"))

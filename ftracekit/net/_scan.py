@@ -106,7 +106,7 @@ def event_part(ev: pd.DataFrame) -> Part | None:
             firsts[int(c)] = b
     with_skb = np.zeros(len(cat_names) + 1, dtype=bool)
     with_skb[list(firsts)] = True
-    rows = _narrow(np.flatnonzero(with_skb[codes]), len(ev))
+    rows = _rows_where(with_skb, codes)
     if not len(rows):
         return None
     ta_all = to_arrow(text)
@@ -125,7 +125,7 @@ def event_part(ev: pd.DataFrame) -> Part | None:
             m = _DEV.search(b)
             if m:
                 dev_at[c] = m.start(1)
-        with_dev = np.flatnonzero(dev_at[nm_codes] != -2)          # (the formats with dev=)
+        with_dev = _rows_where(dev_at != -2, nm_codes)            # (the formats with dev=)
         dev_rows = rows[with_dev]
         devs = background(word_after, ta_all, "dev=", dev_rows, dev_at[nm_codes[with_dev]],
                           size=len(dev_rows))
@@ -169,6 +169,15 @@ def event_part(ev: pd.DataFrame) -> Part | None:
         dev_codes, dev_cats = pd.factorize(got.to_numpy(dtype=object), use_na_sentinel=True)
     return Part(ev, False, rows, key, nm_codes, cat_names, FREE_EVENTS, DROP_EVENTS,
                 (dev_codes, np.asarray(dev_cats, dtype=object)), drops, reason, location)
+
+
+def _rows_where(per_code: np.ndarray, codes: np.ndarray, step: int = 1 << 20) -> np.ndarray:
+    """The positions whose code is one ``per_code`` marks (``per_code[-1]``: code −1), as
+    int32 where they fit, found a piece at a time (no 8-byte position per row of the table)."""
+    dt = np.int32 if len(codes) < 2**31 - 1 else np.int64
+    parts = [(np.flatnonzero(per_code[codes[lo:lo + step]]) + lo).astype(dt)
+             for lo in range(0, len(codes), step)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dt)
 
 
 def _narrow(rows: np.ndarray, n: int) -> np.ndarray:

@@ -366,14 +366,14 @@ def word_after(arr, marker: str, rows: np.ndarray | None = None,
     decide (no whitespace before the first marker, longer words, control bytes) go to the regex.
 
     Returns ``(codes, words)`` as a categorical: ``words`` (object array of the distinct
-    words, sorted) at ``codes`` (int64; −1 where there is no match) — the few distinct words
+    words, sorted) at ``codes`` (int32; −1 where there is no match) — the few distinct words
     are made once, never one string per row. ``guess``: where the marker should be in each
     row (see :class:`_Finder`), to spare the search."""
     import pyarrow as pa
 
     arr, offsets, data, find, idx, words = _column_scan(arr, marker, rows)
     n, last = len(idx), len(data) - 1
-    codes_out = np.full(n, -1, dtype=np.int64)
+    codes_out = np.full(n, -1, dtype=np.int32)
     undecided = np.zeros(n, dtype=bool)
     seen: dict[tuple[int, int], int] = {}             # (word 1, word 2) → code
     for lo, hi in _chunks(n):
