@@ -43,9 +43,11 @@ needs_populate = pytest.mark.skipif(not _memory.Prefaulter.available(),
 
 @needs_populate
 def test_prefaulter_makes_pages_resident_without_touching_contents():
-    n = 8 << 20                              # 64 MB of float64: its own mapping
-    a = np.empty(n)
-    b = np.empty(n, dtype=np.int16)
+    import mmap
+
+    n = 8 << 20                              # 64 MB of float64 in a mapping of its own (not
+    a = np.frombuffer(mmap.mmap(-1, n * 8), dtype=np.float64)   # freed memory malloc reuses)
+    b = np.frombuffer(mmap.mmap(-1, n * 2), dtype=np.int16)
     before = _resident_bytes(a)
     a[:1000] = 7.0                           # the owner's writes survive the prefault
     p = _memory.Prefaulter([a, b], limit=n, front=lambda: 0, step_bytes=1 << 20,
