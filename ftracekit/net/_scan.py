@@ -21,7 +21,7 @@ from ._skb import DROP_EVENTS, DROP_FUNCS, FREE_EVENTS, FREE_FUNCS, _KERNEL_MIN
 from .values import (fixed_hex_after, hex_to_u64, named_pointer, rx_extract, to_arrow,
                      word_after)
 
-__all__ = ["Part", "event_part", "call_part"]
+__all__ = ["Part", "event_part", "call_part", "per_code"]
 
 
 class Part:
@@ -48,9 +48,8 @@ class Part:
         self.table, self.is_call, self.rows, self.key = table, is_call, rows, key
         self.name_codes = np.asarray(name_codes, dtype=np.int32)
         self.name_cats = np.asarray(name_cats, dtype=object)
-        names = pd.Index(self.name_cats, dtype=object)
-        self.free_of = np.append(names.isin(free_names), False)
-        self.drop_of = np.append(names.isin(drop_names), False)
+        self.free_of = per_code(self.name_cats, free_names)
+        self.drop_of = per_code(self.name_cats, drop_names)
         self.dev_codes, self.dev_cats = (None, np.zeros(0, dtype=object)) if dev is None else \
             (np.asarray(dev[0], dtype=np.int32), np.asarray(dev[1], dtype=object))
         self.drops, self.reason, self.location = drops, reason, location
@@ -151,8 +150,7 @@ def event_part(ev: pd.DataFrame) -> Part | None:
         if dev_codes is not None:
             dev_codes = dev_codes[keep]
     del keep
-    drop_of = np.append(pd.Index(cat_names, dtype=object).isin(DROP_EVENTS), False)
-    drops = np.flatnonzero(drop_of[nm_codes])
+    drops = np.flatnonzero(per_code(cat_names, DROP_EVENTS)[nm_codes])
     reason = location = np.zeros(0, dtype=object)
     if len(drops):                  # (few rows: the drops)
         if ta_all is not None:
@@ -171,6 +169,12 @@ def event_part(ev: pd.DataFrame) -> Part | None:
                 (dev_codes, np.asarray(dev_cats, dtype=object)), drops, reason, location)
 
 
+def per_code(cats: Any, names: frozenset[str]) -> np.ndarray:
+    """Whether each category is one of ``names``, with a last False for code −1 (index it
+    with a categorical's codes)."""
+    return np.append(pd.Index(np.asarray(cats, dtype=object), dtype=object).isin(names), False)
+
+
 def _rows_where(per_code: np.ndarray, codes: np.ndarray, step: int = 1 << 20) -> np.ndarray:
     """The positions whose code is one ``per_code`` marks (``per_code[-1]``: code −1), as
     int32 where they fit, found a piece at a time (no 8-byte position per row of the table)."""
@@ -178,11 +182,6 @@ def _rows_where(per_code: np.ndarray, codes: np.ndarray, step: int = 1 << 20) ->
     parts = [(np.flatnonzero(per_code[codes[lo:lo + step]]) + lo).astype(dt)
              for lo in range(0, len(codes), step)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dt)
-
-
-def _narrow(rows: np.ndarray, n: int) -> np.ndarray:
-    """Row positions as int32 where the table is small enough (half the memory of millions)."""
-    return rows.astype(np.int32) if n < 2**31 - 1 else rows
 
 
 def _texts(arrow: Any, text: pd.Series, rows: np.ndarray) -> pd.Series:
@@ -232,15 +231,14 @@ def call_part(calls: pd.DataFrame) -> Part | None:
     ckey, cfound = _arg_skb_keys(cats)
     cok = np.append(cfound & (ckey >= _KERNEL_MIN), False)     # (code −1 → the last)
     codes = args.cat.codes.to_numpy()
-    rows = _narrow(np.flatnonzero(cok[codes]), len(calls))
+    rows = _rows_where(cok, codes)
     if not len(rows):
         return None
     cc = codes[rows]
     func = as_cat(calls["func"])
     f_codes = np.asarray(func.codes)[rows]
     f_cats = np.asarray(func.categories, dtype=object)
-    drop_of = np.append(pd.Index(f_cats, dtype=object).isin(DROP_FUNCS), False)
-    drops = np.flatnonzero(drop_of[f_codes])
+    drops = np.flatnonzero(per_code(f_cats, DROP_FUNCS)[f_codes])
     reason = np.zeros(0, dtype=object)
     if len(drops):      # reason= (its number, as text): the regex over the distinct args texts
         used, inv = np.unique(cc[drops], return_inverse=True)

@@ -40,6 +40,5 @@ _KERNEL_MIN = np.uint64(0xFF00000000000000)   # kernel addresses (x86-64 with 5-
 _HASH_MAX = np.uint64(0xFFFFFFFF)             # %p hashes keep 32 bits
 
 
-
 class NoPacketsError(FtracekitError):
     """The trace holds no skb addresses (no funcgraph-args with skb, no skbaddr= events)."""

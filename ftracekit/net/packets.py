@@ -36,6 +36,7 @@ import pandas as pd
 
 from ..errors import FtracekitError, _suggest
 from ._columns import STR, cat, combine, obj, str_column, values
+from ._scan import per_code
 from .steps import (DROP_EVENTS, DROP_FUNCS, FREE_EVENTS, FREE_FUNCS, RX_SOFTIRQ_FUNCS,
                     SOFTIRQ_FUNCS, NoPacketsError, StepIndex, _HASH_MAX, generations,
                     generations_sequential, step_index, step_rows, steps)
@@ -213,8 +214,8 @@ class _Sets:
             self.pairs.append(pd.unique((g[keep] << 32) | c[keep]))
         self.ng += ng
 
-    def result(self, names: np.ndarray, rank: np.ndarray) -> Any:
-        """A string column over the packets: each one's values joined with ``,`` in ``rank``
+    def result(self, names: np.ndarray, rank: np.ndarray) -> pd.Categorical:
+        """A categorical over the packets: each one's values joined with ``,`` in ``rank``
         order (``rank[code]``; −1: left out), ``""`` where it has none; ``names[code]`` are the
         values."""
         names = np.array([str(x) for x in names], dtype=object)
@@ -287,8 +288,7 @@ def _clone_links(trace: "Trace", idx: StepIndex, key: np.ndarray, first_s: np.nd
     for p in idx.parts:
         if not p.is_call:
             continue
-        is_clone = np.append(pd.Index(p.name_cats, dtype=object).isin(CLONE_FUNCS), False)
-        at = np.flatnonzero(is_clone[p.name_codes])
+        at = np.flatnonzero(per_code(p.name_cats, CLONE_FUNCS)[p.name_codes])
         src.append(p.key[at])
         ts.append(p.ts[p.rows[at]])
         ids.append(p.call[p.rows[at]])
@@ -319,11 +319,11 @@ def _drop_facts(trace: "Trace", idx: StepIndex, d: np.ndarray, gid: np.ndarray,
     reason), later steps over earlier ones."""
     if not len(d):
         return
-    r = idx.take(lambda p, i: p.at_drops(i, p.reason), d)
-    lo = idx.take(lambda p, i: p.at_drops(i, p.location), d)
-    is_call_d = idx.take(lambda p, i: np.full(len(i), p.is_call), d)
+    r = idx.drop_values("reason", d)
+    lo = idx.drop_values("location", d)
+    is_call_d = idx.is_call(d)
     if is_call_d.any():
-        par = _lookup(trace.calls, idx.take(lambda p, i: p.call[p.rows[i]], d), "parent", -1)
+        par = _lookup(trace.calls, idx.call(d), "parent", -1)
         caller = _lookup(trace.calls, par, "func", None)
         lo = np.where(is_call_d & pd.isna(lo), caller, lo)
     # last write wins, events last

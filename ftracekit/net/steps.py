@@ -56,9 +56,9 @@ def _union(cat_lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
 class StepIndex:
     """The steps of a trace sorted by (address, time, line), and their generations.
 
-    ``key`` (uint64, sorted), ``ts`` (s; a call's start, NaN where not seen), ``gen`` (int64),
-    and where each step comes from: ``pos`` (int64, its position in its part) and ``part``
-    (int8 index into ``parts``; None when there is one part). ``names``, ``devs``, ``comms``:
+    ``key`` (uint64, sorted), ``ts`` (s; a call's start, NaN where not seen), ``gen`` (int32),
+    and where each step comes from: ``pos`` (its position in its part; int32 for one part)
+    and ``part`` (int8 index into ``parts``; None when there is one part). ``names``, ``devs``, ``comms``:
     the text columns' categories over all parts; :meth:`take` reads any part column at a
     range of steps.
     """
@@ -74,43 +74,32 @@ class StepIndex:
         self._tasks: dict[int, int] = {}               # (comm code << 32 | pid) → task code
         self._task_at: dict[str, int] = {}
         self.task_names: list[str] = []
-        single = len(parts) == 1
-        if single:
+        self.part: np.ndarray | None = None
+        if len(parts) == 1:
             p0 = parts[0]
             order = self._single_order(p0)
             self.key = p0.key[order]
             self.ts = np.empty(len(order))
             for lo in range(0, len(order), CHUNK):       # (no copy in the part's order)
                 self.ts[lo:lo + CHUNK] = p0.ts[p0.rows[order[lo:lo + CHUNK]]]
-        else:
-            key = np.concatenate([p.key for p in parts])
-            ts = np.concatenate([p.ts[p.rows] for p in parts])
-            line = np.concatenate([p.line[p.rows] for p in parts])
-            order = np.lexsort((line, np.nan_to_num(ts, nan=np.inf), key))
-            del line
-            self.key = key[order]
-            self.ts = ts[order]
-            del key, ts
-        if single:
-            self.part: np.ndarray | None = None
             self.pos = order.astype(np.int32) if len(order) < 2**31 - 1 else order
             if not p0.is_call:
                 p0.key = None        # (sorted in self.key; only calls' keys are read again)
         else:
+            key = np.concatenate([p.key for p in parts])
+            ts = np.concatenate([p.ts[p.rows] for p in parts])
+            order = _by_key_time(key, ts, np.concatenate([p.line[p.rows] for p in parts]))
+            self.key = key[order]
+            self.ts = ts[order]
+            del key, ts
             offs = np.cumsum([0] + [len(p) for p in parts])
             self.part = (np.searchsorted(offs[1:], order, side="right")).astype(np.int8)
             self.pos = order - offs[self.part]
         del order
         self.gen = np.empty(len(self.key), dtype=np.int32)
         for lo, hi in self.chunks():
-            fr, free_end = self._free_windows(lo, hi)
-            is_free = np.zeros(hi - lo, dtype=bool)
-            is_free[fr] = True
-            fe = np.full(hi - lo, -np.inf)
-            fe[fr] = free_end
-            self.gen[lo:hi] = generations(self.key[lo:hi], self.ts[lo:hi],
-                                          self.take(lambda p, i: p.pid[p.rows[i]], lo, hi),
-                                          is_free, fe)
+            self.gen[lo:hi] = generations(self.key[lo:hi], self.ts[lo:hi], self.pid(lo, hi),
+                                          *self.frees(lo, hi))
 
     def __len__(self) -> int:
         return len(self.key)
@@ -135,8 +124,7 @@ class StepIndex:
                     break
             if ordered:
                 return np.argsort(p.key, kind="stable")
-        ts = np.nan_to_num(p.ts[p.rows], nan=np.inf)
-        return np.lexsort((p.line[p.rows], ts, p.key))
+        return _by_key_time(p.key, p.ts[p.rows], p.line[p.rows])
 
     # -- reading columns at steps ----------------------------------------------------------
 
@@ -171,53 +159,60 @@ class StepIndex:
             out[m] = v
         return out
 
-    def name_codes(self, lo: int, hi: int) -> np.ndarray:
+    # (each reads the steps [lo, hi), or at the step indices lo when hi is None)
+
+    def name_codes(self, lo: Any, hi: int | None = None) -> np.ndarray:
         """Codes into ``names`` (int32; −1: none)."""
         return self.take(lambda p, i: p.name_g[p.name_codes[i]], lo, hi)
 
-    def dev_codes(self, lo: int, hi: int) -> np.ndarray:
+    def dev_codes(self, lo: Any, hi: int | None = None) -> np.ndarray:
         """Codes into ``devs`` (int32; −1: none)."""
         return self.take(lambda p, i: p.dev_g[p.dev_codes[i]] if p.dev_codes is not None
                          else np.full(len(i), -1, dtype=np.int32), lo, hi)
 
-    def is_call(self, lo: int, hi: int) -> np.ndarray:
+    def comm_codes(self, lo: Any, hi: int | None = None) -> np.ndarray:
+        """Codes into ``comms`` (−1: none)."""
+        return self.take(lambda p, i: p.comm_g[p.comm_codes[p.rows[i]]], lo, hi)
+
+    def pid(self, lo: Any, hi: int | None = None) -> np.ndarray:
+        return self.take(lambda p, i: p.pid[p.rows[i]].astype(np.int64), lo, hi)
+
+    def is_call(self, lo: Any, hi: int | None = None) -> np.ndarray:
         return self.take(lambda p, i: np.full(len(i), p.is_call), lo, hi)
 
-    def is_free(self, lo: int, hi: int) -> np.ndarray:
+    def is_free(self, lo: Any, hi: int | None = None) -> np.ndarray:
         return self.take(lambda p, i: p.free_of[p.name_codes[i]], lo, hi)
 
-    def is_drop(self, lo: int, hi: int) -> np.ndarray:
+    def is_drop(self, lo: Any, hi: int | None = None) -> np.ndarray:
         return self.take(lambda p, i: p.drop_of[p.name_codes[i]], lo, hi)
 
-    def end_s(self, lo: int, hi: int) -> np.ndarray:
+    def end_s(self, lo: Any, hi: int | None = None) -> np.ndarray:
         """A call's end, an event's time (s)."""
         return self.take(lambda p, i: (p.end if p.is_call else p.ts)[p.rows[i]], lo, hi)
 
-    def cpu(self, lo: int, hi: int) -> np.ndarray:
+    def cpu(self, lo: Any, hi: int | None = None) -> np.ndarray:
         return self.take(lambda p, i: p.cpu[p.rows[i]].astype(np.int64), lo, hi)
 
-    def call(self, lo: int, hi: int) -> np.ndarray:
+    def call(self, lo: Any, hi: int | None = None) -> np.ndarray:
         """The call id: a call's own, an event's enclosing call (−1: outside any)."""
         return self.take(lambda p, i: p.call[p.rows[i]], lo, hi)
 
-    def drop_values(self, lo: int, hi: int, which: str) -> np.ndarray:
+    def drop_values(self, which: str, lo: Any, hi: int | None = None) -> np.ndarray:
         """``reason`` or ``location`` of the steps (None where not a drop or not printed)."""
         return self.take(lambda p, i: p.at_drops(i, getattr(p, which)), lo, hi)
 
     def task_codes(self, lo: int, hi: int) -> np.ndarray:
         """Codes into :attr:`task_names` (``comm-pid``; −1 where the pid is < 0), the names
         made once per distinct task as the chunks meet them."""
-        packed = self.take(lambda p, i: (p.comm_g[p.comm_codes[p.rows[i]]].astype(np.int64)
-                                         << 32) | (p.pid[p.rows[i]].astype(np.int64)
-                                                   & 0xFFFFFFFF), lo, hi)
+        packed = (self.comm_codes(lo, hi).astype(np.int64) << 32) | \
+            (self.pid(lo, hi) & 0xFFFFFFFF)
         inv, uniq = pd.factorize(packed)
-        comms = np.append(self.comms, None)
+        comms = np.append(self.comms, None)              # (code −1 → the last)
         codes = np.empty(len(uniq), dtype=np.int64)
         for j, u in enumerate(uniq.tolist()):
             c = self._tasks.get(u)
             if c is None:
-                comm, pid = comms[(u >> 32) if (u >> 32) < len(self.comms) else -1], \
-                    np.int32(np.uint32(u & 0xFFFFFFFF))
+                comm, pid = comms[u >> 32], np.int32(np.uint32(u & 0xFFFFFFFF))
                 name = f"{comm if isinstance(comm, str) else '?'}-{pid}" if pid >= 0 else None
                 if name is None:
                     c = -1
@@ -229,16 +224,19 @@ class StepIndex:
             codes[j] = c
         return codes[inv]
 
-    def _free_windows(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        """The frees among steps ``[lo, hi)`` (positions from ``lo``) and how long each holds
-        its address: a call free to the call's end (∞ where its exit was not seen), an event
-        free to the end of the call it fired in (−∞ outside any call: it ends at once)."""
-        fr = np.flatnonzero(self.is_free(lo, hi))
+    def frees(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(is_free, free_end)`` of the steps ``[lo, hi)``: whether each frees its address and
+        how long the free holds it (s): a call free to the call's end (∞ where its exit was
+        not seen), an event free to the end of the call it fired in (−∞ outside any call: it
+        ends at once; −∞ too for the steps that free nothing)."""
+        is_free = self.is_free(lo, hi)
+        free_end = np.full(hi - lo, -np.inf)
+        fr = lo + np.flatnonzero(is_free)
         if not len(fr):
-            return fr, np.zeros(0)
-        is_call = self.is_call(lo, hi)[fr]
-        end = self.end_s(lo, hi)[fr]
-        owner = self.call(lo, hi)[fr]
+            return is_free, free_end
+        is_call = self.is_call(fr)
+        end = self.end_s(fr)
+        owner = self.call(fr)
         ev_own = ~is_call & (owner >= 0)
         if ev_own.any():
             pos = self.calls.index.get_indexer(owner[ev_own])
@@ -246,7 +244,8 @@ class StepIndex:
                 np.maximum(pos, 0)], np.nan) if len(self.calls) else np.nan
         end[~is_call & (owner < 0)] = -np.inf
         end[is_call & np.isnan(end)] = np.inf
-        return fr, end
+        free_end[fr - lo] = end
+        return is_free, free_end
 
 
 def step_index(trace: "Trace") -> StepIndex:
@@ -271,6 +270,11 @@ def step_index(trace: "Trace") -> StepIndex:
     return idx
 
 
+def _by_key_time(key: np.ndarray, ts: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """The permutation sorting by (key, ts, line), steps without a time last."""
+    return np.lexsort((line, np.nan_to_num(ts, nan=np.inf), key))
+
+
 # ---------------------------------------------------------------------------------------------
 # Whole rows
 
@@ -291,8 +295,8 @@ def step_rows(idx: StepIndex, lo: int, hi: int) -> pd.DataFrame:
         ctx[has_owner] = np.where(soft, _SOFTIRQ, np.where(irq, _IRQ, _TASK))
     # The idle task and ksoftirqd do network work only in softirq (or irq) context; a graph
     # root such as ip_rcv has no recorded softirq ancestor to tell.
-    comm = idx.take(lambda p, i: p.comm_g[p.comm_codes[p.rows[i]]], lo, hi)
-    pid = idx.take(lambda p, i: p.pid[p.rows[i]].astype(np.int64), lo, hi)
+    comm = idx.comm_codes(lo, hi)
+    pid = idx.pid(lo, hi)
     ksoft = np.array([isinstance(c, str) and c.startswith("ksoftir") for c in idx.comms]
                      + [False], dtype=bool)              # (code −1 → the last)
     ctx[(ctx == _TASK) & ((pid == 0) | ksoft[comm])] = _SOFTIRQ
@@ -300,14 +304,10 @@ def step_rows(idx: StepIndex, lo: int, hi: int) -> pd.DataFrame:
                     else np.zeros(len(i), dtype=np.uint8), lo, hi)
     ctx[flag == ord("s")] = _SOFTIRQ
     ctx[(flag == ord("h")) | (flag == ord("H"))] = _IRQ
-    fr, fend = idx._free_windows(lo, hi)
-    free_end = np.full(n, -np.inf)
-    free_end[fr] = fend
-    is_free = np.zeros(n, dtype=bool)
-    is_free[fr] = True
+    is_free, free_end = idx.frees(lo, hi)
     task = idx.task_codes(lo, hi)
-    reason = idx.drop_values(lo, hi, "reason")
-    location = idx.drop_values(lo, hi, "location")
+    reason = idx.drop_values("reason", lo, hi)
+    location = idx.drop_values("location", lo, hi)
     table = pd.DataFrame({
         "key": idx.key[lo:hi],
         "ts_s": idx.ts[lo:hi],

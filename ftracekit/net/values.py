@@ -195,25 +195,23 @@ class _Finder:
         self.arr, self.marker = arr, marker
         self.offsets, self.words = offsets, words
         m = marker.encode()
+        self.mlen = len(m)
         self.mword = np.uint64(int.from_bytes(m[:8].ljust(8, b"\0"), "little"))
         self.mmask = np.uint64((1 << (8 * min(len(m), 8))) - 1)
 
     def __call__(self, r: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
-        if guess is None or len(self.marker.encode()) > 8:
+        if guess is None or self.mlen > 8:
             return self._search(r)
         pos = np.full(len(r), -1, dtype=np.int64)
+        miss = guess != -2
         g = np.flatnonzero(guess >= 0)
         if len(g):
             at = self.offsets[r[g]] + guess[g]
-            fits = at + len(self.marker.encode()) <= self.offsets[r[g] + 1]
+            fits = at + self.mlen <= self.offsets[r[g] + 1]
             w = self.words[np.where(fits, np.minimum(at, len(self.words) - 1), 0)]
-            hit = fits & ((w & self.mmask) == self.mword)
-            pos[g[hit]] = guess[g[hit]]
-            miss = np.ones(len(r), dtype=bool)
-            miss[g[hit]] = False
-        else:
-            miss = np.ones(len(r), dtype=bool)
-        miss &= guess != -2
+            hit = g[fits & ((w & self.mmask) == self.mword)]
+            pos[hit] = guess[hit]
+            miss[hit] = False
         m = np.flatnonzero(miss)
         if len(m):
             pos[m] = self._search(r[m])
