@@ -24,6 +24,7 @@ from ftracekit.recording.settings import PACKET_EVENTS
 TRACEFS = Path("/sys/kernel/tracing")
 RATE_BIT_S = 400_000          # tbf rate: a 1042-byte frame takes 1042*8/400000 s = 20.84 ms
 BIG, SMALL = 1000, 100        # UDP payloads: frames of 1042 and 142 bytes on lo
+LAST = 50                     # the closing datagram (frame of 92 bytes), not one of the checked
 
 SENDER = r"""
 import json, os, socket, sys
@@ -31,12 +32,15 @@ r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(("127.0.0.1", 5000)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(10): s.sendto(b"x" * %d, ("127.0.0.1", 5000))
 for i in range(3): s.sendto(b"y" * %d, ("127.0.0.1", 5001))
-got = 0
+s.sendto(b"z" * %d, ("127.0.0.1", 5000))      # last in the tbf's FIFO: once it is received,
+got = last = 0                                # every datagram before it has left the qdisc
 try:
-    while got < 10: r.recv(2000); got += 1
+    while not last:
+        data = r.recv(2000)
+        got += data[:1] == b"x"; last = data[:1] == b"z"
 except OSError as e: print("recv", e, file=sys.stderr)
-json.dump({"pid": os.getpid(), "received": got}, open(sys.argv[1], "w"))
-""" % (BIG, SMALL)
+json.dump({"pid": os.getpid(), "received": got, "last": bool(last)}, open(sys.argv[1], "w"))
+""" % (BIG, SMALL, LAST)
 
 
 def _why_not() -> str | None:
@@ -115,7 +119,7 @@ def _datagrams(t, pid):
 
 def test_every_datagram_travels_queue_to_receive(recorded):
     t = recorded["trace"]
-    assert recorded["sender"]["received"] == 10
+    assert recorded["sender"]["received"] == 10 and recorded["sender"]["last"]
     q = _datagrams(t, recorded["sender"]["pid"])
     assert sorted(q["len"].tolist()) == [SMALL + 42] * 3 + [BIG + 42] * 10
     pk = t.packets(dev="lo")
