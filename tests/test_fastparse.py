@@ -30,7 +30,7 @@ from ftracekit.calltree import _vectorised as ct
 from ftracekit.calltree.link import link_records
 from ftracekit.calltree.tables import build_tables, fill_tasks, task_keys
 from ftracekit.read.text import parse_source, parse_text
-from ftracekit.read.records import COLUMNS
+from ftracekit.read.records import COLUMNS, K_COMMENT
 
 from ftracekit.read import text as parse_mod
 
@@ -259,7 +259,14 @@ def bodies(draw):
         "tail": f"}} /* {full} */",
         "exit_ret": (f"}} /* {full} ret={ret} */" if new else f"}} /* {full} = {ret} */"),
         "leaf_ret": (f"{full}(); /* ret={ret} */" if new else f"{full}(); /* = {ret} */"),
-        "comment": f"/* kfree_skb: skbaddr={ret} reason: NOT_SPECIFIED */",
+        "comment": draw(st.one_of(
+            st.just(f"/* kfree_skb: skbaddr={ret} reason: NOT_SPECIFIED */"),
+            # every shape of the exact parser's ``/\* ?(.*?)(?: ?\*/)?$``: empty, no closing,
+            # a closing that overlaps the opening, spaces around it, text after it, long
+            st.sampled_from(["/**/", "/* */", "/*  */", "/*/", "/*", "/* x*/", "/*x */",
+                             "/* a */ b", "/* ü ( ) */", "/* net_dev_queue: dev=lo */  ",
+                             "/* " + "skbaddr=ff17 " * 14 + "*/"]),
+            st.text(alphabet=" */(){}ab\tü", max_size=16).map(lambda t: "/*" + t))),
         "args": f"{name}(skb=0xffff, len={ret}) {{",
         # funcgraph-args (6.15+): leaves with return values, structs, more than 6 words, and
         # shapes the exact parser rejects or reads greedily (parens inside, unbalanced)
@@ -651,4 +658,22 @@ def test_event_lines_take_the_fast_path():
     assert recs.comments[3] == "net_dev_queue: dev=lo skbaddr=ffff888104d1d000 len=1042"
     assert recs.flags[3] == "b...."
     assert recs["ts"][1] == 855.226630 and recs["cpu"][1] == 1 and recs["pid"][1] == 20357
+    fast_vs_exact_text(text)
+
+
+def test_inline_events_of_a_graph_trace_take_the_fast_path():
+    """``/* event: fields */`` lines (``record --packets``: millions of them) are read column-wise,
+    their texts as the exact parser takes them."""
+    lines = []
+    for i in range(300):
+        lines.append(f"  236.{882316 + 2 * i:06d} |   1)   python-217   |               |  "
+                     f"/* net_dev_queue: dev=lo skbaddr=ff1790bc8336{i:04x} len=1042 */")
+        lines.append(f"  236.{882317 + 2 * i:06d} |   1)   python-217   |   0.250 us    |  "
+                     "kfree_skb(skb=0xff1790bc83360200);")
+    text = "\n".join(lines) + "\n"
+    recs, meta = parse_text(text, fast=True)
+    assert meta["fast_path_lines"] == 600
+    assert recs.comments[3] == "net_dev_queue: dev=lo skbaddr=ff1790bc83360001 len=1042"
+    assert recs["kind"][2] == K_COMMENT and recs["depth"][2] == -1 and recs["pid"][2] == 217
+    assert recs["ts"][2] == 236.882318 and np.isnan(recs["dur"][2])
     fast_vs_exact_text(text)

@@ -45,12 +45,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .records import COLUMNS, Interner
+from .records import COLUMNS, K_COMMENT, Interner
 from ._swar import (
     _ALL, _BODY_MASKS, _DOTS, _H1, _HIGH80, _HMUL, _LOW, _MARK_OK, _POW10, _SP, _U, _X0F, _X30,
     _X46, _X80, _ctz_bytes, _digit_bytes, _swar8, _zero_bytes,
 )
-from ._argscan import split_args
+from ._argscan import ranges_index, split_args
 from ._fastevents import scan_events
 from ._templates import (
     _State, _Template, _fill_misses, _lookup_info, _make_template, _movemask, _resolve, _state,
@@ -63,6 +63,7 @@ _PAD_BYTES = bytes(_PAD)
 _MAX_INDENT = 512              # deeper lines go to the exact parser
 _MAX_BODY = 128                # longer bodies go to the exact parser
 _MAX_TEMPLATES = 4
+_SLASH, _STAR, _SPACE = 47, 42, 32
 _MIN_RETRY = 48                # retry with another template only if this many lines are left
 _Side = dict[str, tuple[np.ndarray, list[str]]]
 
@@ -348,18 +349,28 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
             indent[active] = 0
     bs = s + P0
     bs += indent
+    # Inline events and markers (``/* net_dev_queue: dev=lo skbaddr=… */``): each text is
+    # different, so they are not looked up; their texts are cut out here (see _comment_texts)
+    cmt = buf[bs] == _SLASH
+    cmt &= buf[bs + 1] == _STAR
+    has_cmt = bool(cmt.any())
+    cmt_bs = bs[cmt] if has_cmt else None
     # funcgraph-args: bodies are looked up without their arguments (see ._argscan)
     bmem = mem
-    argscan = split_args(mem, buf, bs, e, _PAD_BYTES)
+    argscan = split_args(mem, buf, bs, np.where(cmt, bs, e) if has_cmt else e, _PAD_BYTES)
     if argscan is not None:
         bmem, bs, blen, arg_rows, arg_texts = argscan
     else:
         blen = e - bs
-    ok &= blen >= 1
-    ok &= blen <= _MAX_BODY
-    if not ok.all():
-        blen[~ok] = 1
-        bs[~ok] = e[~ok] - 1
+    body_ok = blen >= 1
+    body_ok &= blen <= _MAX_BODY
+    if has_cmt:
+        body_ok |= cmt
+    ok &= body_ok
+    if not ok.all() or has_cmt:
+        void = ~ok | cmt                  # (looked up as a 1-byte body: one lookup for all)
+        blen[void] = 1
+        bs[void] = e[void] - 1
     # Bodies: words masked to the body, hashed, looked up / interpreted.
     bview = np.ndarray((len(bmem) - 31,), dtype="V32", buffer=bmem, offset=0, strides=(1,))
     B = bview[bs].view(np.uint64).reshape(k, 4)
@@ -402,7 +413,7 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
         sub = _resolve(state.long_table, hl, lwords, interpret_body(long_rows), state.lock)
         for f in info:
             info[f][long_rows] = sub[f]
-    ok &= info["ok"]
+    ok &= info["ok"] | cmt if has_cmt else info["ok"]
     # Key windows (cpu / proc / latency): masked words, hashed, looked up / interpreted.
     kinfo = None
     if tpl.key is not None:
@@ -470,7 +481,38 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
     if argscan is not None:
         kept = ok[arg_rows]
         side["args"] = (idx[arg_rows[kept]], [t for t, kp in zip(arg_texts, kept.tolist()) if kp])
+    if has_cmt:
+        # what the exact parser records for a comment line: kind, context and time only
+        c = pick(cmt)
+        cols["kind"] = np.where(c, np.int8(K_COMMENT), cols["kind"]).astype(cols["kind"].dtype)
+        cols["depth"][c] = -1
+        cols["retval"] = np.where(c, 0, cols["retval"]).astype(cols["retval"].dtype)
+        cols["has_ret"] = cols["has_ret"] & ~c
+        cols["dur"] = np.where(c, np.nan, cols["dur"])
+        refs = (refs[0], np.where(c, -1, refs[1]), np.where(c, -1, refs[2]))
+        kept = ok[cmt]
+        side["comments"] = (idx[cmt][kept], _comment_texts(buf, cmt_bs[kept], e[cmt][kept]))
     return (acc, cols, refs, side), mismatch
+
+
+def _comment_texts(buf: np.ndarray, bs: np.ndarray, e: np.ndarray) -> list[str]:
+    """The texts of comment bodies ``[bs, e)`` (each starts with ``/*``) as the exact parser's
+    ``_RE_COMMENT`` takes them: after ``/*`` and one optional space, without a closing ``*/``
+    (and one space before it) that does not overlap the opening."""
+    t0 = bs + 2
+    t0 += buf[t0] == _SPACE
+    te = e.copy()
+    close = (buf[e - 2] == _STAR) & (buf[e - 1] == _SLASH) & (e - 2 >= t0)
+    te -= 2 * close
+    te -= close & (te - 1 >= t0) & (buf[te - 1] == _SPACE)
+    n = len(bs)
+    seg_start = np.empty(2 * n, dtype=np.int64)
+    seg_len = np.empty(2 * n, dtype=np.int64)
+    seg_start[0::2], seg_start[1::2] = t0, e            # (each text, then its newline)
+    seg_len[0::2], seg_len[1::2] = np.maximum(te - t0, 0), 1
+    out = buf[ranges_index(seg_start, seg_len)].tobytes().decode("utf-8", "replace").split("\n")
+    out.pop()
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
