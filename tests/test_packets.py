@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import ftracekit
@@ -617,3 +617,44 @@ def test_arguments_read_column_wise_equal_the_regex(texts, name):
     assert str(got.dtype) == str(want.dtype)
     pd.testing.assert_series_equal(got.reset_index(drop=True), want.reset_index(drop=True),
                                    check_names=False)
+
+
+_TAIL = st.sampled_from(["", " reason: NO_SOCKET", " reason: ", " reason:  x=1", " why: A=B",
+                         "\treason: X", "  k=1", " ", " a: b: c"])
+
+
+_KEYS2 = _KEYS + ["de", "devs", "d"]             # (keys that begin other keys)
+_VALUE2 = st.one_of(_VALUE, st.text("ab\t=:d", max_size=4))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.tuples(st.sampled_from(_KEYS2), _VALUE2), min_size=1,
+                                   max_size=4, unique_by=lambda kv: kv[0]), _TAIL),
+                min_size=1, max_size=3),
+       st.lists(st.integers(0, 2), min_size=1, max_size=40))
+@example(templates=[([("dev", "1"), ("len", "2")], ""), ([("devs", "1"), ("len", "2")], "")],
+         picks=[0, 0, 1, 1])                      # a key that begins with the common one's
+@example(templates=[([("dev", "1"), ("len", "2")], ""), ([("dev", "1\tx"), ("len", "2")], "")],
+         picks=[0, 0, 1, 1])                      # a tab (no token break, a regex break)
+@example(templates=[([("dev", "1")], " reason: X"), ([("dev", "1")], " reason: ")],
+         picks=[0, 0, 1, 1])                      # "key:" without its value token
+def test_event_fields_common_template_shortcut_equals_the_regexes(templates, picks):
+    """The rows of the sample's common template skip the template regexes (see
+    ``events._signatures``): with a sample of 2 rows, every table equals the regex-only one."""
+    import ftracekit.net.events as events_mod
+
+    rows = [templates[p % len(templates)] for p in picks]
+    lines = ["# tracer: nop", "#"]
+    for i, (fields, tail) in enumerate(rows):
+        body = " ".join(f"{k}={v}" for k, v in fields) + tail
+        lines.append(f"  p-1 [000] ..... {1 + i / 1e6:.6f}: ev_x: {body}")
+    t = ftracekit.parse("\n".join(lines) + "\n")
+    saved = events_mod._SAMPLE
+    try:
+        events_mod._SAMPLE = 1 << 30
+        want = t.event_fields("ev_x")
+        events_mod._SAMPLE = 2
+        got = t.event_fields("ev_x")
+    finally:
+        events_mod._SAMPLE = saved
+    pd.testing.assert_frame_equal(got, want)

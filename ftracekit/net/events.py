@@ -14,6 +14,7 @@ matched with one regex over all its rows, so the cost is per template, not per r
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ EVENT_BASE_COLUMNS = ["line", "ts_s", "cpu", "pid", "comm", "call"]
 _RX_KEYS = re.compile(r"(?:^| )([A-Za-z_]\w*)(=|:(?= |$))")
 _RX_LOCATION = r"^([\w.]+)\+0x[0-9a-f]+/0x[0-9a-f]+$"
 _MAX_TEMPLATES = 64
+_SAMPLE = 1024        # rows whose template texts give the common template (see _signatures)
 
 
 class UnknownEventError(FtracekitError):
@@ -69,9 +71,7 @@ def _fields_of(body) -> dict[str, pd.Series]:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        sig = pc.replace_substring_regex(body, r"=\S*", "=")
-        if pc.any(pc.match_substring(sig, ": ")).as_py():   # (a "key: VALUE" field)
-            sig = pc.replace_substring_regex(sig, r"(^| )(\w+): \S*", "\\1\\2:")
+        sig, split = _signatures(body)
         enc = pc.fill_null(sig, "").dictionary_encode()
         inv = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         uniq = enc.dictionary.to_pylist()
@@ -98,7 +98,11 @@ def _fields_of(body) -> dict[str, pd.Series]:
         fast = rows & clean if arrow else np.zeros(len(rows), dtype=bool)
         if fast.any():
             # values without spaces: split on spaces, the tokens are in template order
-            _split_fields(body.filter(fast), keys, np.flatnonzero(fast), pieces)
+            at = np.flatnonzero(fast)
+            done = _split_fields(body.filter(fast), keys, at, pieces,
+                                 split[1] if split is not None and np.array_equal(fast, split[0])
+                                 else None)
+            fast[at[~done]] = False      # (a "key:" that ends the text has no value token)
         slow = rows & ~fast
         if slow.any():
             got = rx_extract(None if arrow else body[slow], _template_regex(keys), expand=True,
@@ -122,19 +126,93 @@ def _fields_of(body) -> dict[str, pd.Series]:
     return out
 
 
+def _regex_signatures(body, colon: bool | None = None):
+    """Each row's template text (values cut: ``dev= len= reason:``), by regex: ``colon`` forces
+    the ``key: VALUE`` pass (None: when any row has one)."""
+    import pyarrow.compute as pc
+
+    sig = pc.replace_substring_regex(body, r"=\S*", "=")
+    if colon or (colon is None and pc.any(pc.match_substring(sig, ": ")).as_py()):
+        sig = pc.replace_substring_regex(sig, r"(^| )(\w+): \S*", "\\1\\2:")
+    return sig
+
+
+def _signatures(body) -> tuple[Any, tuple[np.ndarray, Any] | None]:
+    """:func:`_regex_signatures` of every row, without the regexes over the rows of the most
+    common clean template of a sample (nearly all rows of an event, whose fields the kernel
+    prints with one format): a row has that template's text exactly when its space-separated
+    tokens are, in order, ``key=`` + a value (and ``key:`` then a value token) and it holds no
+    other whitespace. Also returns those rows (bool) and their tokens (flattened), or None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(body)
+    if n < 2 * _SAMPLE:
+        return _regex_signatures(body), None
+    sample = _regex_signatures(body.slice(0, _SAMPLE)).to_pylist()
+    counts: dict[str, int] = {}
+    for u in sample:
+        if u is not None:
+            counts[u] = counts.get(u, 0) + 1
+    u0, keys = None, ()
+    for u in sorted(counts, key=lambda v: -counts[v]):
+        ks = tuple((m.group(1), m.group(2)) for m in _RX_KEYS.finditer(u))
+        if ks and " ".join(k + sep for k, sep in ks) == u:
+            u0, keys = u, ks
+            break
+    if u0 is None:
+        return _regex_signatures(body), None
+    tok = pc.split_pattern(body, " ")
+    ok = pc.fill_null(pc.equal(pc.list_value_length(tok),
+                               sum(2 if sep == ":" else 1 for _k, sep in keys)), False)
+    ok = pc.and_not(ok, pc.fill_null(pc.match_substring_regex(body, "[\t\n\r\f]"), True))
+    rows = pc.filter(tok, ok)
+    m = len(rows)
+    if not m:
+        return _regex_signatures(body), None
+    flat = pc.list_flatten(rows)
+    width = len(flat) // m
+    good = np.ones(m, dtype=bool)
+    j = 0
+    for k, sep in keys:
+        t = flat.take(np.arange(j, m * width, width))
+        good &= (pc.starts_with(t, k + "=") if sep == "=" else pc.equal(t, k + ":")
+                 ).to_numpy(zero_copy_only=False)
+        j += 2 if sep == ":" else 1
+    hit = np.zeros(n, dtype=bool)
+    hit[np.flatnonzero(ok.to_numpy(zero_copy_only=False))[good]] = True
+    split = (hit, flat if good.all() else pc.list_flatten(pc.filter(rows, pa.array(good))))
+    rest = np.flatnonzero(~hit)
+    out = pa.repeat(pa.scalar(u0, body.type), n)
+    if not len(rest):
+        return out, split
+    colon = ": " in u0 or None          # (the regex pass over all rows would have run)
+    miss = _regex_signatures(body.take(rest), colon).cast(body.type)
+    if isinstance(miss, pa.ChunkedArray):
+        miss = miss.combine_chunks()
+    return pc.replace_with_mask(out, pa.array(~hit), miss), split
+
+
 def _split_fields(arr, keys: tuple[tuple[str, str], ...], where: np.ndarray,
-                  pieces: dict[str, list[tuple[np.ndarray, object]]]) -> None:
+                  pieces: dict[str, list[tuple[np.ndarray, object]]], flat: Any = None
+                  ) -> np.ndarray:
     """Field values of rows whose values hold no spaces (pyarrow kernels: split on spaces,
     take every n-th token, cut the ``key=`` prefix) as ``(where, values)`` into
-    ``pieces[key]`` (pyarrow arrays)."""
+    ``pieces[key]`` (pyarrow arrays). ``flat``: the rows' tokens if split already. Returns
+    which rows were read (bool): those with as many tokens as the template has."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     ntok = sum(2 if sep == ":" else 1 for _k, sep in keys)
-    tok = pc.split_pattern(arr, " ")
-    flat = pc.list_flatten(tok)
-    n = len(arr)
-    if len(flat) != n * ntok:          # (cannot happen for a clean template; be safe)
-        raise ValueError("token count")
+    done = np.ones(len(arr), dtype=bool)
+    if flat is None:
+        tok = pc.split_pattern(arr, " ")
+        done = pc.equal(pc.list_value_length(tok), ntok).to_numpy(zero_copy_only=False)
+        if not done.all():
+            tok = tok.filter(pa.array(done))
+            where = where[done]
+        flat = pc.list_flatten(tok)
+    n = len(where)
     j = 0
     for k, sep in keys:
         if sep == ":":
@@ -144,6 +222,7 @@ def _split_fields(arr, keys: tuple[tuple[str, str], ...], where: np.ndarray,
             col = pc.utf8_slice_codeunits(flat.take(np.arange(j, n * ntok, ntok)), len(k) + 1)
             j += 1
         pieces[k].append((where, col))
+    return done
 
 
 def events_named(events: pd.DataFrame, event: str) -> pd.DataFrame:
