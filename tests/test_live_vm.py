@@ -24,19 +24,21 @@ import os
 import re
 import sys
 import time
+import warnings
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from live.vm import VMError, find_kernels, run_in_vm
+from live.vm import VMBootError, VMError, find_kernels, run_in_vm
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = float(os.environ.get("FTRACEKIT_LIVE_TIMEOUT", "1500"))
 CPUS = int(os.environ.get("FTRACEKIT_LIVE_CPUS", "2"))
 STALL_S = float(os.environ.get("FTRACEKIT_LIVE_STALL_S", "600"))
+BOOT_ATTEMPTS = 3       # boots of a VM that ended before its script started (see _run_guest)
 
 #: Tests that must PASS on every kernel ("[mode]" variants listed separately below).
 REQUIRED = {
@@ -126,6 +128,7 @@ class GuestRun:
     returncode: int | None = None
     error: str = ""
     elapsed_s: float = 0.0
+    boot_failures: list[str] = field(default_factory=list)
 
     @property
     def log(self) -> str:
@@ -189,16 +192,32 @@ def _run_guest(run: GuestRun, heavy: bool, tests: str = "tests/live") -> GuestRu
         return None
 
     t0 = time.monotonic()
-    try:
-        cp = run_in_vm(script, kernel=run.kernel, rwdir=run.rwdir, timeout=TIMEOUT_S, cpus=CPUS,
-                       watchdog=stalled)
-        run.returncode = cp.returncode
-        if not log.exists():
-            run.error = f"no guest log; vng said:\n{cp.stdout[-3000:]}\n{cp.stderr[-3000:]}"
-    except VMError as err:
-        run.error = f"{err}\n{err.stdout[-3000:]}\n{err.stderr[-3000:]}"
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        try:
+            cp = run_in_vm(script, kernel=run.kernel, rwdir=run.rwdir, timeout=TIMEOUT_S,
+                           cpus=CPUS, watchdog=stalled)
+            run.returncode = cp.returncode
+            if not log.exists():
+                run.error = f"no guest log; vng said:\n{cp.stdout[-3000:]}\n{cp.stderr[-3000:]}"
+        except VMBootError as err:
+            # (an emulated boot fails now and then before the script starts: nothing of the
+            # suite ran, so it is booted again; the failures are kept and reported)
+            run.boot_failures.append(f"attempt {attempt}: {err}")
+            if attempt < BOOT_ATTEMPTS:
+                last.update(size=-1, at=time.monotonic())
+                continue
+            run.error = "; ".join(run.boot_failures) + f"\n{err.stdout[-3000:]}\n{err.stderr[-3000:]}"
+        except VMError as err:
+            run.error = f"{err}\n{err.stdout[-3000:]}\n{err.stderr[-3000:]}"
+        break
     run.elapsed_s = time.monotonic() - t0
     return run
+
+
+def _warn_boot_failures(run: GuestRun) -> None:
+    if run.boot_failures:
+        warnings.warn(f"VM {run.kernel}: booted again after {len(run.boot_failures)} failed "
+                      "boot(s): " + "; ".join(run.boot_failures), stacklevel=2)
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +237,7 @@ def test_packet_suite_on_a_funcgraph_args_kernel(tmp_path_factory) -> None:
                     "FTRACEKIT_LIVE_KERNELS chose the kernels")
     run = _run_guest(GuestRun(ARGS_KERNEL, tmp_path_factory.mktemp("vm-args")), heavy=False,
                      tests="tests/live/test_packets_live.py")
+    _warn_boot_failures(run)
     assert not run.error, f"VM ({ARGS_KERNEL}): {run.error}\n--- guest output ---\n{run.log[-8000:]}"
     results = run.results()
     assert results.get("test_packets_calls_and_events_joined") == "passed", (
@@ -231,6 +251,7 @@ def test_live_suite_in_vm(kernel: str, guest_runs, record_property) -> None:
                     "qemu-system-x86 busybox-static (or FTRACEKIT_SKIP_LIVE=1)")
     run = guest_runs[kernel]
     guest = run.log
+    _warn_boot_failures(run)
     assert not run.error, f"VM ({kernel}): {run.error}\n--- guest output ---\n{guest[-8000:]}"
     results = run.results()
     passed = {name for name, status in results.items() if status == "passed"}
@@ -253,3 +274,37 @@ def test_live_suite_in_vm(kernel: str, guest_runs, record_property) -> None:
     assert run.returncode == 0 and not bad and not missing, (
         f"guest suite on {kernel} (exit {run.returncode}): failed {bad}; required but not "
         f"passed {missing}\n{run.failures()}\n--- guest output ---\n{guest[-8000:]}")
+
+
+def test_a_boot_that_never_started_the_script_is_booted_again(tmp_path, monkeypatch) -> None:
+    """A failed emulated boot (the VM ended before the script started) is retried, up to
+    BOOT_ATTEMPTS boots; a run whose script did start is never repeated."""
+    import subprocess
+
+    calls = []
+
+    def fake(script, *, kernel, rwdir, **kw):
+        calls.append(kernel)
+        if len(calls) < 3:
+            raise VMBootError(f"VM with kernel {kernel} never started the script (vng exit 255)")
+        (Path(rwdir) / "guest.log").write_text("ok\n")
+        return subprocess.CompletedProcess([], 0, "", "")
+
+    monkeypatch.setattr(sys.modules[__name__], "run_in_vm", fake)
+    run = _run_guest(GuestRun("k1", tmp_path), heavy=False)
+    assert len(calls) == 3 and not run.error and run.returncode == 0
+    assert len(run.boot_failures) == 2
+
+    calls.clear()
+    monkeypatch.setattr(sys.modules[__name__], "BOOT_ATTEMPTS", 2)
+    run = _run_guest(GuestRun("k2", tmp_path / "x"), heavy=False)
+    assert len(calls) == 2 and "never started" in run.error and len(run.boot_failures) == 2
+
+    def fails_later(script, *, kernel, rwdir, **kw):
+        calls.append(kernel)
+        raise VMError("VM run with kernel k3 timed out after 1 s (killed)")
+
+    calls.clear()
+    monkeypatch.setattr(sys.modules[__name__], "run_in_vm", fails_later)
+    run = _run_guest(GuestRun("k3", tmp_path), heavy=False)
+    assert len(calls) == 1 and "timed out" in run.error and not run.boot_failures

@@ -79,6 +79,10 @@ class VMError(Exception):
         self.stderr = stderr
 
 
+class VMBootError(VMError):
+    """The VM ended before the script started: nothing of the script ran (a failed boot)."""
+
+
 def _version_key(version: str):
     parts = re.split(r"(\d+)", version)
     return [(0, int(p)) if p.isdigit() else (1, p) for p in parts if p != ""]
@@ -298,7 +302,7 @@ def run_in_vm(
             proc.wait()
             raise
         if not marker.exists():
-            raise VMError(
+            raise VMBootError(
                 f"VM with kernel {kernel} never started the script (vng exit {proc.returncode}): "
                 f"{_last_line(err) or _last_line(out) or 'no output'}", out, err
             )
