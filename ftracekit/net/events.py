@@ -163,19 +163,18 @@ def _signatures(body) -> tuple[Any, tuple[np.ndarray, Any] | None]:
     if u0 is None:
         return _regex_signatures(body), None
     tok = pc.split_pattern(body, " ")
-    ok = pc.fill_null(pc.equal(pc.list_value_length(tok),
-                               sum(2 if sep == ":" else 1 for _k, sep in keys)), False)
+    ntok = _n_tokens(keys)
+    ok = pc.fill_null(pc.equal(pc.list_value_length(tok), ntok), False)
     ok = pc.and_not(ok, pc.fill_null(pc.match_substring_regex(body, "[\t\n\r\f]"), True))
     rows = pc.filter(tok, ok)
     m = len(rows)
     if not m:
         return _regex_signatures(body), None
     flat = pc.list_flatten(rows)
-    width = len(flat) // m
     good = np.ones(m, dtype=bool)
     j = 0
     for k, sep in keys:
-        t = flat.take(np.arange(j, m * width, width))
+        t = flat.take(np.arange(j, m * ntok, ntok))
         good &= (pc.starts_with(t, k + "=") if sep == "=" else pc.equal(t, k + ":")
                  ).to_numpy(zero_copy_only=False)
         j += 2 if sep == ":" else 1
@@ -193,6 +192,12 @@ def _signatures(body) -> tuple[Any, tuple[np.ndarray, Any] | None]:
     return pc.replace_with_mask(out, pa.array(~hit), miss), split
 
 
+def _n_tokens(keys: tuple[tuple[str, str], ...]) -> int:
+    """Space-separated tokens of a clean row of the template: ``key=value`` is one, ``key:
+    VALUE`` two."""
+    return sum(2 if sep == ":" else 1 for _k, sep in keys)
+
+
 def _split_fields(arr, keys: tuple[tuple[str, str], ...], where: np.ndarray,
                   pieces: dict[str, list[tuple[np.ndarray, object]]], flat: Any = None
                   ) -> np.ndarray:
@@ -203,7 +208,7 @@ def _split_fields(arr, keys: tuple[tuple[str, str], ...], where: np.ndarray,
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    ntok = sum(2 if sep == ":" else 1 for _k, sep in keys)
+    ntok = _n_tokens(keys)
     done = np.ones(len(arr), dtype=bool)
     if flat is None:
         tok = pc.split_pattern(arr, " ")

@@ -25,6 +25,25 @@ def ranges_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts.astype(np.int64, copy=False) - offs, lengths) + np.arange(total)
 
 
+def gather_texts(mem: bytes, buf: np.ndarray, lo: int, hi: int, a: np.ndarray, b: np.ndarray,
+                 nl: np.ndarray) -> list[str]:
+    """The texts ``mem[a:b]`` (decoded) of lines within ``mem[lo:hi]`` whose newlines are at
+    ``nl``: sliced from the decoded span when it is ASCII (byte offsets are then character
+    offsets), else gathered newline-separated and split."""
+    if not len(a):
+        return []
+    if int(buf[lo:hi].max()) < 128:
+        text = mem[lo:hi].decode("ascii")
+        return [text[x:y] for x, y in zip((a - lo).tolist(), (b - lo).tolist())]
+    seg_s = np.empty(2 * len(a), dtype=np.int64)
+    seg_l = np.empty(2 * len(a), dtype=np.int64)
+    seg_s[0::2], seg_s[1::2] = a, nl
+    seg_l[0::2], seg_l[1::2] = b - a, 1
+    out = buf[ranges_index(seg_s, seg_l)].tobytes().decode("utf-8", "replace").split("\n")
+    out.pop()
+    return out
+
+
 def _paren_positions(buf: np.ndarray, lo: int, hi: int, code: int) -> np.ndarray:
     pos = np.flatnonzero(buf[lo:hi] == code)
     pos += lo
@@ -83,12 +102,7 @@ def split_args(mem: bytes, buf: np.ndarray, bs: np.ndarray, e: np.ndarray, pad: 
     clen = n_head + n_tail
     bs2[rows] = base + np.cumsum(clen) - clen
     blen2[rows] = np.where(good, clen - 1, 0)
-    # argument texts, one per row, newline-separated
+    # argument texts, one per row
     a0 = p + 1
-    alen = np.where(good, q - a0, 0)
-    seg_start[0::2], seg_start[1::2] = a0, er
-    seg_len[0::2], seg_len[1::2] = alen, 1
-    texts = buf[ranges_index(seg_start, seg_len)].tobytes().decode("utf-8", "replace")
-    out = texts.split("\n")
-    out.pop()
+    out = gather_texts(mem, buf, lo, hi, a0, np.where(good, q, a0), er)
     return bmem, bs2, blen2, rows, out

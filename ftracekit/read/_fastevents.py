@@ -19,7 +19,7 @@ import re
 
 import numpy as np
 
-from ._argscan import ranges_index
+from ._argscan import gather_texts
 from ._swar import (
     _H1, _HMUL, _LOW, _SP, _X0F, _X80, _ctz_bytes, _digit_bytes, _swar8, _zero_bytes,
 )
@@ -177,7 +177,7 @@ def scan_events(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarra
     no_name = np.full(len(acc), -1, dtype=np.int64)            # (events: no func, module)
     refs = (key["comm"][sel], no_name, no_name)
     # texts: "event: fields", one per accepted line
-    texts = _texts(mem, buf, lo, hi, n0[acc], e2[acc], e[acc])
+    texts = gather_texts(mem, buf, lo, hi, n0[acc], e2[acc], e[acc])
     side = {"comments": (acc, texts)}
     lat_ids = lat["lat"][sel]
     has_lat = lat_ids >= 0
@@ -201,24 +201,6 @@ def _first_space(u8: np.ndarray, pos: np.ndarray, n_words: int) -> np.ndarray:
         hit = todo[found]
         out[hit] = at[found] + _ctz_bytes(z[found])
         todo, at = todo[~found], at[~found] + 8
-    return out
-
-
-def _texts(mem: bytes, buf: np.ndarray, lo: int, hi: int, a: np.ndarray, b: np.ndarray,
-           nl: np.ndarray) -> list[str]:
-    """The texts ``mem[a:b]`` (decoded): sliced from the decoded block when it is ASCII (byte
-    offsets are then character offsets), else gathered newline-separated and split."""
-    if not len(a):
-        return []
-    if int(buf[lo:hi].max()) < 128:
-        text = mem[lo:hi].decode("ascii")
-        return [text[x:y] for x, y in zip((a - lo).tolist(), (b - lo).tolist())]
-    seg_s = np.empty(2 * len(a), dtype=np.int64)
-    seg_l = np.empty(2 * len(a), dtype=np.int64)
-    seg_s[0::2], seg_s[1::2] = a, nl
-    seg_l[0::2], seg_l[1::2] = b - a, 1
-    out = buf[ranges_index(seg_s, seg_l)].tobytes().decode("utf-8", "replace").split("\n")
-    out.pop()
     return out
 
 

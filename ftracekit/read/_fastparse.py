@@ -50,7 +50,7 @@ from ._swar import (
     _ALL, _BODY_MASKS, _DOTS, _H1, _HIGH80, _HMUL, _LOW, _MARK_OK, _POW10, _SP, _U, _X0F, _X30,
     _X46, _X80, _ctz_bytes, _digit_bytes, _swar8, _zero_bytes,
 )
-from ._argscan import ranges_index, split_args
+from ._argscan import gather_texts, split_args
 from ._fastevents import scan_events
 from ._templates import (
     _State, _Template, _fill_misses, _lookup_info, _make_template, _movemask, _resolve, _state,
@@ -413,7 +413,7 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
         sub = _resolve(state.long_table, hl, lwords, interpret_body(long_rows), state.lock)
         for f in info:
             info[f][long_rows] = sub[f]
-    ok &= info["ok"] | cmt if has_cmt else info["ok"]
+    ok &= (info["ok"] | cmt) if has_cmt else info["ok"]
     # Key windows (cpu / proc / latency): masked words, hashed, looked up / interpreted.
     kinfo = None
     if tpl.key is not None:
@@ -491,28 +491,24 @@ def _scan_template(mem: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.nda
         cols["dur"] = np.where(c, np.nan, cols["dur"])
         refs = (refs[0], np.where(c, -1, refs[1]), np.where(c, -1, refs[2]))
         kept = ok[cmt]
-        side["comments"] = (idx[cmt][kept], _comment_texts(buf, cmt_bs[kept], e[cmt][kept]))
+        side["comments"] = (idx[cmt][kept], _comment_texts(mem, buf, cmt_bs[kept], e[cmt][kept]))
     return (acc, cols, refs, side), mismatch
 
 
-def _comment_texts(buf: np.ndarray, bs: np.ndarray, e: np.ndarray) -> list[str]:
-    """The texts of comment bodies ``[bs, e)`` (each starts with ``/*``) as the exact parser's
-    ``_RE_COMMENT`` takes them: after ``/*`` and one optional space, without a closing ``*/``
-    (and one space before it) that does not overlap the opening."""
+def _comment_texts(mem: bytes, buf: np.ndarray, bs: np.ndarray, e: np.ndarray) -> list[str]:
+    """The texts of comment bodies ``[bs, e)`` (each starts with ``/*``; ``e``: the line's
+    newline) as the exact parser's ``_RE_COMMENT`` takes them: after ``/*`` and one optional
+    space, without a closing ``*/`` (and one space before it) that does not overlap the
+    opening."""
+    if not len(bs):
+        return []
     t0 = bs + 2
     t0 += buf[t0] == _SPACE
     te = e.copy()
     close = (buf[e - 2] == _STAR) & (buf[e - 1] == _SLASH) & (e - 2 >= t0)
     te -= 2 * close
     te -= close & (te - 1 >= t0) & (buf[te - 1] == _SPACE)
-    n = len(bs)
-    seg_start = np.empty(2 * n, dtype=np.int64)
-    seg_len = np.empty(2 * n, dtype=np.int64)
-    seg_start[0::2], seg_start[1::2] = t0, e            # (each text, then its newline)
-    seg_len[0::2], seg_len[1::2] = np.maximum(te - t0, 0), 1
-    out = buf[ranges_index(seg_start, seg_len)].tobytes().decode("utf-8", "replace").split("\n")
-    out.pop()
-    return out
+    return gather_texts(mem, buf, int(bs.min()), int(e.max()), t0, te, e)
 
 
 # ---------------------------------------------------------------------------------------------
