@@ -40,7 +40,18 @@ from ._pages import Scratch, gather_field, gather_u32, walk_pages
 from ._symbols import Symbols
 from .records import DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, Interner, LineRecords
 
-__all__ = ["decode_records", "BLOCK_BYTES"]
+try:            # the compiled walk (``_cpages.c``, built when a C compiler was there)
+    from . import _cpages as _compiled
+except ImportError:                                          # pragma: no cover
+    _compiled = None
+if _compiled is not None and (_compiled.K_ENTRY, _compiled.K_EXIT, _compiled.K_COMMENT) != (
+        K_ENTRY, K_EXIT, K_COMMENT):                         # pragma: no cover
+    _compiled = None
+#: Whether blocks are decoded by the compiled walk (tests and benchmarks switch it off to use
+#: the numpy walk, which gives the same records).
+COMPILED = _compiled is not None
+
+__all__ = ["decode_records", "BLOCK_BYTES", "COMPILED"]
 
 #: Pages are decoded in blocks of this size (a buffer reused for compressed input).
 BLOCK_BYTES = 8 << 20
@@ -137,9 +148,12 @@ class _Decoder:
         else:
             full = (addr_hi.astype(np.uint64) << np.uint64(32)) | addr_lo
             local, full = pd.factorize(full, sort=False)
+        return self._lut(full), local
+
+    def _lut(self, full: np.ndarray) -> np.ndarray:
+        """The dense codes of the distinct addresses ``full`` (new ones get the next codes)."""
         table = self.addr_code
-        lut = np.array([table.setdefault(a, len(table)) for a in full.tolist()], dtype=np.int32)
-        return lut, local
+        return np.array([table.setdefault(a, len(table)) for a in full.tolist()], dtype=np.int32)
 
     def _field(self, words: np.ndarray, w: np.ndarray, name: str, x: np.ndarray | None
                ) -> np.ndarray:
@@ -159,6 +173,68 @@ class _Decoder:
         self.stream.reserve(self.n + n_bytes // page_size * ((page_size - 16) // 12))
 
     def block(self, buf: Any, cpu_slot: int, page_size: int) -> int:
+        """Decode the whole pages of ``buf`` (bytes-like) of CPU slot ``cpu_slot`` into the
+        stream's next rows; returns how many events they held."""
+        if COMPILED and _compiled is not None:
+            return self._block_compiled(buf, cpu_slot, page_size)
+        return self._block_numpy(buf, cpu_slot, page_size)
+
+    def _block_compiled(self, buf: Any, cpu_slot: int, page_size: int) -> int:
+        """:meth:`block` by the compiled walk (``_cpages.c``): pages to columns in one pass."""
+        mv = memoryview(buf).cast("B")
+        n_pages = len(mv) // page_size
+        # (the most events a page holds: each takes 12 bytes or more, the last may start in
+        # the page's last data word)
+        cap = n_pages * ((page_size // 4 - 4 + 2) // 3)
+        out = self.stream.slots(cap)
+        addr = self.scratch.get("addr", (cap,)).view(np.uint64)
+        n, others, lost = _compiled.decode(
+            mv, page_size, self.kind_of, (self.need_ent, self.need_exit), self._layout(),
+            out["ts"], out["kind"], out["pid"], out["depth"], out["dur"], out.get("retval"),
+            addr)
+        self.lost.extend(cnt for _, cnt in lost)
+        if not n:
+            return 0
+        kind = out["kind"][:n]
+        func = out["func"][:n]
+        if others:
+            g = np.flatnonzero(kind != K_COMMENT)
+            a, is_exit = addr[g], kind[g] == K_EXIT
+        else:
+            a, is_exit = addr[:n], kind == K_EXIT
+        local, uniq = pd.factorize(a, sort=False)
+        lut = self._lut(uniq)
+        self._note_seen(cpu_slot, lut, local, is_exit)
+        if others:
+            func.fill(-1)
+            func[g] = lut[local]
+        else:
+            np.take(lut, local, out=func, mode="clip")
+        self.stream.n += n
+        self.other.extend((self.n + i, t, raw) for i, t, raw in others)
+        self.n += n
+        return n
+
+    def _layout(self) -> tuple:
+        """The graph fields for the compiled walk: (offset, size, signed) or None each."""
+        def f(fmt: EventFormat, name: str) -> tuple[int, int, bool] | None:
+            fd = fmt.fields.get(name)
+            return None if fd is None else (fd.offset, fd.size, bool(fd.signed))
+
+        return (f(self.ent, "func"), f(self.exit, "func"), f(self.ent, "depth"),
+                f(self.exit, "depth"), f(self.exit, "calltime"), f(self.exit, "rettime"),
+                None if self.retval is None else f(self.exit, "retval"))
+
+    def _note_seen(self, cpu_slot: int, lut: np.ndarray, local: np.ndarray, is_exit: np.ndarray
+                   ) -> None:
+        """Which codes this CPU's entries and exits use (the order names are interned in)."""
+        used = np.bincount(local * 2 + is_exit, minlength=2 * len(lut)).reshape(-1, 2) > 0
+        ent_seen, exit_seen = self.seen[cpu_slot]
+        ent_seen.update(lut[used[:, 0]].tolist())
+        exit_seen.update(lut[used[:, 1]].tolist())
+
+    def _block_numpy(self, buf: Any, cpu_slot: int, page_size: int) -> int:
+        """:meth:`block` by the numpy walk (:mod:`._pages`): the definition of the records."""
         words = np.frombuffer(buf, dtype=np.uint32, count=len(buf) // page_size * page_size // 4)
         ev = walk_pages(words, page_size, self.scratch)
         n = len(ev.word)
@@ -171,13 +247,10 @@ class _Decoder:
         etype = gather_u32(words, w, 0) & np.uint32(0xFFFF)
         kind = np.take(self.kind_of, etype, out=out["kind"], mode="clip")
         np.take(words[1:], w, out=out["pid"].view(np.uint32), mode="clip")
-        # A graph event too short for its fields (corrupt data) would make the gathers read past
-        # the buffer at its end: there, such events become comments.
-        tail = int(np.searchsorted(w, len(words) - self.need // 4 - 2))
-        if tail < n:
-            kt = kind[tail:]
-            short = ev.length[tail:] < np.where(kt == K_EXIT, self.need_exit, self.need_ent)
-            kt[short & (kt != K_COMMENT)] = K_COMMENT
+        # A graph event too short for its fields (corrupt data) is a comment (its fields would
+        # be read from the events after it, or past the buffer at its end).
+        short = ev.length < np.where(kind == K_EXIT, self.need_exit, self.need_ent)
+        kind[short & (kind != K_COMMENT)] = K_COMMENT
         graph = kind != K_COMMENT
         g = None if graph.all() else np.flatnonzero(graph)
         wg = w if g is None else w[g]
@@ -192,11 +265,7 @@ class _Decoder:
             lo, hi = (a & np.uint64(0xFFFFFFFF)).astype(np.uint32), (a >> np.uint64(32)).astype(np.uint32)
         lut, local = self._codes(lo, hi)
         del lo, hi
-        # which codes this CPU's entries and exits use (the order names are interned in)
-        used = np.bincount(local * 2 + is_exit, minlength=2 * len(lut)).reshape(-1, 2) > 0
-        ent_seen, exit_seen = self.seen[cpu_slot]
-        ent_seen.update(lut[used[:, 0]].tolist())
-        exit_seen.update(lut[used[:, 1]].tolist())
+        self._note_seen(cpu_slot, lut, local, is_exit)
         df, dx = self.ent.fields["depth"], self.exit.fields["depth"]
         if (df.offset, df.size) == (dx.offset, dx.size) and df.size == 4 and df.offset % 4 == 0:
             depth = gather_u32(words, wg, df.offset // 4)
@@ -521,7 +590,7 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
     funcs, modules = Interner(), Interner()
     flut, mlut = _intern_functions(dec, symbols, funcs, modules)
     cols["module"] = mlut[glob] if (mlut >= 0).any() else _constant("module", n_rows)
-    cols["func"] = np.take(flut, glob, out=glob)
+    cols["func"] = np.take(flut, glob, out=glob, mode="wrap")       # (-1: "none", the last slot; not "raise": it buffers)
     del glob
     comms = Interner()
     cols["comm"] = _comms(pid, cmdlines, comms, spare.pop("pid")[:n_rows])   # (int32, done with)

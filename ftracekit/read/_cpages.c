@@ -1,0 +1,292 @@
+/* Ring-buffer pages -> typed event columns in one pass: the compiled form of
+ * ftracekit/read/_pages.py (walk_pages) and of the field gathers of _Decoder.block
+ * (ftracekit/read/_decode.py), which stay the definition and the fallback.
+ *
+ * Page layout (kernel/trace/ring_buffer.c): u64 time stamp, u64 commit (data size in the low
+ * 27 bits; bit 31 "events were lost before this page", bit 30 "and their count is stored after
+ * the data"), then the data: 32-bit headers, type_len (5 bits) and time_delta (27 bits);
+ * type_len 1-28 = payload of 4*type_len bytes, 0 = payload length in the next word, 29 =
+ * padding, 30 = time extend, 31 = absolute time stamp.  Every header is walked in order, as
+ * walk_pages_sequential does; each data event is then reduced at once to its columns.
+ *
+ * Only the Python buffer protocol is used (no numpy headers): the inputs are bytes-like, the
+ * outputs writable C-contiguous buffers (numpy arrays) the caller sized.  The walk runs without
+ * the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#define COMMIT_MASK ((1u << 27) - 1)
+#define MISSED_EVENTS (1ull << 31)
+#define MISSED_STORED (1ull << 30)
+
+/* kinds of ftracekit.read.records (K_ENTRY, K_EXIT, K_COMMENT) */
+#define K_ENTRY 0
+#define K_EXIT 2
+#define K_COMMENT 3
+
+typedef struct { Py_ssize_t off, size; int sign; } Field;   /* off < 0: absent */
+
+static uint64_t read_field(const uint8_t *p, const Field *f) {
+    const uint8_t *q = p + f->off;
+    switch (f->size) {
+    case 1: { uint8_t v = q[0]; return f->sign ? (uint64_t)(int64_t)(int8_t)v : v; }
+    case 2: { uint16_t v; memcpy(&v, q, 2); return f->sign ? (uint64_t)(int64_t)(int16_t)v : v; }
+    case 4: { uint32_t v; memcpy(&v, q, 4); return f->sign ? (uint64_t)(int64_t)(int32_t)v : v; }
+    case 8: { uint64_t v; memcpy(&v, q, 8); return v; }
+    default: return 0;     /* (as gather_field: zeros for other sizes) */
+    }
+}
+
+static int parse_field(PyObject *t, Field *f) {
+    if (t == Py_None) { f->off = -1; f->size = 0; f->sign = 0; return 1; }
+    return PyArg_ParseTuple(t, "nnp", &f->off, &f->size, &f->sign);
+}
+
+typedef struct { Py_ssize_t index, offset, length; uint16_t etype; } Other;
+typedef struct { Py_ssize_t index; int64_t count; } Lost;
+
+typedef struct {
+    void *p; Py_ssize_t n;      /* grows by doubling; n in elements */
+    Py_ssize_t cap;
+} Vec;
+
+static int vec_push(Vec *v, const void *item, size_t isz) {
+    if (v->n == v->cap) {
+        Py_ssize_t cap = v->cap ? 2 * v->cap : 64;
+        void *q = realloc(v->p, cap * isz);
+        if (!q) return 0;
+        v->p = q; v->cap = cap;
+    }
+    memcpy((char *)v->p + v->n * isz, item, isz);
+    v->n++;
+    return 1;
+}
+
+static int get_out(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, const char *name) {
+    if (PyObject_GetBuffer(o, b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return 0;
+    if (b->itemsize != itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s: items of %zd bytes expected", name, itemsize);
+        PyBuffer_Release(b);
+        b->obj = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(decode_doc,
+"decode(pages, page_size, kind_of, need, fields, ts, kind, pid, depth, dur, retval, addr)\n"
+"-> (n, others, lost)\n\n"
+"Walk all whole pages of ``pages`` and write each data event (payload >= 8 bytes, inside the\n"
+"buffer) to row i of the outputs: ts (int64 ns), kind (int8: kind_of[type & 0xFFFF], a\n"
+"graph event shorter than need[kind] bytes becomes K_COMMENT), pid (int32), depth (int16,\n"
+"-1 for comments), dur (float64 us, exits; NaN otherwise), retval (int64, exits; 0\n"
+"otherwise; None: not written), addr (uint64 function address; 0 for comments).\n"
+"fields: (func_entry, func_exit, depth_entry, depth_exit, calltime, rettime, retval), each\n"
+"(offset, size, signed) or None. others: [(i, type, payload bytes)] of the comments;\n"
+"lost: [(index of the page's first event, count or -1)].");
+
+static PyObject *decode(PyObject *self, PyObject *args) {
+    Py_buffer in = {0}, kb = {0};
+    Py_ssize_t page_size, need_ent, need_exit;
+    PyObject *fields, *o_ts, *o_kind, *o_pid, *o_depth, *o_dur, *o_ret, *o_addr;
+    if (!PyArg_ParseTuple(args, "y*ny*(nn)OOOOOOOO", &in, &page_size, &kb, &need_ent,
+                          &need_exit, &fields, &o_ts, &o_kind, &o_pid, &o_depth, &o_dur,
+                          &o_ret, &o_addr))
+        return NULL;
+    PyObject *result = NULL;
+    Py_buffer b_ts = {0}, b_kind = {0}, b_pid = {0}, b_depth = {0}, b_dur = {0}, b_ret = {0},
+              b_addr = {0};
+    Vec others = {0}, lost = {0};
+    Field fe, fx, de, dx, ct, rt, rv;
+    if (page_size < 32 || page_size % 4 || kb.len < 65536) {
+        PyErr_SetString(PyExc_ValueError, "page_size or kind_of");
+        goto done;
+    }
+    if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) != 7) {
+        PyErr_SetString(PyExc_ValueError, "fields: a tuple of 7");
+        goto done;
+    }
+    if (!parse_field(PyTuple_GET_ITEM(fields, 0), &fe) || !parse_field(PyTuple_GET_ITEM(fields, 1), &fx)
+        || !parse_field(PyTuple_GET_ITEM(fields, 2), &de) || !parse_field(PyTuple_GET_ITEM(fields, 3), &dx)
+        || !parse_field(PyTuple_GET_ITEM(fields, 4), &ct) || !parse_field(PyTuple_GET_ITEM(fields, 5), &rt)
+        || !parse_field(PyTuple_GET_ITEM(fields, 6), &rv))
+        goto done;
+    {   /* every field must lie inside the payload its kind needs */
+        Field *ent[] = {&fe, &de}, *ext[] = {&fx, &dx, &ct, &rt, &rv};
+        for (int i = 0; i < 2; i++)
+            if (ent[i]->off >= 0 && (ent[i]->off + ent[i]->size > need_ent)) goto bad_need;
+        for (int i = 0; i < 5; i++)
+            if (ext[i]->off >= 0 && (ext[i]->off + ext[i]->size > need_exit)) goto bad_need;
+        if (fe.off < 0 || fx.off < 0 || de.off < 0 || dx.off < 0) goto bad_need;
+    }
+    if (!get_out(o_ts, &b_ts, 8, "ts") || !get_out(o_kind, &b_kind, 1, "kind")
+        || !get_out(o_pid, &b_pid, 4, "pid") || !get_out(o_depth, &b_depth, 2, "depth")
+        || !get_out(o_dur, &b_dur, 8, "dur") || !get_out(o_addr, &b_addr, 8, "addr"))
+        goto done;
+    if (o_ret != Py_None && !get_out(o_ret, &b_ret, 8, "retval")) goto done;
+    Py_ssize_t cap = b_ts.len / 8;
+    if (b_kind.len < cap) cap = b_kind.len;
+    if (b_pid.len / 4 < cap) cap = b_pid.len / 4;
+    if (b_depth.len / 2 < cap) cap = b_depth.len / 2;
+    if (b_dur.len / 8 < cap) cap = b_dur.len / 8;
+    if (b_addr.len / 8 < cap) cap = b_addr.len / 8;
+    if (b_ret.obj && b_ret.len / 8 < cap) cap = b_ret.len / 8;
+
+    const uint8_t *data = (const uint8_t *)in.buf;
+    const int8_t *kind_of = (const int8_t *)kb.buf;
+    Py_ssize_t nw = page_size / 4, n_pages = in.len / page_size;
+    int64_t total = (int64_t)n_pages * page_size;
+    int64_t *ts = (int64_t *)b_ts.buf, *ret = (int64_t *)b_ret.buf;
+    int8_t *kind = (int8_t *)b_kind.buf;
+    int32_t *pid = (int32_t *)b_pid.buf;
+    int16_t *depth = (int16_t *)b_depth.buf;
+    double *dur = (double *)b_dur.buf;
+    uint64_t *addr = (uint64_t *)b_addr.buf;
+    Py_ssize_t n = 0;
+    int overflow = 0, nomem = 0;
+    int has_dur = ct.off >= 0 && rt.off >= 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t pg = 0; pg < n_pages && !overflow && !nomem; pg++) {
+        const uint8_t *page = data + pg * page_size;
+        const uint32_t *w = (const uint32_t *)page;     /* (pages are 4-byte aligned in a
+                                                           buffer whose start is) */
+        uint64_t t, commit;
+        memcpy(&t, page, 8);
+        memcpy(&commit, page + 8, 8);
+        Py_ssize_t size = (Py_ssize_t)(commit & COMMIT_MASK);
+        if (size > page_size - 16) size = page_size - 16;
+        if (commit & MISSED_EVENTS) {
+            Lost l = {n, -1};
+            Py_ssize_t at = pg * page_size + 16 + size;
+            if ((commit & MISSED_STORED) && at + 8 <= (pg + 1) * page_size)
+                memcpy(&l.count, data + at, 8);
+            if (!vec_push(&lost, &l, sizeof l)) { nomem = 1; break; }
+        }
+        Py_ssize_t pos = 4, end = 4 + (size + 3) / 4;
+        while (pos < end) {
+            uint32_t h;
+            memcpy(&h, w + pos, 4);
+            uint32_t tl = h & 31, td = h >> 5;
+            uint32_t a0;
+            memcpy(&a0, w + (pos + 1 < nw - 1 ? pos + 1 : nw - 1), 4);
+            if (tl == 31)
+                t = ((uint64_t)a0 << 27) + td;
+            else if (tl == 30)
+                t += ((uint64_t)a0 << 27) + td;
+            else
+                t += td;
+            if (tl <= 28) {
+                int64_t ln, pw;
+                if (tl == 0) { ln = (int64_t)a0 - 4; pw = pos + 2; }
+                else { ln = 4 * (int64_t)tl; pw = pos + 1; }
+                int64_t off = (int64_t)pg * page_size + 4 * pw;
+                if (ln >= 8 && off + ln <= total) {
+                    if (n >= cap) { overflow = 1; break; }
+                    const uint8_t *p = data + off;
+                    uint32_t w0, w1;
+                    memcpy(&w0, p, 4);
+                    memcpy(&w1, p + 4, 4);
+                    uint16_t et = (uint16_t)(w0 & 0xFFFF);
+                    int k = kind_of[et];
+                    if ((k == K_EXIT && ln < need_exit) || (k == K_ENTRY && ln < need_ent))
+                        k = K_COMMENT;
+                    ts[n] = (int64_t)t;
+                    pid[n] = (int32_t)w1;
+                    if (ret) ret[n] = 0;
+                    dur[n] = NAN;
+                    if (k == K_ENTRY) {
+                        addr[n] = read_field(p, &fe);
+                        depth[n] = (int16_t)read_field(p, &de);
+                    } else if (k == K_EXIT) {
+                        addr[n] = read_field(p, &fx);
+                        depth[n] = (int16_t)read_field(p, &dx);
+                        if (has_dur) {
+                            uint64_t c = read_field(p, &ct), r = read_field(p, &rt);
+                            dur[n] = (double)(int64_t)(r - c) / 1000.0;
+                        }
+                        if (ret && rv.off >= 0) ret[n] = (int64_t)read_field(p, &rv);
+                    } else {
+                        k = K_COMMENT;
+                        addr[n] = 0;
+                        depth[n] = -1;
+                        Other ot = {n, (Py_ssize_t)off, (Py_ssize_t)ln, et};
+                        if (!vec_push(&others, &ot, sizeof ot)) { nomem = 1; break; }
+                    }
+                    kind[n] = (int8_t)k;
+                    n++;
+                }
+            }
+            if (tl == 29 && td == 0) break;
+            if (tl == 0 || tl == 29) {
+                Py_ssize_t adv = ((Py_ssize_t)a0 + 7) >> 2;
+                pos += adv > 1 ? adv : 1;
+            } else
+                pos += tl >= 30 ? 2 : 1 + tl;
+        }
+    }
+    Py_END_ALLOW_THREADS
+
+    if (nomem) { PyErr_NoMemory(); goto done; }
+    if (overflow) {
+        PyErr_SetString(PyExc_ValueError, "decode: more events than the outputs hold");
+        goto done;
+    }
+    {
+        PyObject *lo = PyList_New(others.n), *ll = NULL;
+        if (!lo) goto done;
+        for (Py_ssize_t i = 0; i < others.n; i++) {
+            Other *ot = (Other *)others.p + i;
+            PyObject *it = Py_BuildValue("(nIy#)", ot->index, (unsigned)ot->etype,
+                                         (const char *)data + ot->offset, ot->length);
+            if (!it) { Py_DECREF(lo); goto done; }
+            PyList_SET_ITEM(lo, i, it);
+        }
+        ll = PyList_New(lost.n);
+        if (!ll) { Py_DECREF(lo); goto done; }
+        for (Py_ssize_t i = 0; i < lost.n; i++) {
+            Lost *l = (Lost *)lost.p + i;
+            PyObject *it = Py_BuildValue("(nL)", l->index, (long long)l->count);
+            if (!it) { Py_DECREF(lo); Py_DECREF(ll); goto done; }
+            PyList_SET_ITEM(ll, i, it);
+        }
+        result = Py_BuildValue("(nNN)", n, lo, ll);
+    }
+    goto done;
+bad_need:
+    PyErr_SetString(PyExc_ValueError, "fields: a graph field outside its event's payload");
+done:
+    free(others.p);
+    free(lost.p);
+    PyBuffer_Release(&in);
+    PyBuffer_Release(&kb);
+    Py_buffer *outs[] = {&b_ts, &b_kind, &b_pid, &b_depth, &b_dur, &b_ret, &b_addr};
+    for (int i = 0; i < 7; i++)
+        if (outs[i]->obj) PyBuffer_Release(outs[i]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"decode", decode, METH_VARARGS, decode_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cpages",
+    "Ring-buffer pages -> event columns (compiled; see ftracekit/read/_pages.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__cpages(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && (PyModule_AddIntConstant(m, "K_ENTRY", K_ENTRY) < 0
+              || PyModule_AddIntConstant(m, "K_EXIT", K_EXIT) < 0
+              || PyModule_AddIntConstant(m, "K_COMMENT", K_COMMENT) < 0)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

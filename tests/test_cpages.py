@@ -1,0 +1,186 @@
+"""The compiled page walk (``ftracekit/read/_cpages.c``) against the numpy walk it replaces.
+
+Both reduce blocks of ring-buffer pages to the same stream columns; the records (every
+column, the rendered non-graph events, the meta) must be identical on real captures, on random
+pages with graph event ids, and with field layouts other than the x86-64 one (32-bit function
+addresses, fields at other offsets in the exit event, retval on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ftracekit.read import _decode, rawtrace
+from ftracekit.read.tracedat import load_tracedat
+
+HERE = Path(__file__).parent
+CAP = HERE / "data" / "raw-6.17" / "rtnl_capture"
+DAT = HERE / "data" / "tracecmd-6.17" / "rtnl_v7_zstd.dat"
+BENCH_DAT = HERE.parent / "bench" / "data" / "fg_1m.dat"
+FORMATS = rawtrace._read_formats(CAP)
+SYMBOLS = rawtrace._read_symbols(CAP)
+GRAPH_IDS = [f.id for f in FORMATS.values() if f.name in ("funcgraph_entry", "funcgraph_exit")]
+
+
+def test_the_compiled_walk_is_built():
+    """``./run test`` installs a C compiler, so there the extension must exist (elsewhere the
+    numpy walk serves, and the tests below compare nothing)."""
+    if not _decode.COMPILED and os.environ.get("FTRACEKIT_STRICT") != "1":
+        pytest.skip("ftracekit.read._cpages not built (no C compiler at install)")
+    assert _decode.COMPILED and _decode._compiled is not None
+
+
+needs_compiled = pytest.mark.skipif(not _decode.COMPILED, reason="_cpages not built")
+
+
+def _with(compiled: bool, fn, *args, **kw):
+    old = _decode.COMPILED
+    _decode.COMPILED = compiled
+    try:
+        return fn(*args, **kw)
+    finally:
+        _decode.COMPILED = old
+
+
+def assert_same(a, b) -> None:
+    """Two (records, meta) results are identical."""
+    (ra, ma), (rb, mb) = a, b
+    assert sorted(ra.cols) == sorted(rb.cols)
+    for k in ra.cols:
+        x, y = np.asarray(ra.cols[k]), np.asarray(rb.cols[k])
+        assert x.dtype == y.dtype, k
+        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), k
+    assert (ra.funcs, ra.modules, ra.comms) == (rb.funcs, rb.modules, rb.comms)
+    assert ra.comments == rb.comments
+    assert ma == mb
+
+
+def both_ways(fn, *args, **kw):
+    """``fn`` run with the numpy walk and with the compiled one: the same result, returned."""
+    a = _with(False, fn, *args, **kw)
+    assert_same(a, _with(True, fn, *args, **kw))
+    return a
+
+
+@needs_compiled
+def test_real_captures_decode_alike():
+    recs, meta = both_ways(rawtrace.load_capture, CAP)
+    assert meta["line_kinds"]["comment"] > 0           # (skb:kfree_skb events: rendered alike)
+    pytest.importorskip("zstandard")
+    recs, meta = both_ways(lambda: load_tracedat(DAT.read_bytes(), DAT.name))
+    assert len(recs.cols["ts"]) > 1000
+
+
+@needs_compiled
+def test_the_benchmark_dat_decodes_alike():
+    pytest.importorskip("zstandard")
+    if not BENCH_DAT.exists():
+        pytest.skip(f"{BENCH_DAT} missing")
+    recs, meta = both_ways(lambda: load_tracedat(BENCH_DAT.read_bytes(), BENCH_DAT.name))
+    assert meta["events_decoded"] == 1825346 and len(recs.cols["ts"]) == 1094258
+
+
+def _decode_blobs(blobs, formats=FORMATS, retval=False):
+    return rawtrace.decode_records("g", blobs, page_size=4096, formats=formats,
+                                   symbols=SYMBOLS, cmdlines={1: "one"}, retval_on=retval)
+
+
+def _pages(seed: int, n_pages: int, plausible: bool, ids: list[int]) -> bytes:
+    """Random pages; ``plausible``: sizes, loss flags, every kind of header, and graph event
+    ids in many payloads."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(0, 256, 4096 * n_pages, dtype=np.uint8).view(np.uint32)
+    if plausible:
+        w.reshape(n_pages, 1024)[:, 2] = rng.integers(0, 4081, n_pages) | (
+            rng.integers(0, 4, n_pages).astype(np.uint32) << 30)
+        w[4::7] = (w[4::7] & ~np.uint32(31)) | rng.choice(
+            [1, 2, 5, 6, 7, 10, 0, 29, 30, 31], len(w[4::7])).astype(np.uint32)
+    sel = rng.integers(0, len(w), len(w) // 8)
+    w[sel] = (w[sel] & np.uint32(0xFFFF0000)) | rng.choice(ids, len(sel)).astype(np.uint32)
+    return w.tobytes()
+
+
+@needs_compiled
+@pytest.mark.parametrize("seed", range(40))
+def test_random_pages_decode_alike(seed):
+    blob = _pages(seed, 1 + seed % 5, seed % 3 != 0, GRAPH_IDS)
+    both_ways(_decode_blobs, [(0, blob), (3, blob[::-1])])
+
+
+def _layout(func_size: int, exit_shift: int, depth_size: int, retval: bool) -> dict:
+    """The capture's formats with another layout of the graph fields: ``func_size`` 4 (a
+    32-bit kernel) or 8, the exit's fields moved by ``exit_shift`` bytes, depth of
+    ``depth_size`` bytes, a ``retval`` field in the exit."""
+    out = dict(FORMATS)
+    for i, fmt in FORMATS.items():
+        if fmt.name not in ("funcgraph_entry", "funcgraph_exit"):
+            continue
+        fields = {}
+        shift = exit_shift if fmt.name == "funcgraph_exit" else 0
+        off = 8 + shift
+        for name in ("func", "depth") + (("calltime", "rettime", "overrun") if
+                                         fmt.name == "funcgraph_exit" else ()):
+            f = fmt.fields[name]
+            size = func_size if name == "func" else depth_size if name == "depth" else f.size
+            fields[name] = dataclasses.replace(f, offset=off, size=size,
+                                               signed=name == "depth")
+            off += size
+        if retval and fmt.name == "funcgraph_exit":
+            fields["retval"] = dataclasses.replace(fmt.fields["func"], name="retval",
+                                                   offset=off, size=8, signed=True)
+        common = {k: v for k, v in fmt.fields.items() if k.startswith("common_")}
+        out[i] = dataclasses.replace(fmt, fields={**common, **fields})
+    return out
+
+
+@needs_compiled
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n_pages=st.integers(1, 4),
+       plausible=st.booleans(), func_size=st.sampled_from([4, 8]),
+       exit_shift=st.sampled_from([0, 1, 4, 6]), depth_size=st.sampled_from([1, 2, 4, 8]),
+       retval=st.booleans())
+def test_other_field_layouts_decode_alike(seed, n_pages, plausible, func_size, exit_shift,
+                                          depth_size, retval):
+    formats = _layout(func_size, exit_shift, depth_size, retval)
+    blob = _pages(seed, n_pages, plausible, GRAPH_IDS)
+    both_ways(_decode_blobs, [(0, blob), (1, blob[: len(blob) // 2])], formats, retval)
+
+
+@needs_compiled
+def test_the_real_capture_with_retval_and_a_32_bit_layout_decodes_alike():
+    """The capture's own pages read with other layouts: fields read from other offsets."""
+    blobs = [(int(f.stem[3:]), f.read_bytes()) for f in sorted(CAP.glob("cpu*.raw"))]
+    for func_size, shift, depth_size, retval in [(8, 0, 4, True), (4, 4, 2, False),
+                                                 (8, 6, 8, True)]:
+        both_ways(_decode_blobs, blobs, _layout(func_size, shift, depth_size, retval), retval)
+
+
+@needs_compiled
+def test_bad_arguments_are_errors_not_crashes():
+    c = _decode._compiled
+    kind_of = np.zeros(1 << 16, dtype=np.int8)
+    cols = [np.zeros(4, dt) for dt in (np.int64, np.int8, np.int32, np.int16, np.float64)]
+    addr = np.zeros(4, dtype=np.uint64)
+    field = (8, 8, False)
+    fields = (field, field, (16, 4, True), (16, 4, True), None, None, None)
+    page = bytes(4096)
+    assert c.decode(page, 4096, kind_of, (20, 20), fields, *cols, None, addr)[0] == 0
+    with pytest.raises(ValueError):          # a field outside the payload its kind needs
+        c.decode(page, 4096, kind_of, (12, 20), fields, *cols, None, addr)
+    with pytest.raises(ValueError):          # outputs of the wrong item size
+        c.decode(page, 4096, kind_of, (20, 20), fields, *cols[:4], cols[0].view(np.int32),
+                 None, addr)
+    with pytest.raises(ValueError):          # more events than the outputs hold
+        w = np.zeros(1024, dtype=np.uint32)
+        w[2] = 4000
+        w[4::3] = 2                           # data events of 8 bytes
+        c.decode(w.tobytes(), 4096, kind_of, (20, 20), fields, *cols, None, addr)
+    with pytest.raises(TypeError):
+        c.decode(page, 4096, kind_of, (20, 20), fields, *cols, None, "addr")
