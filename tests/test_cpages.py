@@ -167,20 +167,65 @@ def test_bad_arguments_are_errors_not_crashes():
     c = _decode._compiled
     kind_of = np.zeros(1 << 16, dtype=np.int8)
     cols = [np.zeros(4, dt) for dt in (np.int64, np.int8, np.int32, np.int16, np.float64)]
-    addr = np.zeros(4, dtype=np.uint64)
+    func = np.zeros(4, dtype=np.int32)
     field = (8, 8, False)
     fields = (field, field, (16, 4, True), (16, 4, True), None, None, None)
-    page = bytes(4096)
-    assert c.decode(page, 4096, kind_of, (20, 20), fields, *cols, None, addr)[0] == 0
+    page, codes = bytes(4096), c.codes()
+
+    def run(pages=page, need=(20, 20), outs=cols, f=func, table=codes, slot=0):
+        return c.decode(pages, 4096, kind_of, need, fields, *outs, None, f, table, slot)
+
+    assert run()[0] == 0
     with pytest.raises(ValueError):          # a field outside the payload its kind needs
-        c.decode(page, 4096, kind_of, (12, 20), fields, *cols, None, addr)
+        run(need=(12, 20))
     with pytest.raises(ValueError):          # outputs of the wrong item size
-        c.decode(page, 4096, kind_of, (20, 20), fields, *cols[:4], cols[0].view(np.int32),
-                 None, addr)
+        run(f=cols[0])
+    with pytest.raises(ValueError):          # a negative CPU slot
+        run(slot=-1)
+    w = np.zeros(1024, dtype=np.uint32)
+    w[2] = 4000
+    w[4::3] = 2                               # data events of 8 bytes
     with pytest.raises(ValueError):          # more events than the outputs hold
-        w = np.zeros(1024, dtype=np.uint32)
-        w[2] = 4000
-        w[4::3] = 2                           # data events of 8 bytes
-        c.decode(w.tobytes(), 4096, kind_of, (20, 20), fields, *cols, None, addr)
+        run(pages=w.tobytes())
     with pytest.raises(TypeError):
-        c.decode(page, 4096, kind_of, (20, 20), fields, *cols, None, "addr")
+        run(f="func")
+    with pytest.raises(ValueError):          # not a table of codes
+        run(table=object())
+    assert c.codes_keys(codes) == b"" and c.codes_seen(codes, 5) == b""
+
+
+@needs_compiled
+def test_the_table_of_codes_numbers_addresses_as_first_seen():
+    """Graph events of two CPUs: each address gets the next code when first seen; each CPU
+    slot notes the codes its entries (1) and exits (2) used."""
+    c = _decode._compiled
+    kind_of = np.full(1 << 16, 3, dtype=np.int8)
+    kind_of[7], kind_of[9] = 0, 2                      # entry, exit (K_ENTRY, K_EXIT)
+    fields = ((8, 8, False), (8, 8, False), (16, 4, False), (16, 4, False), None, None, None)
+
+    def page(events):
+        w = np.zeros(1024, dtype=np.uint32)
+        at = 4
+        for etype, addr in events:                    # 5 payload words: 20 bytes
+            w[at] = 5 | (10 << 5)
+            w[at + 1] = etype
+            w[at + 2] = 100                           # pid
+            w[at + 3], w[at + 4] = addr & 0xFFFFFFFF, addr >> 32
+            at += 6
+        w[2] = (at - 4) * 4
+        return w.tobytes()
+
+    codes = c.codes()
+    outs = [np.zeros(64, dt) for dt in (np.int64, np.int8, np.int32, np.int16, np.float64)]
+    func = np.zeros(64, dtype=np.int32)
+    a, b = 0xFFFFFFFF81000010, 0xFFFFFFFF81000020
+    n, others, lost = c.decode(page([(7, a), (9, a), (7, b), (5, 0)]), 4096, kind_of, (20, 20),
+                               fields, *outs, None, func, codes, 0)
+    assert n == 4 and func[:4].tolist() == [0, 0, 1, -1] and len(others) == 1
+    n, _, _ = c.decode(page([(9, b), (7, 0x1234)]), 4096, kind_of, (20, 20), fields, *outs,
+                       None, func, codes, 2)
+    assert func[:2].tolist() == [1, 2]
+    assert np.frombuffer(c.codes_keys(codes), np.uint64).tolist() == [a, b, 0x1234]
+    assert list(c.codes_seen(codes, 0)) == [3, 1, 0]
+    assert list(c.codes_seen(codes, 1)) == [0, 0, 0]
+    assert list(c.codes_seen(codes, 2)) == [0, 2, 1]

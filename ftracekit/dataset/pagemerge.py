@@ -74,12 +74,13 @@ class _Names:
         self.mlut = np.zeros(0, dtype=np.int32)       # address code → module code (-1: none)
         self.comm_of: dict[int, int] = {}
 
-    def update(self, addr_code: dict[int, int]) -> None:
-        """Look up the addresses decoded since the last call."""
+    def update(self, addrs: np.ndarray) -> None:
+        """Look up the addresses decoded since the last call (``addrs``: uint64, the address
+        of each code so far)."""
         done = len(self.flut)
-        if len(addr_code) == done:
+        if len(addrs) == done:
             return
-        addrs = np.fromiter(addr_code, dtype=np.uint64, count=len(addr_code))[done:]
+        addrs = addrs[done:]
         names, mods, _ = self.src.symbols.lookup(addrs)
         f = np.array([self.funcs.code(n) for n in names], dtype=np.int32)
         m = np.array([self.modules.code(x) if x else -1 for x in mods], dtype=np.int32)
@@ -184,7 +185,7 @@ def _records(ev: dict[str, np.ndarray], first_line: int, dec: _Decoder, names: _
     """Merged events → line records numbered from ``first_line``."""
     n = len(ev["ts"])
     kind = ev["kind"]
-    names.update(dec.addr_code)
+    names.update(dec.addresses())
     code = ev["func"]
     graph = kind != K_COMMENT
     func = np.full(n, -1, dtype=np.int32)

@@ -46,6 +46,143 @@ static int parse_field(PyObject *t, Field *f) {
     return PyArg_ParseTuple(t, "nnp", &f->off, &f->size, &f->sign);
 }
 
+/* Function address -> dense code (first seen, first numbered), and which codes each CPU's
+ * entries and exits use: an open-addressing hash table owned by a capsule. */
+typedef struct {
+    uint64_t *hkey; int32_t *hval; size_t hcap;     /* hcap: a power of 2; hval -1: empty */
+    uint64_t *keys; size_t n, kcap;                  /* keys[code] */
+    uint8_t **seen; size_t *seen_cap; size_t nslots; /* seen[slot][code]: 1 entry, 2 exit */
+} Codes;
+
+static void codes_free(Codes *c) {
+    if (!c) return;
+    free(c->hkey); free(c->hval); free(c->keys);
+    for (size_t i = 0; i < c->nslots; i++) free(c->seen[i]);
+    free(c->seen); free(c->seen_cap);
+    free(c);
+}
+
+static size_t hash_of(uint64_t a, size_t mask) {
+    return (size_t)((a * 0x9E3779B97F4A7C15ull) >> 17) & mask;
+}
+
+static int codes_grow(Codes *c) {
+    size_t cap = c->hcap ? 2 * c->hcap : 4096;
+    uint64_t *hk = malloc(cap * sizeof *hk);
+    int32_t *hv = malloc(cap * sizeof *hv);
+    if (!hk || !hv) { free(hk); free(hv); return 0; }
+    memset(hv, 0xFF, cap * sizeof *hv);
+    for (size_t i = 0; i < c->hcap; i++) {
+        if (c->hval[i] < 0) continue;
+        size_t j = hash_of(c->hkey[i], cap - 1);
+        while (hv[j] >= 0) j = (j + 1) & (cap - 1);
+        hk[j] = c->hkey[i];
+        hv[j] = c->hval[i];
+    }
+    free(c->hkey); free(c->hval);
+    c->hkey = hk; c->hval = hv; c->hcap = cap;
+    return 1;
+}
+
+/* the code of address a (a new one if unseen); -1: out of memory */
+static int32_t codes_get(Codes *c, uint64_t a) {
+    if (2 * (c->n + 1) > c->hcap && !codes_grow(c)) return -1;
+    size_t mask = c->hcap - 1, j = hash_of(a, mask);
+    while (c->hval[j] >= 0) {
+        if (c->hkey[j] == a) return c->hval[j];
+        j = (j + 1) & mask;
+    }
+    if (c->n >= 0x7FFFFFFF) return -1;
+    if (c->n == c->kcap) {
+        size_t cap = c->kcap ? 2 * c->kcap : 4096;
+        uint64_t *k = realloc(c->keys, cap * sizeof *k);
+        if (!k) return -1;
+        c->keys = k; c->kcap = cap;
+    }
+    c->keys[c->n] = a;
+    c->hkey[j] = a;
+    c->hval[j] = (int32_t)c->n;
+    return (int32_t)c->n++;
+}
+
+/* mark code k as used by slot's entries (1) or exits (2); 0: out of memory */
+static int codes_mark(Codes *c, size_t slot, int32_t k, uint8_t bit) {
+    if ((size_t)k >= c->seen_cap[slot]) {
+        size_t cap = c->seen_cap[slot] ? c->seen_cap[slot] : 4096;
+        while (cap <= (size_t)k) cap *= 2;
+        uint8_t *q = realloc(c->seen[slot], cap);
+        if (!q) return 0;
+        memset(q + c->seen_cap[slot], 0, cap - c->seen_cap[slot]);
+        c->seen[slot] = q; c->seen_cap[slot] = cap;
+    }
+    c->seen[slot][k] |= bit;
+    return 1;
+}
+
+static int codes_slots(Codes *c, size_t nslots) {
+    if (nslots <= c->nslots) return 1;
+    uint8_t **s = realloc(c->seen, nslots * sizeof *s);
+    if (!s) return 0;
+    c->seen = s;
+    size_t *sc = realloc(c->seen_cap, nslots * sizeof *sc);
+    if (!sc) return 0;
+    c->seen_cap = sc;
+    for (size_t i = c->nslots; i < nslots; i++) { s[i] = NULL; sc[i] = 0; }
+    c->nslots = nslots;
+    return 1;
+}
+
+#define CODES_NAME "ftracekit._cpages.Codes"
+
+static void codes_capsule_free(PyObject *cap) {
+    codes_free((Codes *)PyCapsule_GetPointer(cap, CODES_NAME));
+}
+
+static Codes *codes_of(PyObject *cap) {
+    return (Codes *)PyCapsule_GetPointer(cap, CODES_NAME);
+}
+
+PyDoc_STRVAR(codes_new_doc, "codes() -> a table of function address codes for decode()");
+
+static PyObject *codes_new(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    Codes *c = calloc(1, sizeof *c);
+    if (!c) return PyErr_NoMemory();
+    PyObject *cap = PyCapsule_New(c, CODES_NAME, codes_capsule_free);
+    if (!cap) codes_free(c);
+    return cap;
+}
+
+PyDoc_STRVAR(codes_keys_doc, "codes_keys(table) -> bytes: the u64 address of each code");
+
+static PyObject *codes_keys(PyObject *self, PyObject *arg) {
+    (void)self;
+    Codes *c = codes_of(arg);
+    if (!c) return NULL;
+    return PyBytes_FromStringAndSize((const char *)c->keys, (Py_ssize_t)(c->n * 8));
+}
+
+PyDoc_STRVAR(codes_seen_doc,
+"codes_seen(table, slot) -> bytes: per code, 1 if CPU slot's entries use it, 2 its exits");
+
+static PyObject *codes_seen(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cap;
+    Py_ssize_t slot;
+    if (!PyArg_ParseTuple(args, "On", &cap, &slot)) return NULL;
+    Codes *c = codes_of(cap);
+    if (!c) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)c->n);
+    if (!out) return NULL;
+    char *p = PyBytes_AS_STRING(out);
+    memset(p, 0, c->n);
+    if (slot >= 0 && (size_t)slot < c->nslots && c->seen[slot]) {
+        size_t m = c->seen_cap[slot] < c->n ? c->seen_cap[slot] : c->n;
+        memcpy(p, c->seen[slot], m);
+    }
+    return out;
+}
+
 typedef struct { Py_ssize_t index, offset, length; uint16_t etype; } Other;
 typedef struct { Py_ssize_t index; int64_t count; } Lost;
 
@@ -78,13 +215,15 @@ static int get_out(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, const char *n
 }
 
 PyDoc_STRVAR(decode_doc,
-"decode(pages, page_size, kind_of, need, fields, ts, kind, pid, depth, dur, retval, addr)\n"
+"decode(pages, page_size, kind_of, need, fields, ts, kind, pid, depth, dur, retval, func,\n"
+"       codes, slot)\n"
 "-> (n, others, lost)\n\n"
 "Walk all whole pages of ``pages`` and write each data event (payload >= 8 bytes, inside the\n"
 "buffer) to row i of the outputs: ts (int64 ns), kind (int8: kind_of[type & 0xFFFF], a\n"
 "graph event shorter than need[kind] bytes becomes K_COMMENT), pid (int32), depth (int16,\n"
 "-1 for comments), dur (float64 us, exits; NaN otherwise), retval (int64, exits; 0\n"
-"otherwise; None: not written), addr (uint64 function address; 0 for comments).\n"
+"otherwise; None: not written), func (int32: the code of the function address in the\n"
+"table ``codes``, which notes the codes used by slot's entries and exits; -1 for comments).\n"
 "fields: (func_entry, func_exit, depth_entry, depth_exit, calltime, rettime, retval), each\n"
 "(offset, size, signed) or None. others: [(i, type, payload bytes)] of the comments;\n"
 "lost: [(index of the page's first event, count or -1)].");
@@ -92,20 +231,25 @@ PyDoc_STRVAR(decode_doc,
 static PyObject *decode(PyObject *self, PyObject *args) {
     Py_buffer in = {0}, kb = {0};
     Py_ssize_t page_size, need_ent, need_exit;
-    PyObject *fields, *o_ts, *o_kind, *o_pid, *o_depth, *o_dur, *o_ret, *o_addr;
-    if (!PyArg_ParseTuple(args, "y*ny*(nn)OOOOOOOO", &in, &page_size, &kb, &need_ent,
+    PyObject *fields, *o_ts, *o_kind, *o_pid, *o_depth, *o_dur, *o_ret, *o_func, *o_codes;
+    Py_ssize_t slot;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*ny*(nn)OOOOOOOOOn", &in, &page_size, &kb, &need_ent,
                           &need_exit, &fields, &o_ts, &o_kind, &o_pid, &o_depth, &o_dur,
-                          &o_ret, &o_addr))
+                          &o_ret, &o_func, &o_codes, &slot))
         return NULL;
     PyObject *result = NULL;
     Py_buffer b_ts = {0}, b_kind = {0}, b_pid = {0}, b_depth = {0}, b_dur = {0}, b_ret = {0},
-              b_addr = {0};
+              b_func = {0};
     Vec others = {0}, lost = {0};
     Field fe, fx, de, dx, ct, rt, rv;
-    if (page_size < 32 || page_size % 4 || kb.len < 65536) {
-        PyErr_SetString(PyExc_ValueError, "page_size or kind_of");
+    if (page_size < 32 || page_size % 4 || kb.len < 65536 || slot < 0 || slot > 1 << 20) {
+        PyErr_SetString(PyExc_ValueError, "page_size, kind_of or slot");
         goto done;
     }
+    Codes *codes = codes_of(o_codes);
+    if (!codes) goto done;
+    if (!codes_slots(codes, (size_t)slot + 1)) { PyErr_NoMemory(); goto done; }
     if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) != 7) {
         PyErr_SetString(PyExc_ValueError, "fields: a tuple of 7");
         goto done;
@@ -125,7 +269,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     }
     if (!get_out(o_ts, &b_ts, 8, "ts") || !get_out(o_kind, &b_kind, 1, "kind")
         || !get_out(o_pid, &b_pid, 4, "pid") || !get_out(o_depth, &b_depth, 2, "depth")
-        || !get_out(o_dur, &b_dur, 8, "dur") || !get_out(o_addr, &b_addr, 8, "addr"))
+        || !get_out(o_dur, &b_dur, 8, "dur") || !get_out(o_func, &b_func, 4, "func"))
         goto done;
     if (o_ret != Py_None && !get_out(o_ret, &b_ret, 8, "retval")) goto done;
     Py_ssize_t cap = b_ts.len / 8;
@@ -133,7 +277,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     if (b_pid.len / 4 < cap) cap = b_pid.len / 4;
     if (b_depth.len / 2 < cap) cap = b_depth.len / 2;
     if (b_dur.len / 8 < cap) cap = b_dur.len / 8;
-    if (b_addr.len / 8 < cap) cap = b_addr.len / 8;
+    if (b_func.len / 4 < cap) cap = b_func.len / 4;
     if (b_ret.obj && b_ret.len / 8 < cap) cap = b_ret.len / 8;
 
     const uint8_t *data = (const uint8_t *)in.buf;
@@ -145,7 +289,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     int32_t *pid = (int32_t *)b_pid.buf;
     int16_t *depth = (int16_t *)b_depth.buf;
     double *dur = (double *)b_dur.buf;
-    uint64_t *addr = (uint64_t *)b_addr.buf;
+    int32_t *func = (int32_t *)b_func.buf;
     Py_ssize_t n = 0;
     int overflow = 0, nomem = 0;
     int has_dur = ct.off >= 0 && rt.off >= 0;
@@ -199,11 +343,18 @@ static PyObject *decode(PyObject *self, PyObject *args) {
                     pid[n] = (int32_t)w1;
                     if (ret) ret[n] = 0;
                     dur[n] = NAN;
+                    if (k == K_ENTRY || k == K_EXIT) {
+                        int32_t code = codes_get(codes, read_field(p, k == K_ENTRY ? &fe : &fx));
+                        if (code < 0 || !codes_mark(codes, (size_t)slot, code,
+                                                    k == K_ENTRY ? 1 : 2)) {
+                            nomem = 1;
+                            break;
+                        }
+                        func[n] = code;
+                    }
                     if (k == K_ENTRY) {
-                        addr[n] = read_field(p, &fe);
                         depth[n] = (int16_t)read_field(p, &de);
                     } else if (k == K_EXIT) {
-                        addr[n] = read_field(p, &fx);
                         depth[n] = (int16_t)read_field(p, &dx);
                         if (has_dur) {
                             uint64_t c = read_field(p, &ct), r = read_field(p, &rt);
@@ -212,7 +363,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
                         if (ret && rv.off >= 0) ret[n] = (int64_t)read_field(p, &rv);
                     } else {
                         k = K_COMMENT;
-                        addr[n] = 0;
+                        func[n] = -1;
                         depth[n] = -1;
                         Other ot = {n, (Py_ssize_t)off, (Py_ssize_t)ln, et};
                         if (!vec_push(&others, &ot, sizeof ot)) { nomem = 1; break; }
@@ -264,7 +415,7 @@ done:
     free(lost.p);
     PyBuffer_Release(&in);
     PyBuffer_Release(&kb);
-    Py_buffer *outs[] = {&b_ts, &b_kind, &b_pid, &b_depth, &b_dur, &b_ret, &b_addr};
+    Py_buffer *outs[] = {&b_ts, &b_kind, &b_pid, &b_depth, &b_dur, &b_ret, &b_func};
     for (int i = 0; i < 7; i++)
         if (outs[i]->obj) PyBuffer_Release(outs[i]);
     return result;
@@ -272,6 +423,9 @@ done:
 
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, decode_doc},
+    {"codes", codes_new, METH_NOARGS, codes_new_doc},
+    {"codes_keys", codes_keys, METH_O, codes_keys_doc},
+    {"codes_seen", codes_seen, METH_VARARGS, codes_seen_doc},
     {NULL, NULL, 0, NULL},
 };
 

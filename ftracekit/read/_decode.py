@@ -138,6 +138,7 @@ class _Decoder:
         self.n = 0
         self.lost: list[int] = []
         self.scratch = Scratch()                     # the page walk's buffers
+        self.codes: Any = None       # (the compiled walk's own addr_code and seen, in C)
 
     def _codes(self, addr_lo: np.ndarray, addr_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Dense codes (int32, shared by all blocks) of function addresses, and the block's
@@ -187,33 +188,36 @@ class _Decoder:
         # the page's last data word)
         cap = n_pages * ((page_size // 4 - 4 + 2) // 3)
         out = self.stream.slots(cap)
-        addr = self.scratch.get("addr", (cap,)).view(np.uint64)
+        if self.codes is None:
+            self.codes = _compiled.codes()
         n, others, lost = _compiled.decode(
             mv, page_size, self.kind_of, (self.need_ent, self.need_exit), self._layout(),
             out["ts"], out["kind"], out["pid"], out["depth"], out["dur"], out.get("retval"),
-            addr)
+            out["func"], self.codes, cpu_slot)
         self.lost.extend(cnt for _, cnt in lost)
-        if not n:
-            return 0
-        kind = out["kind"][:n]
-        func = out["func"][:n]
-        if others:
-            g = np.flatnonzero(kind != K_COMMENT)
-            a, is_exit = addr[g], kind[g] == K_EXIT
-        else:
-            a, is_exit = addr[:n], kind == K_EXIT
-        local, uniq = pd.factorize(a, sort=False)
-        lut = self._lut(uniq)
-        self._note_seen(cpu_slot, lut, local, is_exit)
-        if others:
-            func.fill(-1)
-            func[g] = lut[local]
-        else:
-            np.take(lut, local, out=func, mode="clip")
         self.stream.n += n
         self.other.extend((self.n + i, t, raw) for i, t, raw in others)
         self.n += n
         return n
+
+    def addresses(self) -> np.ndarray:
+        """The function address of each dense code so far (uint64)."""
+        if self.codes is not None:
+            return np.frombuffer(_compiled.codes_keys(self.codes), dtype=np.uint64)
+        return np.fromiter(self.addr_code, dtype=np.uint64, count=len(self.addr_code))
+
+    def functions(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The function address of each dense code (uint64), and the codes used (int64
+        arrays): CPU slot by slot, those of its entries, then those of its exits."""
+        addrs = self.addresses()
+        if self.codes is not None:
+            groups = []
+            for slot in range(len(self.seen)):
+                used = np.frombuffer(_compiled.codes_seen(self.codes, slot), dtype=np.uint8)
+                groups += [np.flatnonzero(used & 1), np.flatnonzero(used & 2)]
+            return addrs, groups
+        return addrs, [np.fromiter(g, dtype=np.int64, count=len(g))
+                       for pair in self.seen for g in pair]
 
     def _layout(self) -> tuple:
         """The graph fields for the compiled walk: (offset, size, signed) or None each."""
@@ -634,14 +638,13 @@ def _intern_functions(dec: _Decoder, symbols: Symbols, funcs: Interner, modules:
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Function and module codes of each address code (last slot: -1 for "none"). Names are
     interned CPU by CPU, entries then exits, each by address: the codes earlier versions gave."""
-    addrs = np.fromiter(dec.addr_code, dtype=np.uint64, count=len(dec.addr_code))
+    addrs, groups = dec.functions()
     names, mods, _ = symbols.lookup(addrs)
     flut = np.full(len(addrs) + 1, -1, dtype=np.int32)
     mlut = np.full(len(addrs) + 1, -1, dtype=np.int32)
-    for group in (s for pair in dec.seen for s in pair):
-        if not group:
+    for codes in groups:
+        if not len(codes):
             continue
-        codes = np.fromiter(group, dtype=np.int64, count=len(group))
         codes = codes[np.argsort(addrs[codes], kind="stable")].tolist()
         for k in codes:
             flut[k] = funcs.code(names[k])
