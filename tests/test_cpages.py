@@ -1,9 +1,10 @@
-"""The compiled page walk (``ftracekit/read/_cpages.c``) against the numpy walk it replaces.
+"""The compiled helpers (``ftracekit/read/_cpages.c``) against the numpy code they replace.
 
-Both reduce blocks of ring-buffer pages to the same stream columns; the records (every
-column, the rendered non-graph events, the meta) must be identical on real captures, on random
-pages with graph event ids, and with field layouts other than the x86-64 one (32-bit function
-addresses, fields at other offsets in the exit event, retval on).
+The page walk: both reduce blocks of ring-buffer pages to the same stream columns; the records
+(every column, the rendered non-graph events, the meta) must be identical on real captures, on
+random pages with graph event ids, and with field layouts other than the x86-64 one (32-bit
+function addresses, fields at other offsets in the exit event, retval on). The joining of
+entries with their exits: the same entries on random streams of events.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ftracekit.read import _decode, rawtrace
+from ftracekit.read import _native, _pairs, rawtrace
 from ftracekit.read.tracedat import load_tracedat
 
 HERE = Path(__file__).parent
@@ -32,21 +33,21 @@ GRAPH_IDS = [f.id for f in FORMATS.values() if f.name in ("funcgraph_entry", "fu
 def test_the_compiled_walk_is_built():
     """``./run test`` installs a C compiler, so there the extension must exist (elsewhere the
     numpy walk serves, and the tests below compare nothing)."""
-    if not _decode.COMPILED and os.environ.get("FTRACEKIT_STRICT") != "1":
+    if not _native.ENABLED and os.environ.get("FTRACEKIT_STRICT") != "1":
         pytest.skip("ftracekit.read._cpages not built (no C compiler at install)")
-    assert _decode.COMPILED and _decode._compiled is not None
+    assert _native.ENABLED and _native.native is not None
 
 
-needs_compiled = pytest.mark.skipif(not _decode.COMPILED, reason="_cpages not built")
+needs_compiled = pytest.mark.skipif(not _native.ENABLED, reason="_cpages not built")
 
 
 def _with(compiled: bool, fn, *args, **kw):
-    old = _decode.COMPILED
-    _decode.COMPILED = compiled
+    old = _native.ENABLED
+    _native.ENABLED = compiled
     try:
         return fn(*args, **kw)
     finally:
-        _decode.COMPILED = old
+        _native.ENABLED = old
 
 
 def assert_same(a, b) -> None:
@@ -164,7 +165,7 @@ def test_the_real_capture_with_retval_and_a_32_bit_layout_decodes_alike():
 
 @needs_compiled
 def test_bad_arguments_are_errors_not_crashes():
-    c = _decode._compiled
+    c = _native.native
     kind_of = np.zeros(1 << 16, dtype=np.int8)
     cols = [np.zeros(4, dt) for dt in (np.int64, np.int8, np.int32, np.int16, np.float64)]
     func = np.zeros(4, dtype=np.int32)
@@ -198,7 +199,7 @@ def test_bad_arguments_are_errors_not_crashes():
 def test_the_table_of_codes_numbers_addresses_as_first_seen():
     """Graph events of two CPUs: each address gets the next code when first seen; each CPU
     slot notes the codes its entries (1) and exits (2) used."""
-    c = _decode._compiled
+    c = _native.native
     kind_of = np.full(1 << 16, 3, dtype=np.int8)
     kind_of[7], kind_of[9] = 0, 2                      # entry, exit (K_ENTRY, K_EXIT)
     fields = ((8, 8, False), (8, 8, False), (16, 4, False), (16, 4, False), None, None, None)
@@ -229,3 +230,49 @@ def test_the_table_of_codes_numbers_addresses_as_first_seen():
     assert list(c.codes_seen(codes, 0)) == [3, 1, 0]
     assert list(c.codes_seen(codes, 1)) == [0, 0, 0]
     assert list(c.codes_seen(codes, 2)) == [0, 2, 1]
+
+
+@needs_compiled
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), n_cpus=st.integers(1, 4), piece=st.sampled_from([1, 2, 3, 7, 1 << 18]),
+       negative=st.booleans())
+def test_joinable_entries_alike(data, n_cpus, piece, negative):
+    """Random streams of entries and exits (few pids, functions and depths: many candidate
+    pairs, tasks moving between CPUs, pid 0 per CPU), time order a stable sort of random
+    times; judged in pieces of ``piece`` events."""
+    sizes = [data.draw(st.integers(0, 40)) for _ in range(n_cpus)]
+    n = sum(sizes)
+    if not n:
+        return
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    kind = rng.choice(np.array([0, 2, 2, 3], dtype=np.int8), n)
+    pid = rng.integers(-2 if negative else 0, 4, n).astype(np.int32)
+    depth = rng.integers(0, 2, n).astype(np.int16)
+    func = rng.integers(0, 2, n).astype(np.int32)
+    ts = np.concatenate([np.sort(rng.integers(0, 30, k)) for k in sizes])
+    order = np.argsort(ts, kind="stable")
+    bounds = np.cumsum([0] + sizes)
+    segments = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_pairs, "_PIECE", piece)
+        got = _with(True, _pairs.joinable_entries, order, kind, pid, depth, func, segments)
+        want = _with(False, _pairs.joinable_entries, order, kind, pid, depth, func, segments)
+    assert got.tolist() == want.tolist()
+    assert got.dtype == want.dtype or not len(got)
+
+
+@needs_compiled
+def test_joinable_bad_arguments_are_errors():
+    c = _native.native
+    z = np.zeros(4, dtype=np.int64)
+    args = (z, np.zeros(4, np.int8), np.zeros(4, np.int32), np.zeros(4, np.int16),
+            np.zeros(4, np.int32))
+    ok = np.zeros(4, dtype=np.uint8)
+    c.joinable(*args, np.array([4]), 8, ok)
+    with pytest.raises(ValueError):                   # bounds that do not end at n
+        c.joinable(*args, np.array([3]), 8, ok)
+    with pytest.raises(ValueError):                   # an order out of range
+        c.joinable(np.array([0, 1, 2, 9]), *args[1:], np.array([4]), 8, ok)
+    with pytest.raises(ValueError):                   # a pid the kernel never gives
+        c.joinable(args[0], args[1], np.array([0, 0, 0, 1 << 23], np.int32), *args[3:],
+                   np.array([4]), 8, ok)

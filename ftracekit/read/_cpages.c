@@ -421,7 +421,97 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(joinable_doc,
+"joinable(order, kind, pid, depth, func, his, piece, ok) -> None\n\n"
+"The compiled form of ftracekit.read._pairs.joinable_entries (same result): ok[e] = 1 for\n"
+"each entry event e (stream index) to join with its exit e + 1. order: int64, the stream\n"
+"index of each event in time order; kind int8, pid int32 (0 <= pid < 2**23 or negative),\n"
+"depth int16, func int32 per event in stream order; his: int64, the end of each CPU's\n"
+"contiguous stream range (ascending, the last = n); piece: the time order is judged in\n"
+"pieces of this many events (a pair across two pieces is not joined); ok: uint8, n, zeros.");
+
+static PyObject *joinable(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer b_order = {0}, b_kind = {0}, b_pid = {0}, b_depth = {0}, b_func = {0},
+              b_his = {0}, b_ok = {0};
+    Py_ssize_t piece;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*nw*", &b_order, &b_kind, &b_pid, &b_depth,
+                          &b_func, &b_his, &piece, &b_ok))
+        return NULL;
+    Py_ssize_t n = b_kind.len, nseg = b_his.len / 8;
+    const int64_t *order = b_order.buf, *his = b_his.buf;
+    const int8_t *kind = b_kind.buf;
+    const int32_t *pid = b_pid.buf, *func = b_func.buf;
+    const int16_t *depth = b_depth.buf;
+    uint8_t *ok = b_ok.buf;
+    if (b_order.len != 8 * n || b_pid.len != 4 * n || b_depth.len != 2 * n
+        || b_func.len != 4 * n || b_ok.len != n || piece < 1 || nseg < 1
+        || his[nseg - 1] != n) {
+        PyErr_SetString(PyExc_ValueError, "joinable: arrays of other lengths or bounds");
+        goto done;
+    }
+    int32_t max_pid = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (pid[i] > max_pid) max_pid = pid[i];
+        if (order[i] < 0 || order[i] >= n) {
+            PyErr_SetString(PyExc_ValueError, "joinable: order out of range");
+            goto done;
+        }
+    }
+    if (max_pid >= 1 << 23) {
+        PyErr_SetString(PyExc_ValueError, "joinable: pid out of range");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < nseg; k++)
+        if (his[k] < 0 || his[k] > n || (k && his[k] < his[k - 1])) {
+            PyErr_SetString(PyExc_ValueError, "joinable: bounds not ascending");
+            goto done;
+        }
+    /* rank + 1 of the last event seen of each pid > 0, and of each CPU (pid <= 0: a task per
+       CPU, whose last event before an exit is the event before it in that CPU's stream) */
+    int64_t *last_pid = calloc((size_t)max_pid + 1, sizeof *last_pid);
+    int64_t *last_cpu = calloc((size_t)nseg, sizeof *last_cpu);
+    if (!last_pid || !last_cpu) {
+        free(last_pid); free(last_cpu);
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    int64_t piece_start = 0;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        if (r % piece == 0) piece_start = r;
+        int64_t s = order[r];
+        Py_ssize_t lo = 0, hi = nseg - 1;            /* the CPU: the first his[k] > s */
+        while (lo < hi) {
+            Py_ssize_t mid = (lo + hi) / 2;
+            if (his[mid] > s) hi = mid; else lo = mid + 1;
+        }
+        Py_ssize_t slot = lo;
+        int64_t seg_lo = slot ? his[slot - 1] : 0;
+        int32_t p = pid[s];
+        if (s > seg_lo && kind[s] == K_EXIT && kind[s - 1] == K_ENTRY && pid[s - 1] == p
+            && depth[s - 1] == depth[s] && func[s - 1] == func[s]) {
+            int64_t lr = (p > 0 ? last_pid[p] : last_cpu[slot]) - 1;
+            if (lr >= piece_start && order[lr] == s - 1) ok[s - 1] = 1;
+        }
+        if (p > 0) last_pid[p] = r + 1;
+        last_cpu[slot] = r + 1;
+    }
+    Py_END_ALLOW_THREADS
+    free(last_pid);
+    free(last_cpu);
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&b_order); PyBuffer_Release(&b_kind); PyBuffer_Release(&b_pid);
+    PyBuffer_Release(&b_depth); PyBuffer_Release(&b_func); PyBuffer_Release(&b_his);
+    PyBuffer_Release(&b_ok);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"joinable", joinable, METH_VARARGS, joinable_doc},
     {"decode", decode, METH_VARARGS, decode_doc},
     {"codes", codes_new, METH_NOARGS, codes_new_doc},
     {"codes_keys", codes_keys, METH_O, codes_keys_doc},

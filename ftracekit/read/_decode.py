@@ -34,24 +34,14 @@ import pandas as pd
 
 from .._memory import Prefaulter, mapped_empty, release_memory, reuse_freed_memory
 from ..errors import InputError
+from . import _native
 from ._formats import EventFormat, Renderer, find_format
 from ._pairs import adjacent_pairs, joinable_entries
 from ._pages import Scratch, gather_field, gather_u32, walk_pages
 from ._symbols import Symbols
 from .records import DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, Interner, LineRecords
 
-try:            # the compiled walk (``_cpages.c``, built when a C compiler was there)
-    from . import _cpages as _compiled
-except ImportError:                                          # pragma: no cover
-    _compiled = None
-if _compiled is not None and (_compiled.K_ENTRY, _compiled.K_EXIT, _compiled.K_COMMENT) != (
-        K_ENTRY, K_EXIT, K_COMMENT):                         # pragma: no cover
-    _compiled = None
-#: Whether blocks are decoded by the compiled walk (tests and benchmarks switch it off to use
-#: the numpy walk, which gives the same records).
-COMPILED = _compiled is not None
-
-__all__ = ["decode_records", "BLOCK_BYTES", "COMPILED"]
+__all__ = ["decode_records", "BLOCK_BYTES"]
 
 #: Pages are decoded in blocks of this size (a buffer reused for compressed input).
 BLOCK_BYTES = 8 << 20
@@ -176,7 +166,7 @@ class _Decoder:
     def block(self, buf: Any, cpu_slot: int, page_size: int) -> int:
         """Decode the whole pages of ``buf`` (bytes-like) of CPU slot ``cpu_slot`` into the
         stream's next rows; returns how many events they held."""
-        if COMPILED and _compiled is not None:
+        if _native.ENABLED:
             return self._block_compiled(buf, cpu_slot, page_size)
         return self._block_numpy(buf, cpu_slot, page_size)
 
@@ -189,8 +179,8 @@ class _Decoder:
         cap = n_pages * ((page_size // 4 - 4 + 2) // 3)
         out = self.stream.slots(cap)
         if self.codes is None:
-            self.codes = _compiled.codes()
-        n, others, lost = _compiled.decode(
+            self.codes = _native.native.codes()
+        n, others, lost = _native.native.decode(
             mv, page_size, self.kind_of, (self.need_ent, self.need_exit), self._layout(),
             out["ts"], out["kind"], out["pid"], out["depth"], out["dur"], out.get("retval"),
             out["func"], self.codes, cpu_slot)
@@ -203,7 +193,7 @@ class _Decoder:
     def addresses(self) -> np.ndarray:
         """The function address of each dense code so far (uint64)."""
         if self.codes is not None:
-            return np.frombuffer(_compiled.codes_keys(self.codes), dtype=np.uint64)
+            return np.frombuffer(_native.native.codes_keys(self.codes), dtype=np.uint64)
         return np.fromiter(self.addr_code, dtype=np.uint64, count=len(self.addr_code))
 
     def functions(self) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -213,7 +203,7 @@ class _Decoder:
         if self.codes is not None:
             groups = []
             for slot in range(len(self.seen)):
-                used = np.frombuffer(_compiled.codes_seen(self.codes, slot), dtype=np.uint8)
+                used = np.frombuffer(_native.native.codes_seen(self.codes, slot), dtype=np.uint8)
                 groups += [np.flatnonzero(used & 1), np.flatnonzero(used & 2)]
             return addrs, groups
         return addrs, [np.fromiter(g, dtype=np.int64, count=len(g))

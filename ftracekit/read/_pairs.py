@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _native
 from .records import K_ENTRY, K_EXIT
 
 __all__ = ["joinable_entries", "adjacent_pairs"]
@@ -60,6 +61,18 @@ def joinable_entries(order: np.ndarray, kind: np.ndarray, pid: np.ndarray, depth
     as long as the trace, which on this project's VM is what costs (fresh memory).
     """
     n = len(kind)
+    if _native.ENABLED and n and [lo for lo, _ in segments] == [0] + [hi for _, hi in segments[:-1]] \
+            and segments[-1][1] == n:
+        # (compiled: one pass over the time order, the same result; pids of 2^23 and more,
+        # not from a kernel, are left to the numpy form)
+        ok = np.zeros(n, dtype=np.uint8)
+        his = np.array([hi for _, hi in segments], dtype=np.int64)
+        try:
+            _native.native.joinable(order, kind, pid, depth, func, his, _PIECE, ok)
+        except ValueError:
+            pass
+        else:
+            return np.flatnonzero(ok)
     cand = adjacent_pairs(kind, pid, depth, func)
     for _, hi in segments:              # (not across the end of a CPU's stream)
         if 0 < hi <= n:

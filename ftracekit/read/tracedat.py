@@ -12,8 +12,11 @@ decompressed pages are never held whole. Uncompressed pages are decoded in place
 
 from __future__ import annotations
 
+import os
 import struct
+import threading
 import zlib
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +27,8 @@ from ..errors import InputError
 from ._decode import BLOCK_BYTES, decode_records
 from ._formats import FormatTable
 from ._symbols import Symbols
+
+_UNZIP_WORKERS = 2
 
 __all__ = ["load_tracedat", "read_tracedat", "TraceDat", "MAGIC"]
 
@@ -89,10 +94,13 @@ class _Reader:
 
 
 class _Decompressor:
+    """Decompresses one chunk; callable from several threads at once (a zstd decompression
+    context is not: each thread has its own)."""
+
     def __init__(self, algo: str, name: str):
         self.algo = algo
         self.name = name
-        self._zstd: Any = None
+        self._local = threading.local()
 
     def __call__(self, blob: Any, size: int) -> bytes:
         if self.algo == "zlib":
@@ -101,7 +109,8 @@ class _Decompressor:
             except zlib.error as err:
                 raise InputError(f"{self.name}: corrupt zlib data in trace.dat ({err})") from err
         if self.algo == "zstd":
-            if self._zstd is None:
+            zstd = getattr(self._local, "zstd", None)
+            if zstd is None:
                 try:
                     import zstandard  # type: ignore[import-not-found]
                 except ImportError as err:
@@ -109,9 +118,9 @@ class _Decompressor:
                         f"{self.name}: compressed with zstd; install the 'zstandard' package or "
                         f"run `trace-cmd convert --compression none -i {self.name} -o plain.dat`"
                     ) from err
-                self._zstd = zstandard.ZstdDecompressor()
+                zstd = self._local.zstd = zstandard.ZstdDecompressor()
             try:
-                return self._zstd.decompress(blob, max_output_size=size)
+                return zstd.decompress(blob, max_output_size=size)
             except Exception as err:   # zstandard.ZstdError
                 raise InputError(f"{self.name}: corrupt zstd data in trace.dat ({err})") from err
         raise InputError(f"{self.name}: unknown compression {self.algo!r}")
@@ -171,21 +180,32 @@ class _ChunkPages:
             return
         groups = [g for g in self.groups if g]
         cap = max((sum(u for _, u in g) for g in groups), default=0)
-        bufs = [bytearray(cap), bytearray(cap) if len(groups) > 1 else bytearray(0)]
         if len(groups) < 2 or usable_cpus() < 2:
+            buf = bytearray(cap)
             for g in groups:
-                yield memoryview(bufs[0])[:self._fill(bufs[0], g)]
+                yield memoryview(buf)[:self._fill(buf, g)]
             return
-        with ThreadPoolExecutor(1, thread_name_prefix="ftracekit-unzip") as pool:
-            fut = pool.submit(self._fill, bufs[0], groups[0])
+        # Groups are decompressed ahead by ``workers`` threads, each into its own buffer,
+        # while the caller decodes the one before (zstandard and the compiled walk both let go
+        # of the GIL): the cores are kept busy even where decompressing is the slower step.
+        workers = _UNZIP_WORKERS if os.environ.get("FTK_UNZIP") is None else int(os.environ["FTK_UNZIP"])
+        workers = max(1, min(workers, len(groups) - 1))
+        bufs = [bytearray(cap) for _ in range(workers + 1)]
+        with ThreadPoolExecutor(workers, thread_name_prefix="ftracekit-unzip") as pool:
+            futs: deque = deque()
+            for k in range(workers):
+                futs.append(pool.submit(self._fill, bufs[k], groups[k]))
             try:
                 for k in range(len(groups)):
-                    n = fut.result()
-                    if k + 1 < len(groups):
-                        fut = pool.submit(self._fill, bufs[(k + 1) % 2], groups[k + 1])
-                    yield memoryview(bufs[k % 2])[:n]
+                    n = futs.popleft().result()
+                    if k + workers < len(groups):
+                        # (into the buffer of group k - 1, which the caller is done with)
+                        j = (k + workers) % len(bufs)
+                        futs.append(pool.submit(self._fill, bufs[j], groups[k + workers]))
+                    yield memoryview(bufs[k % len(bufs)])[:n]
             finally:
-                fut.cancel()
+                for f in futs:
+                    f.cancel()
 
 
 def _formats_block(r: _Reader, system: str | None, out: FormatTable) -> None:
