@@ -113,7 +113,7 @@ def test_binary_pages_merge_into_the_records_load_decodes(path, small_blocks, mo
     from ftracekit.dataset.pagemerge import MergeStats, merged_records
     from ftracekit.read import load_capture, load_tracedat, open_source
 
-    monkeypatch.setattr(dec, "joinable_entries", lambda *a, **k: np.empty(0, dtype=np.int64))
+    monkeypatch.setattr(dec, "join_mask", lambda order, kind, *a: np.zeros(len(kind), np.uint8))
     if path.is_dir():
         recs, _ = load_capture(path)
     else:

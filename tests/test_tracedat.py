@@ -107,9 +107,9 @@ def _decode(path: Path, join: bool = True):
     from ftracekit.read import _decode as dec_mod
     from ftracekit.read import rawtrace, tracedat
 
-    with mock.patch.object(dec_mod, "joinable_entries",
-                           dec_mod.joinable_entries if join
-                           else (lambda *a: np.zeros(0, dtype=np.int64))):
+    with mock.patch.object(dec_mod, "join_mask",
+                           dec_mod.join_mask if join
+                           else (lambda order, kind, *a: np.zeros(len(kind), dtype=np.uint8))):
         if path.is_dir():
             recs, _ = rawtrace.load_capture(path)
         else:

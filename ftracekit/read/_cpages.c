@@ -25,6 +25,7 @@
 
 /* kinds of ftracekit.read.records (K_ENTRY, K_EXIT, K_COMMENT) */
 #define K_ENTRY 0
+#define K_LEAF 1
 #define K_EXIT 2
 #define K_COMMENT 3
 
@@ -468,10 +469,10 @@ static PyObject *joinable(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "joinable: bounds not ascending");
             goto done;
         }
-    /* rank + 1 of the last event seen of each pid > 0, and of each CPU (pid <= 0: a task per
-       CPU, whose last event before an exit is the event before it in that CPU's stream) */
+    /* rank + 1 of the last event seen of each task: a pid > 0; pid 0 on each CPU; the
+       negative pids on each CPU (as _pairs._task_ids) */
     int64_t *last_pid = calloc((size_t)max_pid + 1, sizeof *last_pid);
-    int64_t *last_cpu = calloc((size_t)nseg, sizeof *last_cpu);
+    int64_t *last_cpu = calloc((size_t)nseg * 2, sizeof *last_cpu);
     if (!last_pid || !last_cpu) {
         free(last_pid); free(last_cpu);
         PyErr_NoMemory();
@@ -492,11 +493,11 @@ static PyObject *joinable(PyObject *self, PyObject *args) {
         int32_t p = pid[s];
         if (s > seg_lo && kind[s] == K_EXIT && kind[s - 1] == K_ENTRY && pid[s - 1] == p
             && depth[s - 1] == depth[s] && func[s - 1] == func[s]) {
-            int64_t lr = (p > 0 ? last_pid[p] : last_cpu[slot]) - 1;
+            int64_t lr = (p > 0 ? last_pid[p] : last_cpu[2 * slot + (p < 0)]) - 1;
             if (lr >= piece_start && order[lr] == s - 1) ok[s - 1] = 1;
         }
         if (p > 0) last_pid[p] = r + 1;
-        last_cpu[slot] = r + 1;
+        else last_cpu[2 * slot + (p < 0)] = r + 1;
     }
     Py_END_ALLOW_THREADS
     free(last_pid);
@@ -510,7 +511,182 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(merge_order_doc,
+"merge_order(ts, his, order) -> bool\n\n"
+"When each CPU's range of ts (int64; ranges end at his, int64 ascending, the last = n) is in\n"
+"time order, write to order (int64, n) the stream index of each event in time order, ties\n"
+"in stream order (what a stable argsort gives) and return True; else False.");
+
+static PyObject *merge_order(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer b_ts = {0}, b_his = {0}, b_out = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*w*", &b_ts, &b_his, &b_out)) return NULL;
+    Py_ssize_t n = b_ts.len / 8, k = b_his.len / 8;
+    const int64_t *ts = b_ts.buf, *his = b_his.buf;
+    int64_t *out = b_out.buf;
+    if (b_out.len != 8 * n || k < 1 || his[k - 1] != n) {
+        PyErr_SetString(PyExc_ValueError, "merge_order: lengths or bounds");
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < k; j++)
+        if (his[j] < (j ? his[j - 1] : 0) || his[j] > n) {
+            PyErr_SetString(PyExc_ValueError, "merge_order: bounds not ascending");
+            goto done;
+        }
+    int sorted = 1;
+    for (Py_ssize_t j = 0; j < k && sorted; j++)
+        for (int64_t i = (j ? his[j - 1] : 0) + 1; i < his[j]; i++)
+            if (ts[i] < ts[i - 1]) { sorted = 0; break; }
+    if (!sorted) { result = Py_False; Py_INCREF(result); goto done; }
+    /* a heap of the ranges' heads, by (time, range) */
+    int64_t *pos = malloc(k * sizeof *pos), *end = malloc(k * sizeof *end);
+    Py_ssize_t *heap = malloc(k * sizeof *heap);
+    if (!pos || !end || !heap) {
+        free(pos); free(end); free(heap);
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t hn = 0;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        pos[j] = j ? his[j - 1] : 0;
+        end[j] = his[j];
+    }
+#define LESS(a, b) (ts[pos[a]] < ts[pos[b]] || (ts[pos[a]] == ts[pos[b]] && (a) < (b)))
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < k; j++) {
+        if (pos[j] >= end[j]) continue;
+        Py_ssize_t c = hn++;
+        heap[c] = j;
+        while (c && LESS(heap[c], heap[(c - 1) / 2])) {
+            Py_ssize_t t = heap[c]; heap[c] = heap[(c - 1) / 2]; heap[(c - 1) / 2] = t;
+            c = (c - 1) / 2;
+        }
+    }
+    Py_ssize_t at = 0;
+    while (hn) {
+        Py_ssize_t j = heap[0];
+        if (hn == 1) {                          /* (the last range: copied as it is) */
+            while (pos[j] < end[j]) out[at++] = pos[j]++;
+            break;
+        }
+        out[at++] = pos[j]++;
+        if (pos[j] >= end[j]) heap[0] = heap[--hn];
+        Py_ssize_t c = 0;
+        for (;;) {
+            Py_ssize_t l = 2 * c + 1, r = l + 1, m = c;
+            if (l < hn && LESS(heap[l], heap[m])) m = l;
+            if (r < hn && LESS(heap[r], heap[m])) m = r;
+            if (m == c) break;
+            Py_ssize_t t = heap[c]; heap[c] = heap[m]; heap[m] = t;
+            c = m;
+        }
+    }
+    Py_END_ALLOW_THREADS
+#undef LESS
+    free(pos); free(end); free(heap);
+    result = Py_True;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&b_ts); PyBuffer_Release(&b_his); PyBuffer_Release(&b_out);
+    return result;
+}
+
+PyDoc_STRVAR(join_doc,
+"join(ok, kind, dur, retval, order, kept) -> number of records\n\n"
+"Join each entry e with ok[e] (uint8, stream order) and its exit e + 1: kind[e] = K_LEAF,\n"
+"dur[e] = dur[e + 1], retval[e] = retval[e + 1] (retval None: no such column); then the\n"
+"records are the events that are not such an exit: their stream indices written over the\n"
+"start of order (int64, time order), kept[r] (uint8) = 1 for each time rank r that is a\n"
+"record. Returns how many records there are.");
+
+static PyObject *join(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer b_ok = {0}, b_kind = {0}, b_dur = {0}, b_ret = {0}, b_order = {0}, b_kept = {0};
+    PyObject *o_ret, *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*w*w*Ow*w*", &b_ok, &b_kind, &b_dur, &o_ret, &b_order,
+                          &b_kept))
+        return NULL;
+    if (o_ret != Py_None && PyObject_GetBuffer(o_ret, &b_ret, PyBUF_WRITABLE) < 0) goto done;
+    Py_ssize_t n = b_ok.len;
+    if (b_kind.len != n || b_dur.len != 8 * n || b_order.len != 8 * n || b_kept.len != n
+        || (b_ret.obj && b_ret.len != 8 * n)) {
+        PyErr_SetString(PyExc_ValueError, "join: arrays of other lengths");
+        goto done;
+    }
+    const uint8_t *ok = b_ok.buf;
+    int8_t *kind = b_kind.buf;
+    double *dur = b_dur.buf;
+    int64_t *ret = b_ret.buf, *order = b_order.buf;
+    uint8_t *kept = b_kept.buf;
+    for (Py_ssize_t r = 0; r < n; r++)
+        if (order[r] < 0 || order[r] >= n) {
+            PyErr_SetString(PyExc_ValueError, "join: order out of range");
+            goto done;
+        }
+    Py_ssize_t at = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t e = 0; e + 1 < n; e++)
+        if (ok[e]) {
+            kind[e] = K_LEAF;
+            dur[e] = dur[e + 1];
+            if (ret) ret[e] = ret[e + 1];
+        }
+    for (Py_ssize_t r = 0; r < n; r++) {
+        int64_t s = order[r];
+        uint8_t k = !(s > 0 && ok[s - 1]);
+        kept[r] = k;
+        if (k) order[at++] = s;              /* (at <= r: only what was read is written) */
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(at);
+done:
+    PyBuffer_Release(&b_ok); PyBuffer_Release(&b_kind); PyBuffer_Release(&b_dur);
+    if (b_ret.obj) PyBuffer_Release(&b_ret);
+    PyBuffer_Release(&b_order); PyBuffer_Release(&b_kept);
+    return result;
+}
+
+PyDoc_STRVAR(leaf_ends_doc,
+"leaf_ends(rows, kind, ts, out) -> None\n\n"
+"out[i] (float64 s) = ts[rows[i] + 1] / 1e9 (the time of its exit event) for each record i\n"
+"with kind[i] == K_LEAF, NaN for the others; rows: int64 stream index of each record,\n"
+"kind: int8 per record, ts: int64 ns per event (stream order).");
+
+static PyObject *leaf_ends(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer b_rows = {0}, b_kind = {0}, b_ts = {0}, b_out = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*y*w*", &b_rows, &b_kind, &b_ts, &b_out)) return NULL;
+    Py_ssize_t m = b_kind.len, n = b_ts.len / 8;
+    if (b_rows.len != 8 * m || b_out.len != 8 * m) {
+        PyErr_SetString(PyExc_ValueError, "leaf_ends: arrays of other lengths");
+        goto done;
+    }
+    const int64_t *rows = b_rows.buf, *ts = b_ts.buf;
+    const int8_t *kind = b_kind.buf;
+    double *out = b_out.buf;
+    for (Py_ssize_t i = 0; i < m; i++)
+        if (kind[i] == K_LEAF && (rows[i] < 0 || rows[i] + 1 >= n)) {
+            PyErr_SetString(PyExc_ValueError, "leaf_ends: a leaf without its exit event");
+            goto done;
+        }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < m; i++)
+        out[i] = kind[i] == K_LEAF ? (double)ts[rows[i] + 1] / 1e9 : NAN;
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&b_rows); PyBuffer_Release(&b_kind); PyBuffer_Release(&b_ts);
+    PyBuffer_Release(&b_out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"merge_order", merge_order, METH_VARARGS, merge_order_doc},
+    {"join", join, METH_VARARGS, join_doc},
+    {"leaf_ends", leaf_ends, METH_VARARGS, leaf_ends_doc},
     {"joinable", joinable, METH_VARARGS, joinable_doc},
     {"decode", decode, METH_VARARGS, decode_doc},
     {"codes", codes_new, METH_NOARGS, codes_new_doc},
@@ -528,6 +704,7 @@ PyMODINIT_FUNC PyInit__cpages(void) {
     PyObject *m = PyModule_Create(&module);
     if (m && (PyModule_AddIntConstant(m, "K_ENTRY", K_ENTRY) < 0
               || PyModule_AddIntConstant(m, "K_EXIT", K_EXIT) < 0
+              || PyModule_AddIntConstant(m, "K_LEAF", K_LEAF) < 0
               || PyModule_AddIntConstant(m, "K_COMMENT", K_COMMENT) < 0)) {
         Py_DECREF(m);
         return NULL;

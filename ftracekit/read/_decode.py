@@ -36,7 +36,7 @@ from .._memory import Prefaulter, mapped_empty, release_memory, reuse_freed_memo
 from ..errors import InputError
 from . import _native
 from ._formats import EventFormat, Renderer, find_format
-from ._pairs import adjacent_pairs, joinable_entries
+from ._pairs import adjacent_pairs, join_mask
 from ._pages import Scratch, gather_field, gather_u32, walk_pages
 from ._symbols import Symbols
 from .records import DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, Interner, LineRecords
@@ -302,10 +302,17 @@ class _Decoder:
         return n
 
 
-def _time_order(ts: np.ndarray) -> np.ndarray:
+def _time_order(ts: np.ndarray, bounds: list[tuple[int, int]] | None = None) -> np.ndarray:
     """Stream index of each event in time order (ties: stream order, CPU by CPU). Each CPU's
     stream is normally in time order already, and a stable sort (timsort) finds those runs and
-    merges them: linear in the events for a few CPUs."""
+    merges them: linear in the events for a few CPUs. (Compiled, with the CPUs' ``bounds``: a
+    merge of the CPUs' streams when each is in order, the same result.)"""
+    if _native.ENABLED and bounds and len(ts) and bounds[0][0] == 0 and \
+            all(a[1] == b[0] for a, b in zip(bounds, bounds[1:])) and bounds[-1][1] == len(ts):
+        order = np.empty(len(ts), dtype=np.int64)
+        his = np.array([hi for _, hi in bounds], dtype=np.int64)
+        if _native.native.merge_order(ts, his, order):
+            return order
     return np.argsort(ts, kind="stable")
 
 
@@ -527,27 +534,37 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
     # The stream's columns are gathered into the record columns in time order; three of them
     # then hold other record columns (memory already resident, see _Finals).
     ts = stream.take("ts")
-    order = _time_order(ts)
+    order = _time_order(ts, bounds)
     # An entry event and its exit that follow each other in their task become one leaf
     # record (see ._pairs): the records are the other events, in time order (``rows``: their
     # stream indices; ``line``: their time rank + 1, as before the joining).
     kind_s = stream.cols["kind"][:n_total]
-    joined = joinable_entries(order, kind_s, stream.cols["pid"][:n_total],
-                              stream.cols["depth"][:n_total], stream.cols["func"][:n_total], bounds)
     n_entry = int(np.count_nonzero(kind_s == K_ENTRY))
     n_exit = int(np.count_nonzero(kind_s == K_EXIT))
-    nxt = joined + 1
-    kind_s[joined] = K_LEAF
-    for key in ("dur", "retval"):
-        if key in stream.cols:
-            col = stream.cols[key]
-            col[joined] = col[nxt]
-    del joined
+    ok = join_mask(order, kind_s, stream.cols["pid"][:n_total], stream.cols["depth"][:n_total],
+                   stream.cols["func"][:n_total], bounds)
     comments = _render_others(dec, order, formats, symbols)
-    kept = _kept(order, nxt, n_total)
-    del nxt
-    rows = _compact(order, kept)                     # (in the memory of ``order``)
-    del order
+    if _native.ENABLED:
+        # (compiled: the same, with no temporaries as long as the trace)
+        kept = np.empty(n_total, dtype=np.uint8)
+        ret = stream.cols.get("retval")
+        n_rows = _native.native.join(ok, kind_s, stream.cols["dur"][:n_total],
+                                     None if ret is None else ret[:n_total], order, kept)
+        rows = order[:n_rows]                            # (in the memory of ``order``)
+        kept = kept.view(bool)
+    else:
+        joined = np.flatnonzero(ok)
+        nxt = joined + 1
+        kind_s[joined] = K_LEAF
+        for key in ("dur", "retval"):
+            if key in stream.cols:
+                col = stream.cols[key]
+                col[joined] = col[nxt]
+        del joined
+        kept = _kept(order, nxt, n_total)
+        del nxt
+        rows = _compact(order, kept)                     # (in the memory of ``order``)
+    del order, ok
     n_rows = len(rows)
     cols: dict[str, np.ndarray] = {}
     cols["ts"] = _gather(ts, rows, finals.get("ts", n_rows), 1e9)
@@ -572,11 +589,15 @@ def _decode(name: str, blobs: list[tuple[int, Any]], dec: _Decoder, finals: _Fin
         cols["has_ret"] = _constant("has_ret", n_rows)
     # the end of a leaf record: the time of its exit event (the next event in the stream)
     end_ts = finals.get("end_ts", n_rows)
-    end_ts.fill(np.nan)
-    leaf = np.flatnonzero(cols["kind"] == K_LEAF)
-    end_ts[leaf] = ts[rows[leaf] + 1] / 1e9
+    if _native.ENABLED:
+        _native.native.leaf_ends(rows, cols["kind"], ts, end_ts)
+    else:
+        end_ts.fill(np.nan)
+        leaf = np.flatnonzero(cols["kind"] == K_LEAF)
+        end_ts[leaf] = ts[rows[leaf] + 1] / 1e9
+        del leaf
     cols["end_ts"] = end_ts
-    del rows, leaf
+    del rows
     line = ts[:n_rows]                               # (int64, done with)
     del ts
     _line_numbers(kept, line)

@@ -2,14 +2,15 @@
 
 Each has a numpy definition beside it that gives the same result (:mod:`._pages` and
 :meth:`._decode._Decoder.block` for the page walk, :func:`._pairs.joinable_entries` for the
-joining of entries with their exits); :data:`ENABLED` switches them off (tests compare both).
+choice of entries to join with their exits, and in :mod:`._decode` the time order, the joining
+and the leaves' end times); :data:`ENABLED` switches them off (tests compare both).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .records import K_COMMENT, K_ENTRY, K_EXIT
+from .records import K_COMMENT, K_ENTRY, K_EXIT, K_LEAF
 
 __all__ = ["ENABLED", "native"]
 
@@ -18,8 +19,8 @@ try:
     from . import _cpages as native
 except ImportError:                                          # pragma: no cover
     native = None
-if native is not None and (native.K_ENTRY, native.K_EXIT, native.K_COMMENT) != (
-        K_ENTRY, K_EXIT, K_COMMENT):                         # pragma: no cover
+if native is not None and (native.K_ENTRY, native.K_EXIT, native.K_COMMENT, native.K_LEAF) != (
+        K_ENTRY, K_EXIT, K_COMMENT, K_LEAF):                 # pragma: no cover
     native = None
 
 #: Whether the compiled helpers are used.

@@ -22,7 +22,7 @@ import numpy as np
 from . import _native
 from .records import K_ENTRY, K_EXIT
 
-__all__ = ["joinable_entries", "adjacent_pairs"]
+__all__ = ["joinable_entries", "join_mask", "adjacent_pairs"]
 
 #: Events of the time order grouped by task at a time (see :func:`joinable_entries`).
 _PIECE = 1 << 18
@@ -46,6 +46,27 @@ def adjacent_pairs(kind: np.ndarray, pid: np.ndarray, depth: np.ndarray, func: n
     return out
 
 
+def join_mask(order: np.ndarray, kind: np.ndarray, pid: np.ndarray, depth: np.ndarray,
+              func: np.ndarray, segments: list[tuple[int, int]]) -> np.ndarray:
+    """Per event (uint8, stream order): 1 for the entries :func:`joinable_entries` gives."""
+    n = len(kind)
+    if _native.ENABLED and n and [lo for lo, _ in segments] == [0] + [hi for _, hi in segments[:-1]] \
+            and segments[-1][1] == n:
+        # (compiled: one pass over the time order, the same result; pids of 2^23 and more,
+        # not from a kernel, are left to the numpy form)
+        ok = np.zeros(n, dtype=np.uint8)
+        his = np.array([hi for _, hi in segments], dtype=np.int64)
+        try:
+            _native.native.joinable(order, kind, pid, depth, func, his, _PIECE, ok)
+        except ValueError:
+            pass
+        else:
+            return ok
+    ok = np.zeros(n, dtype=np.uint8)
+    ok[_joinable(order, kind, pid, depth, func, segments)] = 1
+    return ok
+
+
 def joinable_entries(order: np.ndarray, kind: np.ndarray, pid: np.ndarray, depth: np.ndarray,
                      func: np.ndarray, segments: list[tuple[int, int]]) -> np.ndarray:
     """Stream indices ``e`` (ascending, int64) of the entry events to join with event ``e + 1``.
@@ -60,19 +81,15 @@ def joinable_entries(order: np.ndarray, kind: np.ndarray, pid: np.ndarray, depth
     too). A pair across two pieces is not joined (it links alike either way): no temporary is
     as long as the trace, which on this project's VM is what costs (fresh memory).
     """
+    if _native.ENABLED:
+        return np.flatnonzero(join_mask(order, kind, pid, depth, func, segments))
+    return _joinable(order, kind, pid, depth, func, segments)
+
+
+def _joinable(order: np.ndarray, kind: np.ndarray, pid: np.ndarray, depth: np.ndarray,
+              func: np.ndarray, segments: list[tuple[int, int]]) -> np.ndarray:
+    """:func:`joinable_entries` in numpy (its definition)."""
     n = len(kind)
-    if _native.ENABLED and n and [lo for lo, _ in segments] == [0] + [hi for _, hi in segments[:-1]] \
-            and segments[-1][1] == n:
-        # (compiled: one pass over the time order, the same result; pids of 2^23 and more,
-        # not from a kernel, are left to the numpy form)
-        ok = np.zeros(n, dtype=np.uint8)
-        his = np.array([hi for _, hi in segments], dtype=np.int64)
-        try:
-            _native.native.joinable(order, kind, pid, depth, func, his, _PIECE, ok)
-        except ValueError:
-            pass
-        else:
-            return np.flatnonzero(ok)
     cand = adjacent_pairs(kind, pid, depth, func)
     for _, hi in segments:              # (not across the end of a CPU's stream)
         if 0 < hi <= n:

@@ -12,7 +12,6 @@ decompressed pages are never held whole. Uncompressed pages are decoded in place
 
 from __future__ import annotations
 
-import os
 import struct
 import threading
 import zlib
@@ -28,6 +27,7 @@ from ._decode import BLOCK_BYTES, decode_records
 from ._formats import FormatTable
 from ._symbols import Symbols
 
+#: Threads decompressing a trace.dat's groups of chunks ahead of the decoding.
 _UNZIP_WORKERS = 2
 
 __all__ = ["load_tracedat", "read_tracedat", "TraceDat", "MAGIC"]
@@ -188,8 +188,7 @@ class _ChunkPages:
         # Groups are decompressed ahead by ``workers`` threads, each into its own buffer,
         # while the caller decodes the one before (zstandard and the compiled walk both let go
         # of the GIL): the cores are kept busy even where decompressing is the slower step.
-        workers = _UNZIP_WORKERS if os.environ.get("FTK_UNZIP") is None else int(os.environ["FTK_UNZIP"])
-        workers = max(1, min(workers, len(groups) - 1))
+        workers = max(1, min(_UNZIP_WORKERS, len(groups) - 1))
         bufs = [bytearray(cap) for _ in range(workers + 1)]
         with ThreadPoolExecutor(workers, thread_name_prefix="ftracekit-unzip") as pool:
             futs: deque = deque()
