@@ -1,4 +1,4 @@
-"""The compiled helpers (``ftracekit/read/_cpages.c``) against the numpy code they replace.
+"""The compiled helpers (``ftracekit/_cext.c``) against the numpy code they replace.
 
 The page walk: both reduce blocks of ring-buffer pages to the same stream columns; the records
 (every column, the rendered non-graph events, the meta) must be identical on real captures, on
@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ftracekit.read import _native, _pairs, rawtrace
+from ftracekit import _native
+from ftracekit.read import _pairs, rawtrace
 from ftracekit.read.tracedat import load_tracedat
 
 HERE = Path(__file__).parent
@@ -34,11 +35,11 @@ def test_the_compiled_walk_is_built():
     """``./run test`` installs a C compiler, so there the extension must exist (elsewhere the
     numpy walk serves, and the tests below compare nothing)."""
     if not _native.ENABLED and os.environ.get("FTRACEKIT_STRICT") != "1":
-        pytest.skip("ftracekit.read._cpages not built (no C compiler at install)")
+        pytest.skip("ftracekit._cext not built (no C compiler at install)")
     assert _native.ENABLED and _native.native is not None
 
 
-needs_compiled = pytest.mark.skipif(not _native.ENABLED, reason="_cpages not built")
+needs_compiled = pytest.mark.skipif(not _native.ENABLED, reason="_cext not built")
 
 
 def _with(compiled: bool, fn, *args, **kw):
@@ -279,3 +280,38 @@ def test_joinable_bad_arguments_are_errors():
     with pytest.raises(ValueError):                   # a pid the kernel never gives
         c.joinable(args[0], args[1], np.array([0, 0, 0, 1 << 23], np.int32), *args[3:],
                    np.array([4]), 8, ok)
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 10**6), st.booleans()),
+                max_size=200))
+def test_roots_and_interrupts_alike(spec):
+    """Roots and inherited flags of random forests (a parent is shallower than its child and
+    may come before or after it, as a call whose entry was lost starts at its exit)."""
+    from ftracekit.calltree import _vectorised as ct
+
+    n = len(spec)
+    depth = np.array([d for d, _, _ in spec], dtype=np.int16)
+    flag = np.array([f for _, _, f in spec], dtype=bool)
+    parent = np.full(n, -1, dtype=np.int64)
+    for i, (d, r, _) in enumerate(spec):
+        cands = np.flatnonzero(depth < d)
+        if len(cands) and r % 3:
+            parent[i] = cands[r % len(cands)]
+    a = _with(True, ct._roots_and_interrupts, parent, depth, flag)
+    b = _with(False, ct._roots_and_interrupts, parent, depth, flag)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert a[0].dtype == b[0].dtype and a[1].dtype == b[1].dtype
+
+
+@needs_compiled
+def test_roots_refuses_cycles_and_bad_parents():
+    c = _native.native
+    root, flag = np.zeros(3, np.int64), np.zeros(3, np.uint8)
+    assert not c.roots(np.array([1, 2, 0]), root, flag)          # a cycle
+    assert not c.roots(np.array([-1, 7, 0]), root, flag)         # out of range
+    assert c.roots(np.array([-1, 0, 1]), root, np.array([1, 0, 0], np.uint8))
+    assert root.tolist() == [0, 0, 0]
+    with pytest.raises(ValueError):
+        c.roots(np.array([-1, 0]), root, flag)

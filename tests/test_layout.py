@@ -22,6 +22,7 @@ MAX_LINES = 800          # hard limit; the target is ~600 (README, "How the code
 #: Stages in pipeline order. A module may import from its own stage and from earlier ones.
 STAGES = ["base", "recording", "read", "calltree", "core", "net", "dataset", "show", "cli"]
 STAGE_OF = {"errors": "base", "_version": "base", "_memory": "base", "_concurrent": "base",
+            "_native": "base",
             "samples": "base", "recording": "recording", "read": "read", "calltree": "calltree",
             "trace": "core", "analysis": "core", "loader": "core", "net": "net",
             "dataset": "dataset", "dask": "dataset", "show": "show",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _native
 from ..read import K_COMMENT, K_ENTRY, K_EXIT, K_LEAF
 
 
@@ -330,15 +331,21 @@ def _count_distinct(keys: np.ndarray) -> int:
     return int(len(np.unique(keys)))
 
 
-def _roots_and_interrupts(parent: np.ndarray, depth: np.ndarray, flag: np.ndarray
+def _roots_and_interrupts(parent: np.ndarray, depth: np.ndarray, flag_in: np.ndarray
                           ) -> tuple[np.ndarray, np.ndarray]:
     """Per call: its outermost ancestor (itself without a parent), and whether it or an
     ancestor is flagged. A parent is shallower than its child, so going down the depths each
     call's parent is final when the call is reached: one pass after a radix sort by depth
     (pointer jumping if that order did not hold)."""
     n = len(parent)
+    flag = flag_in.copy()
+    if _native.ENABLED and parent.dtype == np.int64 and flag.dtype == np.bool_:
+        # (compiled: each chain walked up to the first call done; the same result)
+        root = np.empty(n, dtype=np.int64)
+        if _native.native.roots(np.ascontiguousarray(parent), root, flag.view(np.uint8)):
+            return root, flag
+        flag[:] = flag_in
     has = parent >= 0
-    flag = flag.copy()
     any_flag = bool(flag.any())
     if (depth[parent[has]] < depth[has]).all():
         root = np.arange(n)

@@ -32,9 +32,9 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from .. import _native
 from .._memory import Prefaulter, mapped_empty, release_memory, reuse_freed_memory
 from ..errors import InputError
-from . import _native
 from ._formats import EventFormat, Renderer, find_format
 from ._pairs import adjacent_pairs, join_mask
 from ._pages import Scratch, gather_field, gather_u32, walk_pages
@@ -42,6 +42,11 @@ from ._symbols import Symbols
 from .records import DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, Interner, LineRecords
 
 __all__ = ["decode_records", "BLOCK_BYTES"]
+
+if _native.native is not None and (_native.native.K_ENTRY, _native.native.K_EXIT,
+                                   _native.native.K_COMMENT, _native.native.K_LEAF) != (
+        K_ENTRY, K_EXIT, K_COMMENT, K_LEAF):                 # pragma: no cover
+    _native.ENABLED = False          # (a stale build: the kinds it writes are not these)
 
 #: Pages are decoded in blocks of this size (a buffer reused for compressed input).
 BLOCK_BYTES = 8 << 20
@@ -171,7 +176,7 @@ class _Decoder:
         return self._block_numpy(buf, cpu_slot, page_size)
 
     def _block_compiled(self, buf: Any, cpu_slot: int, page_size: int) -> int:
-        """:meth:`block` by the compiled walk (``_cpages.c``): pages to columns in one pass."""
+        """:meth:`block` by the compiled walk (``ftracekit/_cext.c``): pages to columns in one pass."""
         mv = memoryview(buf).cast("B")
         n_pages = len(mv) // page_size
         # (the most events a page holds: each takes 12 bytes or more, the last may start in

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _native
+from .. import _native
 from .records import K_ENTRY, K_EXIT
 
 __all__ = ["joinable_entries", "join_mask", "adjacent_pairs"]

@@ -1,6 +1,7 @@
-/* Ring-buffer pages -> typed event columns in one pass: the compiled form of
- * ftracekit/read/_pages.py (walk_pages) and of the field gathers of _Decoder.block
- * (ftracekit/read/_decode.py), which stay the definition and the fallback.
+/* ftracekit's compiled helpers (ftracekit/_native.py says which numpy code each replaces;
+ * that code stays the definition and the fallback). First and largest: ring-buffer pages ->
+ * typed event columns in one pass, the compiled form of ftracekit/read/_pages.py (walk_pages)
+ * and of the field gathers of _Decoder.block (ftracekit/read/_decode.py).
  *
  * Page layout (kernel/trace/ring_buffer.c): u64 time stamp, u64 commit (data size in the low
  * 27 bits; bit 31 "events were lost before this page", bit 30 "and their count is stored after
@@ -133,7 +134,7 @@ static int codes_slots(Codes *c, size_t nslots) {
     return 1;
 }
 
-#define CODES_NAME "ftracekit._cpages.Codes"
+#define CODES_NAME "ftracekit._cext.Codes"
 
 static void codes_capsule_free(PyObject *cap) {
     codes_free((Codes *)PyCapsule_GetPointer(cap, CODES_NAME));
@@ -683,7 +684,61 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(roots_doc,
+"roots(parent, root, flag) -> bool\n\n"
+"For a forest given by parent (int64 per call, -1: none): root[i] (int64) = the outermost\n"
+"ancestor of i (i itself without a parent), flag[i] (uint8, in and out) |= the flag of any\n"
+"ancestor. Each chain is walked up to the first call already done (calls near each other in\n"
+"time are near each other in the arrays). False, with root and flag unspecified, if a parent\n"
+"is out of range or the parents form a cycle.");
+
+static PyObject *roots(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer b_par = {0}, b_root = {0}, b_flag = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*w*w*", &b_par, &b_root, &b_flag)) return NULL;
+    Py_ssize_t n = b_par.len / 8;
+    if (b_root.len != 8 * n || b_flag.len != n) {
+        PyErr_SetString(PyExc_ValueError, "roots: arrays of other lengths");
+        goto done;
+    }
+    const int64_t *parent = b_par.buf;
+    int64_t *root = b_root.buf;
+    uint8_t *flag = b_flag.buf;
+    int64_t *stack = malloc((n ? n : 1) * sizeof *stack);
+    if (!stack) { PyErr_NoMemory(); goto done; }
+    int ok = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) root[i] = -1;
+    for (Py_ssize_t i = 0; i < n && ok; i++) {
+        if (root[i] >= 0) continue;
+        Py_ssize_t top = 0;
+        int64_t j = i;
+        while (root[j] < 0) {                 /* up to the first call done (or a root) */
+            if (top >= n) { ok = 0; break; }  /* (a cycle) */
+            int64_t p = parent[j];
+            if (p < 0) { root[j] = j; break; }
+            if (p >= n) { ok = 0; break; }
+            stack[top++] = j;
+            j = p;
+        }
+        while (ok && top) {                   /* and down again: each parent is done */
+            int64_t k = stack[--top], p = parent[k];
+            root[k] = root[p];
+            flag[k] |= flag[p];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(stack);
+    result = ok ? Py_True : Py_False;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&b_par); PyBuffer_Release(&b_root); PyBuffer_Release(&b_flag);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"roots", roots, METH_VARARGS, roots_doc},
     {"merge_order", merge_order, METH_VARARGS, merge_order_doc},
     {"join", join, METH_VARARGS, join_doc},
     {"leaf_ends", leaf_ends, METH_VARARGS, leaf_ends_doc},
@@ -696,11 +751,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_cpages",
-    "Ring-buffer pages -> event columns (compiled; see ftracekit/read/_pages.py).", -1, methods,
+    PyModuleDef_HEAD_INIT, "_cext",
+    "ftracekit's compiled helpers (see ftracekit/_native.py).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__cpages(void) {
+PyMODINIT_FUNC PyInit__cext(void) {
     PyObject *m = PyModule_Create(&module);
     if (m && (PyModule_AddIntConstant(m, "K_ENTRY", K_ENTRY) < 0
               || PyModule_AddIntConstant(m, "K_EXIT", K_EXIT) < 0
