@@ -423,6 +423,25 @@ done:
     return result;
 }
 
+/* his (k values): the ends of the CPUs' contiguous stream ranges, ascending, the last = n */
+static int bounds_ok(const int64_t *his, Py_ssize_t k, Py_ssize_t n, const char *what) {
+    int ok = k >= 1 && his[k - 1] == n;
+    for (Py_ssize_t j = 0; ok && j < k; j++)
+        ok = his[j] >= (j ? his[j - 1] : 0) && his[j] <= n;
+    if (!ok) PyErr_Format(PyExc_ValueError, "%s: CPU bounds not ascending to n", what);
+    return ok;
+}
+
+/* order: n stream indices, each in [0, n) */
+static int order_ok(const int64_t *order, Py_ssize_t n, const char *what) {
+    for (Py_ssize_t r = 0; r < n; r++)
+        if (order[r] < 0 || order[r] >= n) {
+            PyErr_Format(PyExc_ValueError, "%s: order out of range", what);
+            return 0;
+        }
+    return 1;
+}
+
 PyDoc_STRVAR(joinable_doc,
 "joinable(order, kind, pid, depth, func, his, piece, ok) -> None\n\n"
 "The compiled form of ftracekit.read._pairs.joinable_entries (same result): ok[e] = 1 for\n"
@@ -448,28 +467,18 @@ static PyObject *joinable(PyObject *self, PyObject *args) {
     const int16_t *depth = b_depth.buf;
     uint8_t *ok = b_ok.buf;
     if (b_order.len != 8 * n || b_pid.len != 4 * n || b_depth.len != 2 * n
-        || b_func.len != 4 * n || b_ok.len != n || piece < 1 || nseg < 1
-        || his[nseg - 1] != n) {
-        PyErr_SetString(PyExc_ValueError, "joinable: arrays of other lengths or bounds");
+        || b_func.len != 4 * n || b_ok.len != n || piece < 1) {
+        PyErr_SetString(PyExc_ValueError, "joinable: arrays of other lengths");
         goto done;
     }
+    if (!bounds_ok(his, nseg, n, "joinable") || !order_ok(order, n, "joinable")) goto done;
     int32_t max_pid = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < n; i++)
         if (pid[i] > max_pid) max_pid = pid[i];
-        if (order[i] < 0 || order[i] >= n) {
-            PyErr_SetString(PyExc_ValueError, "joinable: order out of range");
-            goto done;
-        }
-    }
     if (max_pid >= 1 << 23) {
         PyErr_SetString(PyExc_ValueError, "joinable: pid out of range");
         goto done;
     }
-    for (Py_ssize_t k = 0; k < nseg; k++)
-        if (his[k] < 0 || his[k] > n || (k && his[k] < his[k - 1])) {
-            PyErr_SetString(PyExc_ValueError, "joinable: bounds not ascending");
-            goto done;
-        }
     /* rank + 1 of the last event seen of each task: a pid > 0; pid 0 on each CPU; the
        negative pids on each CPU (as _pairs._task_ids) */
     int64_t *last_pid = calloc((size_t)max_pid + 1, sizeof *last_pid);
@@ -526,15 +535,11 @@ static PyObject *merge_order(PyObject *self, PyObject *args) {
     Py_ssize_t n = b_ts.len / 8, k = b_his.len / 8;
     const int64_t *ts = b_ts.buf, *his = b_his.buf;
     int64_t *out = b_out.buf;
-    if (b_out.len != 8 * n || k < 1 || his[k - 1] != n) {
-        PyErr_SetString(PyExc_ValueError, "merge_order: lengths or bounds");
+    if (b_out.len != 8 * n) {
+        PyErr_SetString(PyExc_ValueError, "merge_order: arrays of other lengths");
         goto done;
     }
-    for (Py_ssize_t j = 0; j < k; j++)
-        if (his[j] < (j ? his[j - 1] : 0) || his[j] > n) {
-            PyErr_SetString(PyExc_ValueError, "merge_order: bounds not ascending");
-            goto done;
-        }
+    if (!bounds_ok(his, k, n, "merge_order")) goto done;
     int sorted = 1;
     for (Py_ssize_t j = 0; j < k && sorted; j++)
         for (int64_t i = (j ? his[j - 1] : 0) + 1; i < his[j]; i++)
@@ -620,11 +625,7 @@ static PyObject *join(PyObject *self, PyObject *args) {
     double *dur = b_dur.buf;
     int64_t *ret = b_ret.buf, *order = b_order.buf;
     uint8_t *kept = b_kept.buf;
-    for (Py_ssize_t r = 0; r < n; r++)
-        if (order[r] < 0 || order[r] >= n) {
-            PyErr_SetString(PyExc_ValueError, "join: order out of range");
-            goto done;
-        }
+    if (!order_ok(order, n, "join")) goto done;
     Py_ssize_t at = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t e = 0; e + 1 < n; e++)

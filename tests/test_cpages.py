@@ -4,7 +4,8 @@ The page walk: both reduce blocks of ring-buffer pages to the same stream column
 (every column, the rendered non-graph events, the meta) must be identical on real captures, on
 random pages with graph event ids, and with field layouts other than the x86-64 one (32-bit
 function addresses, fields at other offsets in the exit event, retval on). The joining of
-entries with their exits: the same entries on random streams of events.
+entries with their exits: the same entries on random streams of events. (The roots of the
+call tree: ``tests/test_fastparse.py``, beside its two numpy forms.)
 """
 
 from __future__ import annotations
@@ -283,29 +284,6 @@ def test_joinable_bad_arguments_are_errors():
 
 
 @needs_compiled
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 10**6), st.booleans()),
-                max_size=200))
-def test_roots_and_interrupts_alike(spec):
-    """Roots and inherited flags of random forests (a parent is shallower than its child and
-    may come before or after it, as a call whose entry was lost starts at its exit)."""
-    from ftracekit.calltree import _vectorised as ct
-
-    n = len(spec)
-    depth = np.array([d for d, _, _ in spec], dtype=np.int16)
-    flag = np.array([f for _, _, f in spec], dtype=bool)
-    parent = np.full(n, -1, dtype=np.int64)
-    for i, (d, r, _) in enumerate(spec):
-        cands = np.flatnonzero(depth < d)
-        if len(cands) and r % 3:
-            parent[i] = cands[r % len(cands)]
-    a = _with(True, ct._roots_and_interrupts, parent, depth, flag)
-    b = _with(False, ct._roots_and_interrupts, parent, depth, flag)
-    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    assert a[0].dtype == b[0].dtype and a[1].dtype == b[1].dtype
-
-
-@needs_compiled
 def test_roots_refuses_cycles_and_bad_parents():
     c = _native.native
     root, flag = np.zeros(3, np.int64), np.zeros(3, np.uint8)
@@ -315,3 +293,25 @@ def test_roots_refuses_cycles_and_bad_parents():
     assert root.tolist() == [0, 0, 0]
     with pytest.raises(ValueError):
         c.roots(np.array([-1, 0]), root, flag)
+
+
+@needs_compiled
+def test_merge_order_and_join_bad_arguments():
+    c = _native.native
+    ts = np.array([1, 5, 2, 3], dtype=np.int64)
+    order = np.zeros(4, dtype=np.int64)
+    assert c.merge_order(ts, np.array([2, 4]), order) and order.tolist() == [0, 2, 3, 1]
+    assert not c.merge_order(ts, np.array([4]), order)          # a CPU's times go back
+    for his in ([3], [3, 2, 4], []):                            # not ascending to n
+        with pytest.raises(ValueError):
+            c.merge_order(ts, np.array(his, dtype=np.int64), order)
+    ok, kept = np.zeros(4, np.uint8), np.zeros(4, np.uint8)
+    kind, dur = np.zeros(4, np.int8), np.zeros(4)
+    with pytest.raises(ValueError):                             # an order out of range
+        c.join(ok, kind, dur, None, np.array([0, 1, 2, 4]), kept)
+    ok[1] = 1                                                   # 1 joined with 2
+    dur[2] = 7.5
+    order = np.array([0, 1, 2, 3])
+    assert c.join(ok, kind, dur, None, order, kept) == 3
+    assert order[:3].tolist() == [0, 1, 3] and kept.tolist() == [1, 1, 0, 1]
+    assert kind[1] == 1 and dur[1] == 7.5                       # K_LEAF, the exit's duration

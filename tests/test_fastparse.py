@@ -578,7 +578,11 @@ def test_template_from_a_wider_proc_column_does_not_shift_the_duration():
 @given(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 10**6), st.booleans()),
                 max_size=200))
 def test_roots_and_interrupts_by_depth_equal_pointer_jumping(spec):
-    """Roots / interrupt context computed in one pass down the depths == pointer jumping."""
+    """Roots / interrupt context computed in one pass down the depths == pointer jumping ==
+    the compiled chain walk (``ftracekit/_cext.c``, when built). A parent is shallower than its
+    child and may come before or after it (a call whose entry was lost starts at its exit)."""
+    from ftracekit import _native
+
     n = len(spec)
     depth = np.array([d for d, _, _ in spec], dtype=np.int16)
     flag = np.array([f for _, _, f in spec], dtype=bool)
@@ -587,9 +591,18 @@ def test_roots_and_interrupts_by_depth_equal_pointer_jumping(spec):
         cands = np.flatnonzero(depth < d)
         if len(cands) and r % 3:
             parent[i] = cands[r % len(cands)]
-    a = ct._roots_and_interrupts(parent, depth, flag)
-    b = ct._roots_and_interrupts(parent, np.zeros_like(depth), flag)   # forces the fallback
+    compiled = _native.ENABLED
+    try:
+        _native.ENABLED = False
+        a = ct._roots_and_interrupts(parent, depth, flag)
+        b = ct._roots_and_interrupts(parent, np.zeros_like(depth), flag)   # forces the fallback
+    finally:
+        _native.ENABLED = compiled
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    if compiled:
+        c = ct._roots_and_interrupts(parent, depth, flag)
+        assert np.array_equal(a[0], c[0]) and np.array_equal(a[1], c[1])
+        assert (a[0].dtype, a[1].dtype) == (c[0].dtype, c[1].dtype)
 
 
 def test_task_before_the_first_switch_gets_its_comm():
