@@ -125,7 +125,6 @@ class _Decoder:
         # payload bytes a graph event needs (shorter ones, in corrupt data, become comments)
         self.need_ent, self.need_exit = (max(f.offset + f.size for f in fmt.fields.values())
                                          for fmt in (self.ent, self.exit))
-        self.need = max(self.need_ent, self.need_exit)
         self.stream = _Stream(retval_on and rf is not None)
         self.addr_code: dict[int, int] = {}          # function address → dense code
         self.seen: list[tuple[set, set]] = []        # per CPU: codes seen in entries, exits
@@ -144,12 +143,9 @@ class _Decoder:
         else:
             full = (addr_hi.astype(np.uint64) << np.uint64(32)) | addr_lo
             local, full = pd.factorize(full, sort=False)
-        return self._lut(full), local
-
-    def _lut(self, full: np.ndarray) -> np.ndarray:
-        """The dense codes of the distinct addresses ``full`` (new ones get the next codes)."""
         table = self.addr_code
-        return np.array([table.setdefault(a, len(table)) for a in full.tolist()], dtype=np.int32)
+        lut = np.array([table.setdefault(a, len(table)) for a in full.tolist()], dtype=np.int32)
+        return lut, local
 
     def _field(self, words: np.ndarray, w: np.ndarray, name: str, x: np.ndarray | None
                ) -> np.ndarray:
@@ -224,14 +220,6 @@ class _Decoder:
                 f(self.exit, "depth"), f(self.exit, "calltime"), f(self.exit, "rettime"),
                 None if self.retval is None else f(self.exit, "retval"))
 
-    def _note_seen(self, cpu_slot: int, lut: np.ndarray, local: np.ndarray, is_exit: np.ndarray
-                   ) -> None:
-        """Which codes this CPU's entries and exits use (the order names are interned in)."""
-        used = np.bincount(local * 2 + is_exit, minlength=2 * len(lut)).reshape(-1, 2) > 0
-        ent_seen, exit_seen = self.seen[cpu_slot]
-        ent_seen.update(lut[used[:, 0]].tolist())
-        exit_seen.update(lut[used[:, 1]].tolist())
-
     def _block_numpy(self, buf: Any, cpu_slot: int, page_size: int) -> int:
         """:meth:`block` by the numpy walk (:mod:`._pages`): the definition of the records."""
         words = np.frombuffer(buf, dtype=np.uint32, count=len(buf) // page_size * page_size // 4)
@@ -264,7 +252,11 @@ class _Decoder:
             lo, hi = (a & np.uint64(0xFFFFFFFF)).astype(np.uint32), (a >> np.uint64(32)).astype(np.uint32)
         lut, local = self._codes(lo, hi)
         del lo, hi
-        self._note_seen(cpu_slot, lut, local, is_exit)
+        # which codes this CPU's entries and exits use (the order names are interned in)
+        used = np.bincount(local * 2 + is_exit, minlength=2 * len(lut)).reshape(-1, 2) > 0
+        ent_seen, exit_seen = self.seen[cpu_slot]
+        ent_seen.update(lut[used[:, 0]].tolist())
+        exit_seen.update(lut[used[:, 1]].tolist())
         df, dx = self.ent.fields["depth"], self.exit.fields["depth"]
         if (df.offset, df.size) == (dx.offset, dx.size) and df.size == 4 and df.offset % 4 == 0:
             depth = gather_u32(words, wg, df.offset // 4)
