@@ -36,7 +36,7 @@ from .. import _native
 from .._memory import Prefaulter, mapped_empty, release_memory, reuse_freed_memory
 from ..errors import InputError
 from ._formats import EventFormat, Renderer, find_format
-from ._pairs import adjacent_pairs, join_mask
+from ._pairs import adjacent_pairs, cpu_ends, join_mask
 from ._pages import Scratch, gather_field, gather_u32, walk_pages
 from ._symbols import Symbols
 from .records import DEFAULTS, K_COMMENT, K_ENTRY, K_EXIT, K_LEAF, Interner, LineRecords
@@ -133,6 +133,7 @@ class _Decoder:
         self.lost: list[int] = []
         self.scratch = Scratch()                     # the page walk's buffers
         self.codes: Any = None       # (the compiled walk's own addr_code and seen, in C)
+        self.layout = self._layout()      # (the graph fields, as the compiled walk takes them)
 
     def _codes(self, addr_lo: np.ndarray, addr_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Dense codes (int32, shared by all blocks) of function addresses, and the block's
@@ -162,7 +163,7 @@ class _Decoder:
     def reserve(self, n_bytes: int, page_size: int) -> None:
         """Room for the events ``n_bytes`` of pages can hold at most (12 bytes each): address
         space only, the pages of memory are used as the events come."""
-        self.stream.reserve(self.n + n_bytes // page_size * ((page_size - 16) // 12))
+        self.stream.reserve(self.n + n_bytes // page_size * _events_per_page(page_size))
 
     def block(self, buf: Any, cpu_slot: int, page_size: int) -> int:
         """Decode the whole pages of ``buf`` (bytes-like) of CPU slot ``cpu_slot`` into the
@@ -174,15 +175,12 @@ class _Decoder:
     def _block_compiled(self, buf: Any, cpu_slot: int, page_size: int) -> int:
         """:meth:`block` by the compiled walk (``ftracekit/_cext.c``): pages to columns in one pass."""
         mv = memoryview(buf).cast("B")
-        n_pages = len(mv) // page_size
-        # (the most events a page holds: each takes 12 bytes or more, the last may start in
-        # the page's last data word)
-        cap = n_pages * ((page_size // 4 - 4 + 2) // 3)
+        cap = len(mv) // page_size * _events_per_page(page_size)
         out = self.stream.slots(cap)
         if self.codes is None:
             self.codes = _native.native.codes()
         n, others, lost = _native.native.decode(
-            mv, page_size, self.kind_of, (self.need_ent, self.need_exit), self._layout(),
+            mv, page_size, self.kind_of, (self.need_ent, self.need_exit), self.layout,
             out["ts"], out["kind"], out["pid"], out["depth"], out["dur"], out.get("retval"),
             out["func"], self.codes, cpu_slot)
         self.lost.extend(cnt for _, cnt in lost)
@@ -299,15 +297,20 @@ class _Decoder:
         return n
 
 
+def _events_per_page(page_size: int) -> int:
+    """The most data events a page holds: each takes 12 bytes or more (a header and 8 bytes
+    of payload), the last may start in the page's last data word."""
+    return (page_size // 4 - 4 + 2) // 3
+
+
 def _time_order(ts: np.ndarray, bounds: list[tuple[int, int]] | None = None) -> np.ndarray:
     """Stream index of each event in time order (ties: stream order, CPU by CPU). Each CPU's
     stream is normally in time order already, and a stable sort (timsort) finds those runs and
     merges them: linear in the events for a few CPUs. (Compiled, with the CPUs' ``bounds``: a
     merge of the CPUs' streams when each is in order, the same result.)"""
-    if _native.ENABLED and bounds and len(ts) and bounds[0][0] == 0 and \
-            all(a[1] == b[0] for a, b in zip(bounds, bounds[1:])) and bounds[-1][1] == len(ts):
+    his = cpu_ends(bounds, len(ts)) if _native.ENABLED and bounds and len(ts) else None
+    if his is not None:
         order = np.empty(len(ts), dtype=np.int64)
-        his = np.array([hi for _, hi in bounds], dtype=np.int64)
         if _native.native.merge_order(ts, his, order):
             return order
     return np.argsort(ts, kind="stable")

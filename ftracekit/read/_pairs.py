@@ -22,7 +22,7 @@ import numpy as np
 from .. import _native
 from .records import K_ENTRY, K_EXIT
 
-__all__ = ["joinable_entries", "join_mask", "adjacent_pairs"]
+__all__ = ["joinable_entries", "join_mask", "adjacent_pairs", "cpu_ends"]
 
 #: Events of the time order grouped by task at a time (see :func:`joinable_entries`).
 _PIECE = 1 << 18
@@ -46,16 +46,24 @@ def adjacent_pairs(kind: np.ndarray, pid: np.ndarray, depth: np.ndarray, func: n
     return out
 
 
+def cpu_ends(segments: list[tuple[int, int]], n: int) -> np.ndarray | None:
+    """The end of each CPU's range (int64) when the ``[lo, hi)`` ``segments`` follow each
+    other from 0 to ``n``, the layout of a decoded stream; else None."""
+    if not segments or [lo for lo, _ in segments] != [0] + [hi for _, hi in segments[:-1]] \
+            or segments[-1][1] != n:
+        return None
+    return np.array([hi for _, hi in segments], dtype=np.int64)
+
+
 def join_mask(order: np.ndarray, kind: np.ndarray, pid: np.ndarray, depth: np.ndarray,
               func: np.ndarray, segments: list[tuple[int, int]]) -> np.ndarray:
     """Per event (uint8, stream order): 1 for the entries :func:`joinable_entries` gives."""
     n = len(kind)
-    if _native.ENABLED and n and [lo for lo, _ in segments] == [0] + [hi for _, hi in segments[:-1]] \
-            and segments[-1][1] == n:
+    his = cpu_ends(segments, n) if _native.ENABLED and n else None
+    if his is not None:
         # (compiled: one pass over the time order, the same result; pids of 2^23 and more,
         # not from a kernel, are left to the numpy form)
         ok = np.zeros(n, dtype=np.uint8)
-        his = np.array([hi for _, hi in segments], dtype=np.int64)
         try:
             _native.native.joinable(order, kind, pid, depth, func, his, _PIECE, ok)
         except ValueError:
@@ -136,8 +144,7 @@ def _task_ids(pid: np.ndarray, segments: list[tuple[int, int]]) -> np.ndarray:
     dt = np.uint16 if n_ids < 1 << 16 else np.int64
     table = np.zeros(hi_p + 1, dtype=dt)
     table[distinct] = np.arange(len(distinct), dtype=dt)
-    if [lo for lo, _ in segments] == [0] + [hi for _, hi in segments[:-1]] and \
-            segments[-1][1] == len(pid):
+    if cpu_ends(segments, len(pid)) is not None:
         # pid 0: one task per CPU, the id in the table's slot 0 while that CPU's part is read
         tid = np.empty(len(pid), dtype=dt)
         for slot, (lo, hi) in enumerate(segments):
